@@ -1,0 +1,220 @@
+"""Resident ID numbers (GB 11643-1999): normalization, validation, and what an ID tells.
+
+Two faces of the same rules: scalar functions for single values (API checks, messages, tests)
+and polars expressions for whole columns (loaders). Both must agree; the tests hold them to it.
+
+Normalization never guesses: it only undoes spelling (spaces, hyphens, full-width digits,
+lowercase x) and converts a valid legacy 15-digit ID, which is a lossless, documented mapping.
+An ID that is still invalid after that stays as it is, for the `id_invalid` rule to report.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import polars as pl
+
+__all__ = [
+    "WEIGHTS",
+    "CHECK_CHARS",
+    "check_char",
+    "clean",
+    "normalize",
+    "convert15",
+    "is_valid",
+    "birth_date",
+    "sex",
+    "region",
+    "age",
+    "excel_mangled",
+    "problem",
+    "clean_expr",
+    "normalized_expr",
+    "valid_expr",
+    "birth_date_expr",
+    "legacy15_expr",
+]
+
+WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+CHECK_CHARS = "10X98765432"  # indexed by (Σ digit × weight) mod 11
+
+# Full-width digits and letters that IDs typed with a Chinese input method carry.
+_FULL_WIDTH = {chr(0xFF10 + i): str(i) for i in range(10)} | {"Ｘ": "X", "ｘ": "X", "\u3000": " "}
+_FULL_FROM = list(_FULL_WIDTH)
+_FULL_TO = list(_FULL_WIDTH.values())
+_SPACES_AND_HYPHENS = r"[\s\-\u2010-\u2015\u2212\uFF0D]"
+_ID18 = re.compile(r"^\d{17}[\dX]$")
+_ID15 = re.compile(r"^\d{15}$")
+# What Excel's number format leaves of a long number: 3.20303E+17, 3.203031990E17, ...
+_SCIENTIFIC = re.compile(r"^\d+(\.\d+)?E\+?\d+$", re.IGNORECASE)
+
+
+def check_char(first17: str) -> str:
+    """The check character of 17 digits (ISO 7064 MOD 11-2)."""
+    total = sum(int(d) * w for d, w in zip(first17, WEIGHTS, strict=True))
+    return CHECK_CHARS[total % 11]
+
+
+def clean(raw: object) -> str | None:
+    """Undo spelling only: trim, full-width to half-width, drop spaces and hyphens, x to X."""
+    if raw is None:
+        return None
+    text = str(raw)
+    for full, half in _FULL_WIDTH.items():
+        text = text.replace(full, half)
+    text = re.sub(_SPACES_AND_HYPHENS, "", text).upper()
+    return text or None
+
+
+def _birth(digits8: str) -> date | None:
+    try:
+        return date(int(digits8[:4]), int(digits8[4:6]), int(digits8[6:8]))
+    except ValueError:
+        return None
+
+
+def convert15(id15: str) -> str | None:
+    """A legacy 15-digit ID as 18 characters, or None when it is not a valid legacy ID."""
+    if not _ID15.match(id15) or _birth("19" + id15[6:12]) is None:
+        return None
+    first17 = id15[:6] + "19" + id15[6:]
+    return first17 + check_char(first17)
+
+
+def normalize(raw: object) -> str | None:
+    """The canonical spelling of an ID: cleaned, and 18 characters when it was a valid 15."""
+    text = clean(raw)
+    if text is not None and len(text) == 15:
+        return convert15(text) or text
+    return text
+
+
+def is_valid(id_number: str | None, as_of: date | None = None) -> bool:
+    """18 characters, a real birth date not after `as_of`, and the right check character."""
+    if id_number is None or not _ID18.match(id_number):
+        return False
+    born = _birth(id_number[6:14])
+    if born is None or (as_of is not None and born > as_of):
+        return False
+    return check_char(id_number[:17]) == id_number[17]
+
+
+def birth_date(id_number: str) -> date | None:
+    return _birth(id_number[6:14]) if len(id_number) == 18 else None
+
+
+def sex(id_number: str) -> str | None:
+    """'M' or 'F' from the sequence number's parity (odd = male)."""
+    if len(id_number) != 18 or not id_number[16].isdigit():
+        return None
+    return "M" if int(id_number[16]) % 2 else "F"
+
+
+def region(id_number: str) -> str | None:
+    """The 6-digit address code (it may be an old code: codes change, old ones stay valid)."""
+    return id_number[:6] if len(id_number) >= 6 and id_number[:6].isdigit() else None
+
+
+def age(id_number: str, as_of: date) -> int | None:
+    born = birth_date(id_number)
+    if born is None:
+        return None
+    return as_of.year - born.year - ((as_of.month, as_of.day) < (born.month, born.day))
+
+
+def excel_mangled(raw: object) -> bool:
+    """True when Excel's number format destroyed the ID: scientific notation, or 18 digits
+    ending in 000 that fail the check (Excel keeps 15 significant digits)."""
+    text = clean(raw)
+    if text is None:
+        return False
+    if _SCIENTIFIC.match(text):
+        return True
+    return bool(re.fullmatch(r"\d{15}000", text)) and not is_valid(text)
+
+
+def problem(raw: object, as_of: date | None = None) -> str | None:
+    """Why an ID is invalid after normalization, in words a caseworker can act on; None if valid."""
+    text = normalize(raw)
+    if text is None:
+        return "身份证号为空 (ID is empty)"
+    if excel_mangled(raw):
+        return (
+            "身份证号被 Excel 按数字格式破坏（科学计数法或末三位变为 000），"
+            "请将该列设为“文本”格式后重新导出 (ID destroyed by Excel's number format: "
+            "re-export the column as text)"
+        )
+    if len(text) == 15:
+        return "15 位旧身份证号的出生日期无效 (legacy 15-digit ID with an invalid birth date)"
+    if len(text) != 18:
+        return f"身份证号应为 18 位，实为 {len(text)} 位 (ID must have 18 characters, has {len(text)})"
+    if not _ID18.match(text):
+        return "身份证号含非法字符，应为 17 位数字加校验位 (only 17 digits and a check character allowed)"
+    born = _birth(text[6:14])
+    if born is None:
+        return f"出生日期 {text[6:14]} 不存在 (birth date is not a real date)"
+    if as_of is not None and born > as_of:
+        return f"出生日期 {born} 晚于核对基准日 (birth date after the as-of date)"
+    expected = check_char(text[:17])
+    if expected != text[17]:
+        return f"校验位应为 {expected}，实为 {text[17]} (check character should be {expected})"
+    return None
+
+
+# ---- polars expressions: the same rules over whole columns -------------------------------
+
+
+def clean_expr(raw: pl.Expr) -> pl.Expr:
+    """Column version of `clean`: empty results become null."""
+    text = (
+        raw.cast(pl.String)
+        .str.replace_many(_FULL_FROM, _FULL_TO)
+        .str.replace_all(_SPACES_AND_HYPHENS, "")
+        .str.to_uppercase()
+    )
+    return pl.when(text.str.len_chars() > 0).then(text)
+
+
+def _check_char_expr(first17: pl.Expr) -> pl.Expr:
+    """Check character of a 17-digit string column (null when not 17 digits)."""
+    number = pl.when(first17.str.contains(r"^\d{17}$")).then(first17.cast(pl.Int64, strict=False))
+    total = pl.sum_horizontal(
+        [(number // 10 ** (16 - i)) % 10 * weight for i, weight in enumerate(WEIGHTS)]
+    )
+    return pl.lit(CHECK_CHARS).str.slice(total % 11, 1)
+
+
+def _birth_expr(digits8: pl.Expr) -> pl.Expr:
+    return digits8.str.to_date("%Y%m%d", strict=False)
+
+
+def legacy15_expr(cleaned: pl.Expr) -> pl.Expr:
+    """True where the cleaned ID is a valid legacy 15-digit ID."""
+    return cleaned.str.contains(r"^\d{15}$") & _birth_expr(
+        pl.lit("19") + cleaned.str.slice(6, 6)
+    ).is_not_null()
+
+
+def normalized_expr(raw: pl.Expr) -> pl.Expr:
+    """Column version of `normalize`."""
+    cleaned = clean_expr(raw)
+    first17 = cleaned.str.slice(0, 6) + pl.lit("19") + cleaned.str.slice(6, 9)
+    return pl.when(legacy15_expr(cleaned)).then(first17 + _check_char_expr(first17)).otherwise(cleaned)
+
+
+def birth_date_expr(id_number: pl.Expr) -> pl.Expr:
+    return pl.when(id_number.str.len_chars() == 18).then(_birth_expr(id_number.str.slice(6, 8)))
+
+
+def valid_expr(id_number: pl.Expr, as_of: date | None = None) -> pl.Expr:
+    """Column version of `is_valid`, on already normalized IDs. Never null."""
+    born = birth_date_expr(id_number)
+    ok = (
+        id_number.str.contains(r"^\d{17}[\dX]$")
+        & born.is_not_null()
+        & (_check_char_expr(id_number.str.slice(0, 17)) == id_number.str.slice(17, 1))
+    )
+    if as_of is not None:
+        ok = ok & (born <= pl.lit(as_of))
+    return ok.fill_null(False)
