@@ -43,11 +43,13 @@ CHECK_CHARS = "10X98765432"  # indexed by (Σ digit × weight) mod 11
 _FULL_WIDTH = {chr(0xFF10 + i): str(i) for i in range(10)} | {"Ｘ": "X", "ｘ": "X", "\u3000": " "}
 _FULL_FROM = list(_FULL_WIDTH)
 _FULL_TO = list(_FULL_WIDTH.values())
-_SPACES_AND_HYPHENS = r"[\s\-\u2010-\u2015\u2212\uFF0D]"
-_ID18 = re.compile(r"^\d{17}[\dX]$")
-_ID15 = re.compile(r"^\d{15}$")
+# [0-9], not \d, and \x1c-\x1f named: Python's \d and \s match more characters than Rust's
+# regex does, and the scalar and expression twins must agree.
+_SPACES_AND_HYPHENS = r"[\s\x1c-\x1f\-\u2010-\u2015\u2212\uFF0D]"
+_ID18 = re.compile(r"^[0-9]{17}[0-9X]$")
+_ID15 = re.compile(r"^[0-9]{15}$")
 # What Excel's number format leaves of a long number: 3.20303E+17, 3.203031990E17, ...
-_SCIENTIFIC = re.compile(r"^\d+(\.\d+)?E\+?\d+$", re.IGNORECASE)
+_SCIENTIFIC = re.compile(r"^[0-9]+(\.[0-9]+)?E\+?[0-9]+$", re.IGNORECASE)
 
 
 def check_char(first17: str) -> str:
@@ -131,7 +133,7 @@ def excel_mangled(raw: object) -> bool:
         return False
     if _SCIENTIFIC.match(text):
         return True
-    return bool(re.fullmatch(r"\d{15}000", text)) and not is_valid(text)
+    return bool(re.fullmatch(r"[0-9]{15}000", text)) and not is_valid(text)
 
 
 def problem(raw: object, as_of: date | None = None) -> str | None:
@@ -178,7 +180,8 @@ def clean_expr(raw: pl.Expr) -> pl.Expr:
 
 def _check_char_expr(first17: pl.Expr) -> pl.Expr:
     """Check character of a 17-digit string column (null when not 17 digits)."""
-    number = pl.when(first17.str.contains(r"^\d{17}$")).then(first17.cast(pl.Int64, strict=False))
+    digits = first17.str.contains(r"^[0-9]{17}$")
+    number = pl.when(digits).then(first17.cast(pl.Int64, strict=False))
     total = pl.sum_horizontal(
         [(number // 10 ** (16 - i)) % 10 * weight for i, weight in enumerate(WEIGHTS)]
     )
@@ -191,7 +194,7 @@ def _birth_expr(digits8: pl.Expr) -> pl.Expr:
 
 def legacy15_expr(cleaned: pl.Expr) -> pl.Expr:
     """True where the cleaned ID is a valid legacy 15-digit ID."""
-    return cleaned.str.contains(r"^\d{15}$") & _birth_expr(
+    return cleaned.str.contains(r"^[0-9]{15}$") & _birth_expr(
         pl.lit("19") + cleaned.str.slice(6, 6)
     ).is_not_null()
 
@@ -211,7 +214,7 @@ def valid_expr(id_number: pl.Expr, as_of: date | None = None) -> pl.Expr:
     """Column version of `is_valid`, on already normalized IDs. Never null."""
     born = birth_date_expr(id_number)
     ok = (
-        id_number.str.contains(r"^\d{17}[\dX]$")
+        id_number.str.contains(r"^[0-9]{17}[0-9X]$")
         & born.is_not_null()
         & (_check_char_expr(id_number.str.slice(0, 17)) == id_number.str.slice(17, 1))
     )

@@ -1,0 +1,367 @@
+"""Bytes on disk → a table of strings: CSV (UTF-8, UTF-8 with BOM, GB18030/GBK), XLSX (first
+sheet) and Parquet.
+
+Every column of the result is String and named by its header, trimmed. Nothing is typed here:
+an ID read as a number is already damaged, so CSV cells are never inferred, and XLSX or Parquet
+numbers are written back as the digits a spreadsheet shows (no trailing ".0"; integers of 16+
+digits keep Excel's 15 significant digits, so a damaged ID ends in 000 and `engine.ids` can say
+so). Excel date cells and Parquet dates become `YYYY-MM-DD`.
+
+File-level problems raise `FileUnreadable` (missing, empty, undecodable, not a table, no sheet)
+or `SchemaError` (duplicated header); rows are judged later, by `engine.loaders`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from collections import defaultdict
+from pathlib import Path
+
+import polars as pl
+
+from engine.errors import FileUnreadable, Problem, SchemaError
+from schemas import SOURCES
+
+__all__ = ["SUFFIXES", "read_table", "read_located", "find_sources", "to_text"]
+
+SUFFIXES = (".csv", ".xlsx", ".parquet")
+_BOM_UTF8 = b"\xef\xbb\xbf"
+_INT64_SAFE = 9.2e18  # beyond this a float cannot be written through Int64
+
+
+def _unreadable(path: Path, message: str, row: int | None = None) -> FileUnreadable:
+    return FileUnreadable(
+        f"{path}: 文件无法使用 (file cannot be used)", [Problem(path.name, message, row=row)]
+    )
+
+
+def read_table(path: Path) -> pl.DataFrame:
+    """The file's table, every column String, headers trimmed; see the module docstring."""
+    return read_located(path)[0]
+
+
+def read_located(path: Path) -> tuple[pl.DataFrame, int]:
+    """`read_table`, plus the spreadsheet row number of the first record (2 unless blank rows
+    precede the header), so that loaders can number rows as the user sees them."""
+    path = Path(path)
+    if not path.is_file():
+        what = "不是文件 (not a file)" if path.exists() else "文件不存在 (file not found)"
+        raise _unreadable(path, what)
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise _unreadable(
+            path,
+            f"不支持的文件类型“{path.suffix}”，请另存为 CSV、XLSX 或 Parquet "
+            f"(unsupported file type {path.suffix!r}: use .csv, .xlsx or .parquet)",
+        )
+    if path.stat().st_size == 0:
+        raise _unreadable(path, "文件为空（0 字节）(file is empty: 0 bytes)")
+    reader = {".csv": _read_csv, ".xlsx": _read_xlsx, ".parquet": _read_parquet}[suffix]
+    return reader(path)
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+# ---- headers --------------------------------------------------------------------------------
+
+
+def _letters(position: int) -> str:
+    """Excel column letters of a 1-based position (1 → A, 27 → AA)."""
+    letters = ""
+    while position:
+        position, rest = divmod(position - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+def _check_duplicates(path: Path, names: list[str]) -> None:
+    seen: dict[str, list[int]] = defaultdict(list)
+    for position, name in enumerate(names, 1):
+        if name:
+            seen[name].append(position)
+    problems = [
+        Problem(
+            path.name,
+            f"表头“{name}”重复，出现在第 {'、'.join(map(str, where))} 列 "
+            f"(duplicated header {name!r} in columns "
+            f"{', '.join(f'{p} ({_letters(p)})' for p in where)})",
+            column=name,
+        )
+        for name, where in seen.items()
+        if len(where) > 1
+    ]
+    if problems:
+        raise SchemaError(f"{path}: 表头重复 (duplicated headers)", problems)
+
+
+def _apply_header(path: Path, df: pl.DataFrame, header: list[object]) -> pl.DataFrame:
+    """Name df's columns by position after the header as read by us, not by the reader library,
+    which renames duplicates silently. Duplicates raise; blank headers over empty columns go."""
+    names = [("" if h is None else str(h)).strip() for h in header]
+    _check_duplicates(path, names)
+    # Blank headers: trailing delimiters, formatted-but-empty Excel columns; kept if they hold data.
+    df = df.rename(dict(zip(df.columns, [f"\x00{i}" for i in range(df.width)], strict=True)))
+    keep: dict[str, str] = {}
+    for i, name in enumerate(names):
+        column = df.get_column(f"\x00{i}")
+        if name:
+            keep[column.name] = name
+        elif column.str.strip_chars().str.len_bytes().fill_null(0).sum() > 0:
+            keep[column.name] = f"column_{i + 1}"
+    return df.select(list(keep)).rename(keep)
+
+
+# ---- CSV ------------------------------------------------------------------------------------
+
+
+def _decode(path: Path, data: bytes) -> tuple[str, bytes]:
+    """The text and its UTF-8 bytes, trying UTF-8 (with or without BOM) then GB18030."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode text" export
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError as error:
+            raise _unreadable(path, f"UTF-16 文件无法解码 (cannot decode UTF-16: {error})") from None
+        return text, text.encode("utf-8")
+    body = data[3:] if data.startswith(_BOM_UTF8) else data
+    try:
+        return body.decode("utf-8"), body
+    except UnicodeDecodeError as utf8_error:
+        try:
+            text = body.decode("gb18030")
+            return text, text.encode("utf-8")
+        except UnicodeDecodeError as gb_error:
+            # The encoding that got further is the one the file was meant to be in.
+            offset = max(utf8_error.start, gb_error.start) + len(data) - len(body)
+    line = data.count(b"\n", 0, offset) + 1
+    raise _unreadable(
+        path,
+        f"无法识别文件编码：第 {line} 行（字节偏移 {offset}）的字节 0x{data[offset]:02X} "
+        f"既不是 UTF-8 也不是 GB18030，请另存为 UTF-8 (cannot decode byte 0x{data[offset]:02X} "
+        f"at line {line}, byte offset {offset}: neither UTF-8 nor GB18030; save as UTF-8)",
+        row=line,
+    )
+
+
+def _read_csv(path: Path) -> tuple[pl.DataFrame, int]:
+    data = path.read_bytes()
+    text, utf8 = _decode(path, data)
+    head = text[: 1 << 16]
+    lines = head.splitlines()
+    blank = next((i for i, line in enumerate(lines) if line), None)
+    if blank is None:
+        raise _unreadable(path, "文件没有表头 (file has no header row)")
+    header_line = lines[blank]
+    # Tab-separated text often arrives named .csv (Excel's "Unicode text", database dumps).
+    separator = "\t" if "," not in header_line and "\t" in header_line else ","
+    header = next(csv.reader(io.StringIO("\n".join(lines[blank:])), delimiter=separator))
+    try:
+        df = pl.read_csv(
+            utf8, infer_schema=False, separator=separator, has_header=True, raise_if_empty=False
+        )
+    except pl.exceptions.PolarsError:
+        try:  # polars refuses a quote inside an unquoted field (张"三); Arrow reads it as text
+            df = _read_csv_arrow(utf8, separator, len(header), blank + 1)
+        except Exception as error:  # noqa: BLE001 - any failure here means a malformed file
+            raise _csv_error(path, text, separator, len(header), error) from None
+    if df.width != len(header):
+        raise _unreadable(path, "表头无法解析 (the header row could not be parsed)", row=blank + 1)
+    return _apply_header(path, df, header), blank + 2
+
+
+def _read_csv_arrow(utf8: bytes, separator: str, width: int, skip: int) -> pl.DataFrame:
+    import pyarrow as pa
+    import pyarrow.csv as pc
+
+    names = [f"c{i}" for i in range(width)]
+    table = pc.read_csv(
+        pa.py_buffer(utf8),
+        read_options=pc.ReadOptions(column_names=names, skip_rows=skip),
+        parse_options=pc.ParseOptions(delimiter=separator, ignore_empty_lines=False),
+        convert_options=pc.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()),
+            null_values=[""],  # Arrow's defaults would turn a cell "NA" or "NULL" into null
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    return pl.from_arrow(table)  # type: ignore[return-value]
+
+
+def _csv_error(path: Path, text: str, separator: str, width: int, error: Exception) -> Exception:
+    """Locate a row polars refused (usually one with more fields than the header): slow, but
+    only on this error path."""
+    rows = csv.reader(io.StringIO(text), delimiter=separator)
+    for row in rows:
+        if len(row) > width:
+            return _unreadable(
+                path,
+                f"该行有 {len(row)} 个字段，多于表头的 {width} 个 "
+                f"(row has {len(row)} fields, the header has {width})",
+                row=rows.line_num,
+            )
+    return _unreadable(path, f"不是有效的 CSV 文件 (not a readable CSV file: {_first_line(error)})")
+
+
+# ---- XLSX -----------------------------------------------------------------------------------
+
+
+def _read_xlsx(path: Path) -> tuple[pl.DataFrame, int]:
+    import fastexcel
+
+    if not zipfile.is_zipfile(path):
+        raise _unreadable(
+            path,
+            "不是 XLSX 文件（可能是旧版 .xls 或改了扩展名），请用 Excel 另存为 .xlsx "
+            "(not an XLSX workbook: re-save it as .xlsx)",
+        )
+    try:
+        reader = fastexcel.read_excel(path)
+        if not reader.sheet_names:
+            raise _unreadable(path, "工作簿中没有工作表 (workbook has no sheet)")
+        # No header row and skip_rows=0: row i of the result is spreadsheet row i + 1, and the
+        # header is read by us (fastexcel would rename duplicated headers).
+        cells = reader.load_sheet(0, header_row=None, skip_rows=0, dtypes="string").to_polars()
+    except FileUnreadable:
+        raise
+    except Exception as error:  # fastexcel raises its own error types for every failure
+        message = f"无法读取 XLSX 文件 (cannot read the XLSX workbook: {_first_line(error)})"
+        raise _unreadable(path, message) from None
+    filled = cells.select(pl.any_horizontal(pl.all().is_not_null())).to_series()
+    if cells.width == 0 or not filled.any():
+        raise _unreadable(path, "第一个工作表是空的 (the first sheet is empty)")
+    top = int(filled.arg_true()[0])
+    header = list(cells.row(top))
+    body = cells.slice(top + 1)
+    body = _excel_digits(reader, body, top + 1)
+    # Date cells come as "YYYY-MM-DD 00:00:00"; the contract's dates have no time.
+    body = body.with_columns(pl.all().str.replace(r"^([0-9]{4}-[0-9]{2}-[0-9]{2}) 00:00:00$", "$1"))
+    return _apply_header(path, body, header), top + 2
+
+
+def _excel_digits(reader: object, body: pl.DataFrame, skip: int) -> pl.DataFrame:
+    """Numeric cells of 16+ digits to Excel's 15 significant digits.
+
+    fastexcel writes a whole number cell as the double's exact digits (3.20303199001011E+17 →
+    320303199001011008), but Excel shows and keeps 320303199001011000, which is what a
+    caseworker sees and what `ids.excel_mangled` recognizes. A text cell with the same digits
+    must stay untouched, so numeric cells are told apart by loading the sheet once more as
+    Boolean: fastexcel gives a value there only for numeric (and boolean) cells.
+    """
+    long_digit = r"^[0-9]{16,19}$"
+    suspects = [n for n in body.columns if body.get_column(n).str.contains(long_digit).any()]
+    if not suspects:
+        return body
+    flags = reader.load_sheet(  # type: ignore[attr-defined]
+        0, header_row=None, skip_rows=0, dtypes="boolean"
+    ).to_polars().slice(skip)
+    if flags.shape != body.shape:  # never seen; keep the text rather than guess
+        return body
+    numeric = dict(zip(body.columns, flags.columns, strict=True))
+    return body.with_columns(
+        pl.when(flags.get_column(numeric[n]).is_not_null() & pl.col(n).str.contains(long_digit))
+        .then(_excel_15(pl.col(n).cast(pl.Int64, strict=False)).fill_null(pl.col(n)))
+        .otherwise(pl.col(n))
+        .alias(n)
+        for n in suspects
+    )
+
+
+def _excel_15(whole: pl.Expr) -> pl.Expr:
+    """A non-negative Int64 of 16+ digits rounded to 15 significant digits, as text."""
+    digits = whole.cast(pl.String).str.len_chars()
+    factor = pl.lit(10, pl.Int64).pow((digits - 15).clip(0).cast(pl.UInt32))
+    return ((whole + factor // 2) // factor * factor).cast(pl.String)
+
+
+# ---- Parquet and in-memory frames -----------------------------------------------------------
+
+
+def _read_parquet(path: Path) -> tuple[pl.DataFrame, int]:
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.read_schema(path).names
+        _check_duplicates(path, [n.strip() for n in names])
+        df = pl.read_parquet(path)
+    except SchemaError:
+        raise
+    except Exception as error:  # pyarrow and polars each have their own error types
+        message = f"无法读取 Parquet 文件 (cannot read the Parquet file: {_first_line(error)})"
+        raise _unreadable(path, message) from None
+    try:
+        text = to_text(df)
+    except TypeError as error:
+        raise _unreadable(path, str(error)) from None
+    return _apply_header(path, text, names), 2
+
+
+def _float_text(value: pl.Expr) -> pl.Expr:
+    """Floats as a spreadsheet shows them: whole numbers without ".0", and 16+ digit whole
+    numbers at Excel's 15 significant digits (see `_excel_digits`)."""
+    whole = value.is_finite() & (value == value.floor()) & (value.abs() < _INT64_SAFE)
+    as_int = pl.when(whole).then(value.cast(pl.Int64))
+    return (
+        pl.when(whole & (value.abs() < 1e15)).then(as_int.cast(pl.String))
+        .when(whole & (value > 0)).then(_excel_15(as_int))
+        .otherwise(value.cast(pl.String))
+    )
+
+
+def to_text(df: pl.DataFrame) -> pl.DataFrame:
+    """Every column of df as String: dates as YYYY-MM-DD, datetimes too when at midnight,
+    floats per `_float_text`. Nested or binary columns raise TypeError (not a flat table)."""
+    exprs = []
+    for name, dtype in df.schema.items():
+        column = pl.col(name)
+        if dtype == pl.String:
+            exprs.append(column)
+        elif dtype == pl.Date:
+            exprs.append(column.dt.strftime("%Y-%m-%d"))
+        elif isinstance(dtype, pl.Datetime):
+            midnight = column.dt.time() == pl.time(0)
+            exprs.append(
+                pl.when(midnight).then(column.dt.strftime("%Y-%m-%d"))
+                .otherwise(column.dt.strftime("%Y-%m-%d %H:%M:%S"))
+            )
+        elif dtype.is_float():
+            exprs.append(_float_text(column))
+        elif dtype.is_nested() or dtype == pl.Binary or dtype == pl.Object:
+            raise TypeError(
+                f"列“{name}”不是简单值（{dtype}），无法作为表格读取 "
+                f"(column {name!r} holds {dtype} values, not plain cells)"
+            )
+        else:
+            exprs.append(column.cast(pl.String))
+    return df.select(e.alias(n) for e, n in zip(exprs, df.columns, strict=True))
+
+
+# ---- source directory -----------------------------------------------------------------------
+
+
+def find_sources(directory: Path) -> dict[str, Path]:
+    """`<key>.<csv|xlsx|parquet>` files of the source keys in `directory` (names compared
+    case-insensitively); other files are ignored. Two files for one key raise SchemaError."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise _unreadable(directory, "数据源目录不存在 (sources directory not found)")
+    found: dict[str, list[Path]] = defaultdict(list)
+    for path in sorted(directory.iterdir()):
+        key = path.stem.lower()
+        if path.is_file() and key in SOURCES and path.suffix.lower() in SUFFIXES:
+            found[key].append(path)
+    problems = [
+        Problem(
+            directory.name,
+            f"数据源“{key}”有多个文件：{', '.join(p.name for p in paths)}，请只保留一个 "
+            f"(several files for source {key!r}: keep one)",
+        )
+        for key, paths in found.items()
+        if len(paths) > 1
+    ]
+    if problems:
+        raise SchemaError(f"{directory}: 数据源文件重复 (duplicated source files)", problems)
+    return {key: paths[0] for key, paths in found.items()}
