@@ -174,7 +174,7 @@ def _property_excess(ctx: Context) -> nw.LazyFrame:
         .group_by("household_id", "certificate_no")
         .agg(nw.col("area_m2").max())
         .group_by("household_id")
-        .agg(nw.len().alias("residential_count"), nw.col("area_m2").sum().alias("residential_area"))
+        .agg(nw.len().alias("residential_count"), nw.col("area_m2").sum().round(2).alias("residential_area"))
     )
     totals = (
         ctx.households.join(flats, on="household_id", how="left")
@@ -235,7 +235,7 @@ def _income_over_standard(ctx: Context) -> nw.LazyFrame:
     incomes = nw.concat(parts, how="vertical").filter(nw.col("amount") > 0)
     totals = (
         incomes.group_by("household_id")
-        .agg(nw.col("amount").sum().alias("total"))
+        .agg(nw.col("amount").sum().round(2).alias("total"))
         .join(ctx.households_in(("dibao",)), on="household_id")
         .with_columns(
             (nw.col("total") / nw.col("household_size")).round(2).alias("per_capita"),

@@ -138,7 +138,7 @@ _PERSON_COLUMNS = ("program", "household_id", "id_number", "roll_id_number", "na
 def _fold(rule: Rule, hits: pl.DataFrame, rows: pl.DataFrame, households: pl.DataFrame,
           source_label: str, as_of: date) -> pl.DataFrame:
     """One flag per finding: the hits of a finding become its evidence JSON."""
-    if rule.annotate is not None and hits.height:
+    if rule.annotate is not None:
         hits = rule.annotate(hits)
     key = "_order" if rule.level == "person" else "household_id"
     evidence = list(rule.evidence)

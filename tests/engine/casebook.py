@@ -14,6 +14,7 @@ from engine import ids
 from engine.loaders import load_frame
 from engine.policy import Policy, parse_policy
 from engine.run import RunResult, run
+from schemas import dataset
 
 AS_OF = date(2026, 6, 30)
 POLICY = parse_policy('[[region]]\nprefix = "320302"\ndibao_monthly = 880\n')
@@ -38,8 +39,8 @@ def roll_row(household: str, pid: str, program: str = "dibao", **cells: str) -> 
     return row
 
 
-def _frame(rows: list[dict[str, str]]) -> pl.DataFrame:
-    columns: list[str] = []
+def _frame(rows: list[dict[str, str]], key: str) -> pl.DataFrame:
+    columns: list[str] = [] if rows else list(dataset(key).names)
     for row in rows:
         columns += [c for c in row if c not in columns]
     return pl.DataFrame({c: [row.get(c) for row in rows] for c in columns}, schema={c: pl.String for c in columns})
@@ -48,11 +49,11 @@ def _frame(rows: list[dict[str, str]]) -> pl.DataFrame:
 def frames(
     roll: list[dict[str, str]], sources: dict[str, list[dict[str, str]]] | None = None, as_of: date = AS_OF
 ) -> tuple[pl.DataFrame, dict[str, pl.DataFrame]]:
-    loaded_roll = load_frame(_frame(roll), "roll", "roll.csv", as_of)
+    loaded_roll = load_frame(_frame(roll, "roll"), "roll", "roll.csv", as_of)
     assert not loaded_roll.problems, loaded_roll.problems
     loaded_sources = {}
     for key, rows in (sources or {}).items():
-        loaded = load_frame(_frame(rows), key, f"{key}.csv", as_of)
+        loaded = load_frame(_frame(rows, key), key, f"{key}.csv", as_of)
         assert not loaded.problems, loaded.problems
         loaded_sources[key] = loaded.frame
     return loaded_roll.frame, loaded_sources

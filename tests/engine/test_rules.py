@@ -16,6 +16,7 @@ from engine.rules import CATALOGUE, RULES
 from .casebook import flagged, person, roll_row, run_case
 
 A, B, C, D = person(11), person(22), person(33), person(44)
+X_ID = person(9)  # its check character is X
 OLD = person(55, born="19400101")
 AGED_79 = person(66, born="19460701")  # 80 on 2026-07-01, the day after as-of
 AGED_80 = person(77, born="19460630")  # 80 exactly on the as-of date
@@ -35,7 +36,7 @@ CASES = [
     ("id_invalid", "18 digits ending 000", [roll_row("H1", "320303196001011000")], {}, {"H1"}),
     ("id_invalid", "mistyped check digit", [roll_row("H1", A[:17] + ("0" if A[17] != "0" else "1"))], {}, {"H1"}),
     ("id_invalid", "lowercase x, spaces, full-width are only spelling",
-     [roll_row("H1", "１" + A[1:6] + " " + A[6:].lower())], {}, set()),
+     [roll_row("H1", chr(0xFF10 + int(X_ID[0])) + X_ID[1:6] + " " + X_ID[6:].lower())], {}, set()),
     ("id_invalid", "valid legacy 15-digit ID", [roll_row("H1", legacy15(A))], {}, set()),
     ("duplicate_enrollment", "same person in two households",
      [roll_row("H1", A), roll_row("H2", A)], {}, {"H1", "H2"}),
