@@ -1,0 +1,102 @@
+"""Full run of every rule on a generated city: wall time and peak memory.
+
+    python benchmarks/bench_run.py --households 100000
+
+Generates the data once (Parquet, cached under bench-data/<households>-<seed>/), then runs the
+measured step in a fresh child process so that its peak resident memory (ru_maxrss) is the run's
+own and not the generator's. The measured step is what a nightly job does: load the roll and all
+source files (validation and ID normalization included), run the 19 rules, write the flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def prepare(households: int, seed: int, data_root: Path) -> Path:
+    from fixtures.generator import DEFAULT_AS_OF, generate, write
+
+    directory = data_root / f"{households}-{seed}"
+    if (directory / "truth.csv").exists():
+        return directory
+    started = time.perf_counter()
+    generated = generate(households, seed=seed, as_of=DEFAULT_AS_OF)
+    write(generated, directory, formats="parquet")
+    print(f"generated {households:,} households in {time.perf_counter() - started:.1f} s -> {directory}")
+    return directory
+
+
+def measure(directory: Path, as_of: date, out: Path) -> dict[str, float]:
+    """The measured step; runs in the child process."""
+    import polars as pl
+
+    from engine.batch import run_files
+    from engine.output import write_flags
+
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    roll = next(directory.glob("roll.*"))
+    file_run = run_files(roll, directory / "sources", as_of, policy=directory / "policy.toml")
+    loaded_and_ran = time.perf_counter() - started
+    write_flags(file_run.result.flags, out)
+    wall = time.perf_counter() - started
+    sizes = {
+        "roll_rows": pl.scan_parquet(roll).select(pl.len()).collect().item(),
+        "source_rows": sum(
+            pl.scan_parquet(p).select(pl.len()).collect().item() for p in (directory / "sources").glob("*.parquet")
+        ),
+    }
+    return {
+        "wall_s": round(wall, 2),
+        "load_and_rules_s": round(loaded_and_ran, 2),
+        "cpu_s": round(time.process_time() - cpu_started, 2),
+        "flags": file_run.result.flags.height,
+        **sizes,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--households", type=int, default=100_000, help="households to generate (default 100000)")
+    parser.add_argument("--seed", type=int, default=1, help="generator seed")
+    parser.add_argument("--data", type=Path, default=ROOT / "bench-data", help="where generated data is cached")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    from fixtures.generator import DEFAULT_AS_OF
+
+    if args.child:
+        result = measure(args.child, DEFAULT_AS_OF, args.child / "flags.parquet")
+        print(json.dumps(result))
+        return
+
+    directory = prepare(args.households, args.seed, args.data)
+    completed = subprocess.run(
+        [sys.executable, __file__, "--child", str(directory)], capture_output=True, text=True, check=False
+    )
+    if completed.returncode != 0:
+        sys.exit(completed.stderr)
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # Linux: KiB
+    print(
+        f"households {args.households:,}  roll rows {result['roll_rows']:,}  source rows {result['source_rows']:,}\n"
+        f"full run (load + 19 rules + write): wall {result['wall_s']} s  "
+        f"(load + rules {result['load_and_rules_s']} s)  cpu {result['cpu_s']} s  "
+        f"peak memory {peak_mib:,.0f} MiB  flags {result['flags']:,}\n"
+        f"targets: wall < 10 s, peak < 2048 MiB -> "
+        f"{'met' if result['wall_s'] < 10 and peak_mib < 2048 else 'NOT met'}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""A run from files: the roll and a sources directory in, a RunResult and every problem out.
+
+    run_files(roll, sources_dir, as_of, policy, rules, cadences) -> FileRun
+
+Shared by every adapter (CLI, API, scheduled jobs), so that all of them judge inputs the same
+way (docs/design.md, "CLI exit codes"):
+
+* the rule selection and the policy are checked first: a typo there fails in a second, not
+  after loading a large roll;
+* every file is tried before anything is decided, and every whole-file problem of every file
+  (roll and sources alike) is raised together as one InputError: nothing is run;
+* rows rejected by the loaders are returned as `problems` and `rejects`; the other rows are run.
+
+Only the sources that the selected rules use are loaded (all of them by default): running the
+monthly rules must not fail, or wait, because of this year's deposits file. A source file that
+is present but not used is listed in `unused_sources`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+from schemas import SOURCES
+
+from . import files, loaders
+from .errors import InputError, Problem, SelectionError
+from .loaders import Loaded
+from .policy import load_policy
+from .rules import select_rules
+from .run import RunResult, run
+
+__all__ = ["FileRun", "run_files"]
+
+
+@dataclass
+class FileRun:
+    result: RunResult
+    problems: list[Problem] = field(default_factory=list)  # row-level: those rows were rejected
+    warnings: list[Problem] = field(default_factory=list)  # rows kept (e.g. invalid roll IDs)
+    rejects: pl.DataFrame = field(default_factory=pl.DataFrame)  # file, row, reason, cells
+    missing_sources: list[str] = field(default_factory=list)  # used by a selected rule, no file
+    unused_sources: list[str] = field(default_factory=list)  # a file, but no selected rule uses it
+    loaded: dict[str, Loaded] = field(default_factory=dict)  # 'roll' and each loaded source
+
+    @property
+    def ok(self) -> bool:
+        """True when every input row was usable."""
+        return not self.problems
+
+
+def _rejects(loaded: dict[str, Loaded]) -> pl.DataFrame:
+    parts = [
+        item.rejects.select(
+            pl.lit(item.file, pl.String).alias("file"),
+            pl.col("_row").cast(pl.Int64).alias("row"),
+            pl.col("reason").cast(pl.String),
+            # An input column called file or row must not collide with ours.
+            *[
+                pl.col(c).cast(pl.String).alias(f"{c}_input" if c in ("file", "row") else c)
+                for c in item.rejects.columns
+                if c not in ("_row", "reason")
+            ],
+        )
+        for item in loaded.values()
+        if item.rejects.height
+    ]
+    if not parts:
+        return pl.DataFrame(schema={"file": pl.String, "row": pl.Int64, "reason": pl.String})
+    return pl.concat(parts, how="diagonal")
+
+
+def run_files(
+    roll: Path,
+    sources_dir: Path,
+    as_of: date,
+    policy: Path | None = None,
+    rules: list[str] | None = None,
+    cadences: list[str] | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> FileRun:
+    """Load, check and run; raises InputError (every file problem at once), PolicyError or
+    SelectionError. `on_step` is told what is being done, for a progress display."""
+    step = on_step or (lambda _: None)
+    selected = select_rules(rules, cadences)
+    if not selected:
+        raise SelectionError(
+            f"没有同时符合所选规则和周期的规则 (no rule is both in --rules {','.join(rules or [])} "
+            f"and of cadence {','.join(cadences or [])})"
+        )
+    settings = load_policy(policy)
+    needed = {s for r in selected for s in (*r.sources, *r.optional_sources)}
+
+    file_problems: list[Problem] = []
+    loaded: dict[str, Loaded] = {}
+    step(f"读取名册 reading {Path(roll).name}")
+    try:
+        loaded["roll"] = loaders.load(Path(roll), "roll", as_of)
+    except InputError as error:
+        file_problems += error.problems or [Problem(Path(roll).name, error.message)]
+    try:
+        found = files.find_sources(Path(sources_dir))
+    except InputError as error:
+        file_problems += error.problems or [Problem(Path(sources_dir).name, error.message)]
+        found = {}
+    for key in SOURCES:  # contract order, so messages come in a stable order
+        if key not in found or key not in needed:
+            continue
+        step(f"读取数据源 reading {found[key].name}")
+        try:
+            loaded[key] = loaders.load(found[key], key, as_of)
+        except InputError as error:
+            file_problems += error.problems or [Problem(found[key].name, error.message)]
+    if file_problems:
+        files_named = sorted({p.file for p in file_problems})
+        raise InputError(
+            f"输入文件无法使用，未执行比对 (input cannot be used, nothing was run): {', '.join(files_named)}",
+            file_problems,
+        )
+
+    step(f"比对 running {len(selected)} rules")
+    sources = {key: item.frame for key, item in loaded.items() if key != "roll"}
+    result = run(loaded["roll"].frame, sources, as_of, settings, rules, cadences)
+    return FileRun(
+        result=result,
+        problems=[p for item in loaded.values() for p in item.problems],
+        warnings=[p for item in loaded.values() for p in item.warnings],
+        rejects=_rejects(loaded),
+        missing_sources=[key for key in SOURCES if key in needed and key not in found],
+        unused_sources=[key for key in SOURCES if key in found and key not in needed],
+        loaded=loaded,
+    )
