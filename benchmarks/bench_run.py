@@ -45,8 +45,12 @@ def measure(directory: Path, as_of: date, out: Path) -> dict[str, float]:
 
     started = time.perf_counter()
     cpu_started = time.process_time()
+    steps: list[tuple[str, float]] = []
     roll = next(directory.glob("roll.*"))
-    file_run = run_files(roll, directory / "sources", as_of, policy=directory / "policy.toml")
+    file_run = run_files(
+        roll, directory / "sources", as_of, policy=directory / "policy.toml",
+        on_step=lambda text: steps.append((text, time.perf_counter())),
+    )
     loaded_and_ran = time.perf_counter() - started
     write_flags(file_run.result.flags, out)
     wall = time.perf_counter() - started
@@ -56,8 +60,16 @@ def measure(directory: Path, as_of: date, out: Path) -> dict[str, float]:
             pl.scan_parquet(p).select(pl.len()).collect().item() for p in (directory / "sources").glob("*.parquet")
         ),
     }
+    truth = pl.read_csv(directory / "truth.csv", schema_overrides={"household_id": pl.String})
+    found = set(file_run.result.flags.select("household_id", "rule_id").iter_rows())
+    expected = set(truth.select("household_id", "rule_id").iter_rows())
+    # The last step message marks the start of the rules; everything before it is loading.
+    rules_started = steps[-1][1] if steps else started
     return {
         "wall_s": round(wall, 2),
+        "load_s": round(rules_started - started, 2),
+        "rules_s": round(started + loaded_and_ran - rules_started, 2),
+        "equals_truth": found == expected,
         "load_and_rules_s": round(loaded_and_ran, 2),
         "cpu_s": round(time.process_time() - cpu_started, 2),
         "flags": file_run.result.flags.height,
@@ -91,8 +103,9 @@ def main() -> None:
     print(
         f"households {args.households:,}  roll rows {result['roll_rows']:,}  source rows {result['source_rows']:,}\n"
         f"full run (load + 19 rules + write): wall {result['wall_s']} s  "
-        f"(load + rules {result['load_and_rules_s']} s)  cpu {result['cpu_s']} s  "
-        f"peak memory {peak_mib:,.0f} MiB  flags {result['flags']:,}\n"
+        f"(load and validate {result['load_s']} s, rules {result['rules_s']} s)  cpu {result['cpu_s']} s  "
+        f"peak memory {peak_mib:,.0f} MiB  flags {result['flags']:,}  "
+        f"equal to the ground truth: {'yes' if result['equals_truth'] else 'NO'}\n"
         f"targets: wall < 10 s, peak < 2048 MiB -> "
         f"{'met' if result['wall_s'] < 10 and peak_mib < 2048 else 'NOT met'}"
     )
