@@ -13,7 +13,8 @@ way (docs/design.md, "CLI exit codes"):
 
 Only the sources that the selected rules use are loaded (all of them by default): running the
 monthly rules must not fail, or wait, because of this year's deposits file. A source file that
-is present but not used is listed in `unused_sources`.
+is present but not used is listed in `unused_sources`. Hukou, when present, is always used: it
+is where dirty and wrong roll IDs are resolved (engine.resolve), which every rule relies on.
 """
 
 from __future__ import annotations
@@ -82,9 +83,12 @@ def run_files(
     rules: list[str] | None = None,
     cadences: list[str] | None = None,
     on_step: Callable[[str], None] | None = None,
+    *,
+    resolve_ids: bool = True,
 ) -> FileRun:
     """Load, check and run; raises InputError (every file problem at once), PolicyError or
-    SelectionError. `on_step` is told what is being done, for a progress display."""
+    SelectionError. `on_step` is told what is being done, for a progress display.
+    `resolve_ids=False` runs without ID resolution (for comparison)."""
     step = on_step or (lambda _: None)
     selected = select_rules(rules, cadences)
     if not selected:
@@ -93,7 +97,8 @@ def run_files(
             f"and of cadence {','.join(cadences or [])})"
         )
     settings = load_policy(policy)
-    needed = {s for r in selected for s in (*r.sources, *r.optional_sources)}
+    used = {s for r in selected for s in (*r.sources, *r.optional_sources)}
+    needed = used | ({"hukou"} if resolve_ids else set())
 
     file_problems: list[Problem] = []
     loaded: dict[str, Loaded] = {}
@@ -122,15 +127,15 @@ def run_files(
             file_problems,
         )
 
-    step(f"比对 running {len(selected)} rules")
     sources = {key: item.frame for key, item in loaded.items() if key != "roll"}
-    result = run(loaded["roll"].frame, sources, as_of, settings, rules, cadences)
+    result = run(loaded["roll"].frame, sources, as_of, settings, rules, cadences, resolve_ids=resolve_ids,
+                 on_step=step)
     return FileRun(
         result=result,
         problems=[p for item in loaded.values() for p in item.problems],
         warnings=[p for item in loaded.values() for p in item.warnings],
         rejects=_rejects(loaded),
-        missing_sources=[key for key in SOURCES if key in needed and key not in found],
+        missing_sources=[key for key in SOURCES if key in used and key not in found],
         unused_sources=[key for key in SOURCES if key in found and key not in needed],
         loaded=loaded,
     )

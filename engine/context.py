@@ -45,7 +45,8 @@ class Context:
     # ---- the roll ---------------------------------------------------------------------
 
     def matchable(self, programs: tuple[str, ...] | None = None) -> nw.LazyFrame:
-        """Roll rows whose ID is valid (or converted from 15 digits), in the given programs."""
+        """Roll rows whose ID is valid (or converted from 15 digits, or resolved against hukou by
+        engine.resolve), in the given programs."""
         rows = self.rows.filter(nw.col("id_valid"))
         if programs is not None:
             rows = rows.filter(nw.col("program").is_in(list(programs)))

@@ -10,8 +10,10 @@ An ID that is still invalid after that stays as it is, for the `id_invalid` rule
 
 from __future__ import annotations
 
+import operator
 import re
 from datetime import date
+from functools import lru_cache
 
 import polars as pl
 
@@ -29,6 +31,7 @@ __all__ = [
     "age",
     "excel_mangled",
     "problem",
+    "neighbours",
     "clean_expr",
     "normalized_expr",
     "valid_expr",
@@ -74,6 +77,11 @@ def _birth(digits8: str) -> date | None:
         return date(int(digits8[:4]), int(digits8[4:6]), int(digits8[6:8]))
     except ValueError:
         return None
+
+
+@lru_cache(maxsize=1 << 16)
+def _birth_cached(digits8: str) -> date | None:
+    return _birth(digits8)
 
 
 def convert15(id15: str) -> str | None:
@@ -162,6 +170,104 @@ def problem(raw: object, as_of: date | None = None) -> str | None:
     if expected != text[17]:
         return f"校验位应为 {expected}，实为 {text[17]} (check character should be {expected})"
     return None
+
+
+# ---- keying errors -------------------------------------------------------------------------
+
+_INVERSE = tuple(pow(w, -1, 11) for w in WEIGHTS)  # per place; the weights are units mod 11
+_ALPHABET = "0123456789X"
+
+
+def _edits(text: str, lengths: tuple[int, ...]) -> set[str]:
+    """Every string one substitution, adjacent transposition, insertion or deletion away from
+    `text`, keeping only the given lengths."""
+    n, out = len(text), set()
+    if n in lengths:
+        out |= {text[:i] + c + text[i + 1 :] for i in range(n) for c in _ALPHABET if c != text[i]}
+        out |= {text[:i] + text[i + 1] + text[i] + text[i + 2 :] for i in range(n - 1) if text[i] != text[i + 1]}
+    if n + 1 in lengths:
+        out |= {text[:i] + c + text[i:] for i in range(n + 1) for c in _ALPHABET}
+    if n - 1 in lengths:
+        out |= {text[:i] + text[i + 1 :] for i in range(n)}
+    return out
+
+
+def _repairs18(text: str) -> set[str]:
+    """The single substitutions and adjacent transpositions of 17 digits + check character
+    that satisfy the check character: one digit per position at most, found by arithmetic
+    (Σ digit × weight mod 11) instead of trying all 190 spellings."""
+    digits = [ord(c) - 48 for c in text[:17]]
+    total = sum(map(operator.mul, digits, WEIGHTS)) % 11
+    wanted = CHECK_CHARS.index(text[17])
+    out = set()
+    for i, d in enumerate(digits):
+        fixed = (d + (wanted - total) * _INVERSE[i]) % 11
+        if fixed <= 9 and fixed != d:
+            out.add(text[:i] + str(fixed) + text[i + 1 :])
+    if CHECK_CHARS[total] != text[17]:
+        out.add(text[:17] + CHECK_CHARS[total])
+    for i in range(16):
+        a, b = digits[i], digits[i + 1]
+        if a != b and (total + (WEIGHTS[i] - WEIGHTS[i + 1]) * (b - a)) % 11 == wanted:
+            out.add(text[:i] + text[i + 1] + text[i] + text[i + 2 :])
+    if text[17] != "X" and text[16] != text[17]:  # the last digit swapped with the check
+        swapped = (total + WEIGHTS[16] * (int(text[17]) - digits[16])) % 11
+        if CHECK_CHARS[swapped] == text[16]:
+            out.add(text[:16] + text[17] + text[16])
+    return out
+
+
+def _insertions17(text: str) -> set[str]:
+    """An 18-character ID with one of its first 17 digits dropped (17 characters, the check
+    character last): the digit that fits at each place, by the same arithmetic."""
+    digits = [int(c) for c in text[:16]]
+    wanted = CHECK_CHARS.index(text[16])
+    # before[i]: Σ of the digits left of place i at their own weights; after[i]: of the digits
+    # from place i on, each shifted one place right by the insertion.
+    before = [0] * 17
+    for i, d in enumerate(digits):
+        before[i + 1] = before[i] + d * WEIGHTS[i]
+    after = [0] * 17
+    for i in range(15, -1, -1):
+        after[i] = after[i + 1] + digits[i] * WEIGHTS[i + 1]
+    out = set()
+    for i in range(17):
+        fixed = ((wanted - before[i] - after[i]) * _INVERSE[i]) % 11
+        if fixed <= 9:
+            out.add(text[:i] + str(fixed) + text[i:])
+    if text[16] != "X":  # or the check character itself was dropped
+        out.add(text + check_char(text))
+    return out
+
+
+def neighbours(text: str, as_of: date | None = None) -> set[str]:
+    """Valid IDs (normalized, 18 characters) one keying error away from the cleaned `text`:
+    one character substituted, two adjacent ones swapped, one inserted or one dropped; the
+    neighbours of a 15-digit spelling are legacy IDs, converted.
+
+    GB 11643's check character catches every single substitution and adjacent transposition
+    (the weights are distinct units mod 11), so a valid 18-character ID has no valid neighbour
+    of those kinds: this is the set of repairs of an invalid ID."""
+    fast = None
+    if len(text) == 18 and text[:17].isdigit() and text[17] in CHECK_CHARS:
+        fast = _repairs18(text)
+    elif len(text) == 17 and text[:16].isdigit() and text[16] in CHECK_CHARS:
+        fast = _insertions17(text)
+    if fast is not None:
+        # The check character holds by construction: only the birth date is left to check.
+        found = set()
+        for candidate in fast:
+            born = _birth_cached(candidate[6:14])
+            if born is not None and (as_of is None or born <= as_of):
+                found.add(candidate)
+        return found
+    spellings = _edits(text, (15, 18))
+    found = set()
+    for spelling in spellings:
+        candidate = normalize(spelling) if len(spelling) == 15 else spelling
+        if candidate is not None and candidate != text and is_valid(candidate, as_of):
+            found.add(candidate)
+    return found
 
 
 # ---- polars expressions: the same rules over whole columns -------------------------------

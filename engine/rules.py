@@ -15,7 +15,7 @@ from typing import Literal
 import narwhals as nw
 import polars as pl
 
-from . import ids
+from . import ids, names
 from .context import Context, year_before
 from .errors import SelectionError
 from .patterns import (
@@ -50,6 +50,8 @@ class Rule:
     optional_sources: tuple[str, ...] = ()  # used when present
     # Native post-step on the (small) collected hits, for text no expression can make.
     annotate: Callable[[pl.DataFrame], pl.DataFrame] | None = None
+    # Person rules: columns of the flagged roll row shown in the evidence (engine.resolve's).
+    roll_metrics: tuple[str, ...] = ()
 
     def missing_sources(self, available: set[str]) -> str | None:
         """Why the rule cannot run with `available` sources, or None when it can."""
@@ -70,12 +72,10 @@ class Rule:
 
 # ---- helpers for the plans -------------------------------------------------------------
 
-_DOTS = r"[•‧・･‐\.．·]"
-
-
 def _name_key(column: str) -> nw.Expr:
-    """Names compared without white space and with the middle-dot variants folded."""
-    return nw.col(column).str.replace_all(r"\s", "").str.replace_all(_DOTS, "·")
+    """Names compared without white space and with the middle-dot variants folded (the
+    Narwhals twin of engine.names.key_expr)."""
+    return nw.col(column).str.replace_all(r"\s", "").str.replace_all(names.DOTS, "·")
 
 
 def _in_window(ctx: Context, column: str) -> nw.Expr:
@@ -89,7 +89,8 @@ def _explain_id(hits: pl.DataFrame) -> pl.DataFrame:
 
 
 def _id_invalid(ctx: Context) -> nw.LazyFrame:
-    return ctx.rows.filter(~nw.col("id_valid")).select("_order", "roll_id_number")
+    # The roll ID's own validity: a resolved row still has the invalid spelling to correct.
+    return ctx.rows.filter(~nw.col("roll_id_valid")).select("_order", "roll_id_number")
 
 
 def _deceased(ctx: Context) -> nw.LazyFrame:
@@ -251,20 +252,24 @@ def _income_over_standard(ctx: Context) -> nw.LazyFrame:
 # ---- the catalogue -----------------------------------------------------------------------
 
 _HUKOU = ("name", "region_code", "status", "status_date")
+_RESOLUTION = ("resolution",)  # engine.resolve: suggested ID, method, score, candidates
 _ROLL_ROWS = ("enrolled_household_id", "enrolled_program", "roll_row")
 
 CATALOGUE: tuple[Rule, ...] = (
     Rule("id_invalid", "身份证号无效", "Invalid ID number", "monthly", None, "person", "medium", (),
-         _id_invalid, ("roll_id_number", "problem"), annotate=_explain_id,
-         condition="the roll ID is invalid after normalization"),
+         _id_invalid, ("roll_id_number", "problem"), annotate=_explain_id, roll_metrics=_RESOLUTION,
+         condition="the roll ID is invalid after normalization (evidence: the ID it was resolved to, if "
+                   "any, and the candidates considered)"),
     Rule("hukou_not_found", "户籍库中查无此人", "Not found in household registration", "monthly", None,
          "person", "medium", ("hukou",), person_absent("hukou"), metrics=("searched_source",),
-         condition="valid ID absent from hukou"),
+         roll_metrics=_RESOLUTION,
+         condition="valid ID absent from hukou (a valid ID is never re-pointed; candidates are listed)"),
     Rule("name_mismatch", "姓名与户籍不符", "Name differs from household registration", "monthly", None,
          "person", "low", ("hukou",),
          person_match("hukou", _HUKOU, lambda _: _name_key("roll_name") != _name_key("name"),
                       roll_columns=("name",)),
-         _HUKOU, condition="ID found in hukou, names differ after normalization"),
+         _HUKOU, roll_metrics=_RESOLUTION,
+         condition="ID found in hukou, names differ after normalization (evidence: the likely right person)"),
     Rule("moved_out", "户籍已迁出", "Registration moved out", "monthly", None, "person", "medium", ("hukou",),
          person_match("hukou", _HUKOU,
                       lambda _: (nw.col("status") == "moved_out")

@@ -2,6 +2,8 @@
 
     run(roll, sources, as_of, policy, rules, cadences) -> RunResult
 
+0. when hukou is given, resolve dirty and wrong roll IDs against it (engine.resolve): every
+   rule then sees the resolved ID, and the flags say how it was found (`match_method`);
 1. prepare the roll once (row order, household size, region and head);
 2. compile each selected rule's plan against the Context (rules whose sources are absent are
    skipped, with the reason);
@@ -12,6 +14,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -21,9 +24,10 @@ import polars as pl
 
 from .context import Context
 from .policy import DEFAULT_POLICY, Policy
+from .resolve import RESOLUTION, resolve
 from .rules import Rule, select_rules
 
-__all__ = ["RunResult", "run", "prepare_roll", "FLAG_COLUMNS", "empty_flags"]
+__all__ = ["RunResult", "run", "prepare_roll", "FLAG_COLUMNS", "RESOLUTION_COLUMNS", "empty_flags"]
 
 FLAG_COLUMNS: dict[str, Any] = {
     "rule_id": pl.String,
@@ -49,6 +53,18 @@ FLAG_COLUMNS: dict[str, Any] = {
 
 HEAD_RELATION = "户主"
 
+RESOLUTION_COLUMNS: dict[str, Any] = {
+    "_row": pl.Int64,
+    "household_id": pl.String,
+    "program": pl.String,
+    "roll_id_number": pl.String,
+    "id_number": pl.String,
+    "name": pl.String,
+    "match_method": pl.String,
+    "match_score": pl.Float64,
+    "resolution": RESOLUTION,
+}
+
 
 @dataclass
 class RunResult:
@@ -56,6 +72,8 @@ class RunResult:
     as_of: date
     ran: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (rule_id, reason)
+    # One row per roll row that was looked for in hukou (RESOLUTION_COLUMNS); empty without hukou.
+    resolutions: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=RESOLUTION_COLUMNS))
 
     def counts(self) -> dict[str, int]:
         """Flags per rule, for every rule that ran (zero included)."""
@@ -77,9 +95,10 @@ def _lazy(frame: Any) -> pl.LazyFrame:
 
 def prepare_roll(roll: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
     """Roll rows as every rule sees them: `_order` (file order), `roll_id_number` (as given),
-    `match_method`, `match_score`, declared income defaulted to 0."""
+    `roll_id_valid` (the roll ID's own validity), `match_method`, `match_score`, `resolution`
+    (null unless engine.resolve ran), declared income defaulted to 0."""
     frame = _lazy(roll)
-    names = frame.collect_schema().names()
+    names = list(frame.collect_schema().names())
     defaults = {
         "relation": pl.lit(None, pl.String),
         "declared_income_monthly": pl.lit(0.0),
@@ -94,7 +113,10 @@ def prepare_roll(roll: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
         from .ids import valid_expr
 
         frame = frame.with_columns(valid_expr(pl.col("id_number")).alias("id_valid"))
-    # A resolution step (engine.resolve) may already have set the method and score.
+        names.append("id_valid")
+    # A resolution step (engine.resolve) may already have set these.
+    after = {"roll_id_valid": pl.col("id_valid"), "resolution": pl.lit(None, RESOLUTION)}
+    frame = frame.with_columns([expr.alias(name) for name, expr in after.items() if name not in names])
     method = pl.col("match_method") if "match_method" in names else pl.col("id_method")
     score = pl.col("match_score").cast(pl.Float64) if "match_score" in names else pl.lit(100.0)
     return (
@@ -147,6 +169,10 @@ def _fold(rule: Rule, hits: pl.DataFrame, rows: pl.DataFrame, households: pl.Dat
     aggregations = [pl.struct(evidence).alias("records")] if evidence else []
     aggregations += [pl.col(m).first() for m in rule.metrics]
     findings = hits.group_by(key, maintain_order=True).agg(aggregations or [pl.len()])
+    if rule.roll_metrics:  # person rules: values of the flagged roll row itself
+        findings = findings.join(rows.select("_order", *rule.roll_metrics), on="_order", how="left",
+                                 maintain_order="left")
+        shown += list(rule.roll_metrics)
     findings = findings.with_columns(pl.struct(shown).struct.json_encode().alias("evidence"))
     if rule.level == "person":
         flagged = findings.join(rows.select("_order", *_PERSON_COLUMNS), on="_order")
@@ -189,9 +215,20 @@ def run(
     policy: Policy | None = None,
     rules: list[str] | None = None,
     cadences: list[str] | None = None,
+    *,
+    resolve_ids: bool = True,
+    on_step: Callable[[str], None] | None = None,
 ) -> RunResult:
-    """Flags for every selected rule whose sources are present (all rules by default)."""
+    """Flags for every selected rule whose sources are present (all rules by default).
+
+    With hukou among the sources (and `resolve_ids`), dirty and wrong roll IDs are resolved
+    first. `on_step` is told what is being done, for a progress display."""
     policy = policy or DEFAULT_POLICY
+    step = on_step or (lambda _: None)
+    resolving = resolve_ids and "hukou" in sources
+    if resolving:
+        step("核对身份证号 resolving roll IDs against hukou")
+        roll = resolve(roll, _lazy(sources["hukou"]), as_of)
     rows = prepare_roll(roll)
     nw_rows = nw.from_native(rows.lazy())
     households = _households(nw_rows).collect()
@@ -214,6 +251,7 @@ def run(
         else:
             skipped.append((rule.id, reason))
 
+    step(f"比对 running {len(selected)} rules")
     plans = [rule.plan(context).to_native() for rule in selected]
     collected = pl.collect_all(plans) if plans else []
     rank = {rule.id: index for index, rule in enumerate(selected)}
@@ -227,4 +265,10 @@ def run(
         .sort(["_rank", "household_id", "id_number", "program", "evidence"], nulls_last=True)
         .drop("_rank")
     )
-    return RunResult(flags=flags, as_of=as_of, ran=[r.id for r in selected], skipped=skipped)
+    resolutions = (
+        rows.filter(pl.col("resolution").is_not_null()).select(list(RESOLUTION_COLUMNS)).cast(RESOLUTION_COLUMNS)
+        if resolving
+        else pl.DataFrame(schema=RESOLUTION_COLUMNS)
+    )
+    return RunResult(flags=flags, as_of=as_of, ran=[r.id for r in selected], skipped=skipped,
+                     resolutions=resolutions)

@@ -166,3 +166,50 @@ def test_birth_after_as_of_is_invalid() -> None:
     future = first17 + ids.check_char(first17)
     assert ids.is_valid(future) and not ids.is_valid(future, AS_OF)
     assert "as-of" in (ids.problem(future, AS_OF) or "")
+
+
+# ---- keying errors: ids.neighbours ----------------------------------------------------------
+
+
+def _brute_neighbours(text: str) -> set[str]:
+    """Every spelling one edit away, tried one by one (what neighbours' arithmetic avoids)."""
+    found = set()
+    for spelling in ids._edits(text, (15, 18)):
+        candidate = ids.normalize(spelling) if len(spelling) == 15 else spelling
+        if candidate and candidate != text and ids.is_valid(candidate, AS_OF):
+            found.add(candidate)
+    return found
+
+
+@st.composite
+def keying_errors(draw: st.DrawFn) -> tuple[str, str]:
+    """A valid ID and a spelling of it with one keying error (or a 15-digit legacy form)."""
+    pid = draw(valid_ids())
+    kind = draw(st.sampled_from(["substitute", "swap", "drop", "add", "legacy"]))
+    place = draw(st.integers(0, 17))
+    char = draw(st.sampled_from("0123456789X"))
+    if kind == "substitute":
+        return pid, pid[:place] + char + pid[place + 1 :]
+    if kind == "swap":
+        place = min(place, 16)
+        return pid, pid[:place] + pid[place + 1] + pid[place] + pid[place + 2 :]
+    if kind == "drop":
+        return pid, pid[:place] + pid[place + 1 :]
+    if kind == "add":
+        return pid, pid[:place] + char + pid[place:]
+    return pid, pid[:6] + pid[8:17]
+
+
+@settings(max_examples=300)
+@given(keying_errors())
+def test_neighbours_are_every_valid_id_one_keying_error_away(error: tuple[str, str]) -> None:
+    pid, text = error
+    found = ids.neighbours(text, AS_OF)
+    assert found == _brute_neighbours(text)
+    if not ids.is_valid(ids.normalize(text), AS_OF) and len(text) != 15:
+        assert pid in found  # the error is always undone
+
+
+@given(valid_ids())
+def test_a_valid_id_has_no_valid_neighbour_of_one_substitution_or_swap(id_number: str) -> None:
+    assert ids._repairs18(id_number) == set()

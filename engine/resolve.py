@@ -1,0 +1,405 @@
+"""Find the hukou person behind a dirty or wrong roll ID, before the rules run.
+
+    resolve(roll, hukou, as_of) -> the roll, with resolved IDs and a `resolution` per attempt
+
+Precision first: a wrong match sends a caseworker to the wrong family, a missed one only leaves
+the ID to be corrected by hand (id_invalid still fires for it). So a candidate is accepted only
+when the evidence is strong and no other hukou person comes close; otherwise the row stays as it
+was and the flag lists the candidates considered.
+
+Who is looked for (an *attempt*, one per roll row):
+* `invalid` — the ID is invalid after normalization: resolved when the evidence allows;
+* `absent`  — the ID is valid but hukou does not have it: candidates are looked for and listed
+  in the evidence, never used nor suggested. A valid ID passed the check character: it is
+  somebody's number, most likely of a person hukou lacks (a same-name, same-birthday neighbour
+  is the hard decoy), not a typo; a legacy 15-digit ID has no check character, but repairing
+  one was the only source of wrong matches in benchmarks/accuracy.py under heavy decoys;
+* `mismatch` — the ID is valid and in hukou under another name: never re-pointed (a valid ID
+  found in hukou is kept); the likely right person (the roll's name, an ID at most two keying
+  errors away: the roll ID was mistyped into someone else's) is *suggested* for name_mismatch.
+
+1. Blocking, polars joins against hukou on what survives of the spelling:
+   * `edit`: the valid IDs one keying error away from it (ids.neighbours) = hukou id_number;
+   * `born`: region and birth date, its first 14 characters when they are digits and a real
+     date (or the first 14 digits Excel kept) = the first 14 of hukou's IDs;
+   * `name`: the normalized name in the row's township (region_code[:9]) = hukou's.
+2. Scoring, in Python on the few candidate pairs (rapidfuzz, pypinyin):
+   * `id_score` 100 − 20 per edit between the spelling and the candidate (optimal string
+     alignment: a swap of two adjacent digits is one edit; a 15-digit spelling is compared with
+     the candidate's legacy form); for Excel damage, 100 × the digits Excel kept ÷ 18 when the
+     candidate agrees with every one of them (15 cut for `…000`, the mantissa's rounded for
+     `3.20303E+17`);
+   * `name_score` names.similarity: 100 equal, 95 homophone, below 90 otherwise;
+   * `region_score` 100 where the roll says (village or township), 60 same township, 30 same
+     county, 0 elsewhere;
+   * `score` = (10 × id + 9 × name + 1 × region) ÷ 20.
+3. Decision, in polars over the ranked candidates: the best is accepted when its score ≥
+   ACCEPT (85), its name is compatible (≥ 90: the same, or a homophone) and it leads the
+   runner-up by ≥ MARGIN (10). `repaired` when it is one edit from the spelling, `fuzzy`
+   otherwise. A candidate that
+   passes all but ACCEPT with a score ≥ SUGGEST (75: the right name two edits away) is only
+   *suggested*: named in the evidence, not used. For a `mismatch` row that is all it can be.
+   Only `invalid` rows are resolved. Every attempt lists its best candidates with their scores.
+
+What the numbers mean. One keying error with the right name where the roll says scores 90; with
+a homophone 87.75; with the right name in another county (the person moved) exactly 85. Two
+edits score at most 80 (suggested at best), and a same-name, same-birthday neighbour two edits
+away stays 10 behind a one-edit candidate. Excel's `…000` keeps 15 digits (id 83.3): with the
+right name it scores 91.7, and a namesake twin sharing those 15 digits ties it, so it stays
+unresolved. `3.20303E+17` keeps 6 digits (id 33.3): never enough.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import polars as pl
+from rapidfuzz.distance import OSA
+
+from . import ids, names
+
+__all__ = [
+    "ACCEPT",
+    "SUGGEST",
+    "MARGIN",
+    "SHOWN",
+    "CANDIDATE",
+    "RESOLUTION",
+    "REASONS",
+    "Reading",
+    "reading",
+    "region_score",
+    "score",
+    "resolve",
+]
+
+ACCEPT = 85.0
+SUGGEST = 75.0
+MARGIN = 10.0
+SHOWN = 5  # candidates listed in the evidence
+_EDIT = 20.0  # id_score lost per edit
+_W_ID, _W_NAME, _W_REGION = 10, 9, 1
+
+CANDIDATE = pl.Struct(
+    {
+        "id_number": pl.String,
+        "name": pl.String,
+        "region_code": pl.String,
+        "score": pl.Float64,
+        "id_score": pl.Float64,
+        "name_score": pl.Float64,
+        "region_score": pl.Float64,
+    }
+)
+# Why a row is looked for: its ID is invalid, valid but not in hukou, in hukou under another name.
+REASONS = {"invalid": "id_invalid", "absent": "not_in_hukou", "mismatch": "name_differs"}
+# reason: REASONS' values; status: see `_decisions`
+RESOLUTION = pl.Struct(
+    {
+        "reason": pl.String,
+        "status": pl.String,
+        "suggested_id": pl.String,
+        "method": pl.String,
+        "score": pl.Float64,
+        "candidates": pl.List(CANDIDATE),
+    }
+)
+
+# After ids.clean (upper case, no spaces): 3.20303E+17, 3.203031990E17, ...
+_SCIENTIFIC = re.compile(r"^([0-9])(?:\.([0-9]+))?E\+?([0-9]+)$")
+_EXCEL_CUT = re.compile(r"^[0-9]{15}000$")
+_SPELLED_NAME = r"[\s•‧・･‐\.．·]"  # hukou names whose key differs from the name as written
+
+
+# ---- what a spelling still says ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A roll ID spelling as evidence: the cleaned text, and for Excel damage the leading digits
+    Excel kept (`kept`): cut to 15 (Excel stores 15 significant digits and turns the rest into
+    zeros), or rounded to the digits its scientific display shows (`rounded`)."""
+
+    text: str
+    kept: str = ""
+    rounded: bool = False
+
+    def agrees(self, candidate: str) -> bool:
+        """True when Excel's damage of `candidate` could have left `kept`."""
+        if not self.kept or not candidate.isdigit():  # an ID ending in X stays text in Excel
+            return False
+        scale = 10 ** (18 - len(self.kept))
+        value = (int(candidate) + scale // 2) if self.rounded else int(candidate)
+        return value // scale == int(self.kept)
+
+    def edits(self, candidate: str) -> int:
+        """Keying errors between the spelling and `candidate` (a 15-digit spelling is compared
+        with the candidate's legacy form)."""
+        if len(self.text) == 15 and candidate[6:8] == "19":
+            return OSA.distance(self.text, candidate[:6] + candidate[8:17])
+        return OSA.distance(self.text, candidate)
+
+    def id_score(self, candidate: str) -> tuple[float, int]:
+        edits = self.edits(candidate)
+        found = max(0.0, 100.0 - _EDIT * edits)
+        if self.agrees(candidate):
+            found = max(found, round(100.0 * len(self.kept) / 18, 2))
+        return found, edits
+
+    def born14(self, as_of: date | None) -> str | None:
+        """Region and birth date (the first 14 characters) when the spelling still has them."""
+        head = self.kept if len(self.kept) >= 15 else self.text
+        if len(head) < 14 or not head[:14].isdigit():
+            return None
+        born = ids.birth_date(head[:14] + "0000")
+        return head[:14] if born is not None and (as_of is None or born <= as_of) else None
+
+
+def reading(raw: object) -> Reading:
+    """Read a roll spelling: Excel's scientific notation of an 18-digit number (`3.20303E+17`)
+    keeps its mantissa's digits, rounded; an invalid 18-digit number ending in 000 keeps its
+    first 15, cut."""
+    text = ids.clean(raw) or ""
+    scientific = _SCIENTIFIC.match(text)
+    if scientific:
+        head, tail, exponent = scientific.groups()
+        digits = (head + (tail or "")).rstrip("0") or "0"
+        if int(exponent) == 17 and len(digits) <= 18:
+            return Reading(text, digits, rounded=True)
+        return Reading(text)
+    if _EXCEL_CUT.match(text) and not ids.is_valid(text):
+        return Reading(text, text[:15])
+    return Reading(text)
+
+
+# ---- scores ----------------------------------------------------------------------------------
+
+
+def region_score(roll_region: str | None, hukou_region: str | None) -> float:
+    """100 where the roll says (its code is a prefix of hukou's, or the reverse), 60 same
+    township (9 digits), 30 same county (6 digits), else 0."""
+    if not roll_region or not hukou_region:
+        return 0.0
+    if hukou_region.startswith(roll_region) or roll_region.startswith(hukou_region):
+        return 100.0
+    if len(roll_region) >= 9 and len(hukou_region) >= 9 and roll_region[:9] == hukou_region[:9]:
+        return 60.0
+    return 30.0 if roll_region[:6] == hukou_region[:6] else 0.0
+
+
+def score(spelling: Reading, roll_name_key: str, roll_region: str | None, candidate_id: str,
+          candidate_name_key: str, candidate_region: str | None) -> tuple[float, float, float, float, int]:
+    """One hukou candidate against a roll row: (score, id_score, name_score, region_score,
+    edits). Names are given as names.key values."""
+    id_part, edits = spelling.id_score(candidate_id)
+    name_part = names.key_similarity(roll_name_key, candidate_name_key)
+    region_part = region_score(roll_region, candidate_region)
+    total = round((_W_ID * id_part + _W_NAME * name_part + _W_REGION * region_part) / 20, 2)
+    return total, id_part, name_part, region_part, edits
+
+
+# ---- the step --------------------------------------------------------------------------------
+
+_RID = "_resolve_rid"
+
+
+def _lazy(frame: Any) -> pl.LazyFrame:
+    return frame.lazy() if isinstance(frame, pl.DataFrame) else frame
+
+
+def _attempts(frame: pl.DataFrame, hukou: pl.LazyFrame) -> pl.DataFrame:
+    """Roll rows to look for: invalid IDs, valid IDs absent from hukou, valid IDs in hukou
+    under another name (the name compared as name_mismatch compares it)."""
+    columns = [_RID, "id_number", "id_number_raw", "name", "region_code"]
+    found = hukou.select("id_number", pl.col("name").alias("_hukou_name"), pl.lit(True).alias("_hit"))
+    # One join; the names' keys are computed only where the spellings differ at all.
+    valid = (
+        frame.lazy()
+        .filter(pl.col("id_valid"))
+        .select(columns)
+        .join(found, on="id_number", how="left")
+        .filter(pl.col("_hit").is_null() | (pl.col("name") != pl.col("_hukou_name")))
+        .collect()
+    )
+    differs = names.key_expr(pl.col("name")) != names.key_expr(pl.col("_hukou_name"))
+    return pl.concat(
+        [
+            frame.filter(~pl.col("id_valid")).select(columns).with_columns(pl.lit("invalid").alias("kind")),
+            valid.filter(pl.col("_hit").is_null()).select(columns).with_columns(pl.lit("absent").alias("kind")),
+            valid.filter(pl.col("_hit") & differs).select(columns).with_columns(pl.lit("mismatch").alias("kind")),
+        ]
+    ).unique(_RID, keep="first", maintain_order=True)
+
+
+def _pairs(attempts: pl.DataFrame, spellings: dict[int, Reading], hukou: pl.LazyFrame,
+           as_of: date | None) -> pl.DataFrame:
+    """Candidate pairs (_RID, id_number, name_key, region_code of the hukou record) from the
+    three blocks."""
+    edit: list[tuple[int, str]] = []
+    born: list[tuple[int, str]] = []
+    for rid, kind, id_number in attempts.select(_RID, "kind", "id_number").iter_rows():
+        spelling = spellings[rid]
+        if kind == "invalid" or len(spelling.text) == 15:  # legacy IDs have no check character
+            edit += [(rid, n) for n in ids.neighbours(spelling.text, as_of)]
+        key = id_number[:14] if kind != "invalid" else spelling.born14(as_of)
+        if key:
+            born.append((rid, key))
+    edit_keys = pl.DataFrame(edit, schema={_RID: pl.UInt32, "id_number": pl.String}, orient="row")
+    born_keys = pl.DataFrame(born, schema={_RID: pl.UInt32, "born14": pl.String}, orient="row")
+    name_keys = attempts.select(
+        _RID, names.key_expr(pl.col("name")).alias("name_key"), pl.col("region_code").str.slice(0, 9).alias("town")
+    )
+    # The few hukou records any block can match, keys computed on those only: by ID; by name
+    # and township as written; and among the names written with spaces or dots, by their key.
+    records = hukou.select("id_number", "name", "region_code")
+    town = pl.col("region_code").str.slice(0, 9).alias("town")
+    named = name_keys.lazy().select("name_key", "town").unique()
+    near = (
+        pl.concat(
+            [
+                records.filter(
+                    pl.col("id_number").is_in(edit_keys["id_number"].implode())
+                    | pl.col("id_number").str.slice(0, 14).is_in(born_keys["born14"].implode())
+                ),
+                records.with_columns(town).join(named, left_on=["name", "town"], right_on=["name_key", "town"],
+                                                how="semi").drop("town"),
+                records.filter(pl.col("name").str.contains(_SPELLED_NAME))
+                .with_columns(names.key_expr(pl.col("name")).alias("name_key"), town)
+                .join(named, on=["name_key", "town"], how="semi")
+                .select("id_number", "name", "region_code"),
+            ]
+        )
+        .unique("id_number")
+        .with_columns(
+            pl.col("id_number").str.slice(0, 14).alias("born14"),
+            names.key_expr(pl.col("name")).alias("name_key"),
+            town,
+        )
+        .collect()
+    )
+    columns = [_RID, "id_number", "name", "name_key", "region_code"]
+    return pl.concat(
+        [
+            edit_keys.join(near, on="id_number").select(columns),
+            born_keys.join(near, on="born14").select(columns),
+            name_keys.join(near, on=["name_key", "town"]).select(columns),
+        ]
+    ).unique([_RID, "id_number"], keep="first")
+
+
+def _scored(attempts: pl.DataFrame, spellings: dict[int, Reading], pairs: pl.DataFrame) -> pl.DataFrame:
+    """Every pair scored: the fuzzy part, in Python on the few pairs the blocks let through."""
+    rows = pairs.join(
+        attempts.select(_RID, names.key_expr(pl.col("name")).alias("roll_key"), pl.col("region_code").alias("roll_region")),
+        on=_RID,
+    )
+    parts = [
+        score(spellings[rid], roll_key, roll_region, id_number, name_key, region)
+        for rid, id_number, name_key, region, roll_key, roll_region in rows.select(
+            _RID, "id_number", "name_key", "region_code", "roll_key", "roll_region"
+        ).iter_rows()
+    ]
+    names_of = ["score", "id_score", "name_score", "region_score", "edits"]
+    values = pl.DataFrame(parts, schema=dict(zip(names_of, [pl.Float64] * 4 + [pl.Int64], strict=True)), orient="row")
+    return pl.concat([rows.select(_RID, "id_number", "name", "region_code"), values], how="horizontal")
+
+
+def _decisions(attempts: pl.DataFrame, scored: pl.DataFrame) -> pl.DataFrame:
+    """One RESOLUTION per attempt (see the module's docstring, "Decision").
+
+    status: `resolved` (accepted: the rules use it), `suggested` (likely, not used: for the
+    caseworker), `ambiguous` (likely, but another candidate within MARGIN), `weak` (no likely
+    candidate), `none` (no candidate at all)."""
+    kinds = attempts.select(_RID, "kind", pl.col("id_number").alias("holder"))
+    ranked = (
+        scored.join(kinds, on=_RID)
+        # the holder of a mismatched ID is whom hukou names: the right person is someone else
+        .filter((pl.col("kind") != "mismatch") | (pl.col("id_number") != pl.col("holder")))
+        .sort([_RID, "score", "id_number"], descending=[False, True, False])
+        .group_by(_RID, maintain_order=True)
+        .agg(
+            pl.col("id_number").first().alias("top_id"),
+            pl.col("score").first().alias("top"),
+            pl.col("name_score").first().alias("top_name"),
+            pl.col("edits").first().alias("top_edits"),
+            pl.col("score").get(1, null_on_oob=True).alias("second"),
+            pl.struct(*CANDIDATE.to_schema()).head(SHOWN).alias("candidates"),
+        )
+    )
+    kind = pl.col("kind")
+    # A valid ID (`absent`) is somebody's number: its candidates are only listed.
+    likely = (kind != "absent") & (pl.col("top_name") >= names.COMPATIBLE) & (pl.col("top") >= SUGGEST)
+    clear = pl.col("second").is_null() | ((pl.col("top") - pl.col("second")).round(2) >= MARGIN)
+    accepted = likely & clear & (kind == "invalid") & (pl.col("top") >= ACCEPT)
+    status = (
+        pl.when(pl.col("top_id").is_null()).then(pl.lit("none"))
+        .when(~likely).then(pl.lit("weak"))
+        .when(~clear).then(pl.lit("ambiguous"))
+        .when(accepted).then(pl.lit("resolved"))
+        .otherwise(pl.lit("suggested"))
+    )
+    named = status.is_in(["resolved", "suggested"])
+    return (
+        kinds.join(ranked, on=_RID, how="left")
+        .select(
+            _RID,
+            pl.struct(
+                kind.replace_strict(REASONS, return_dtype=pl.String).alias("reason"),
+                status.alias("status"),
+                pl.when(named).then(pl.col("top_id")).alias("suggested_id"),
+                pl.when(accepted).then(pl.when(pl.col("top_edits") == 1).then(pl.lit("repaired"))
+                                       .otherwise(pl.lit("fuzzy"))).alias("method"),
+                pl.when(named).then(pl.col("top")).alias("score"),
+                pl.col("candidates").fill_null(pl.lit([], dtype=pl.List(CANDIDATE))),
+            ).alias("resolution"),
+        )
+        .cast({"resolution": RESOLUTION})
+    )
+
+
+def resolve(roll: pl.DataFrame | pl.LazyFrame, hukou: pl.DataFrame | pl.LazyFrame,
+            as_of: date | None = None) -> pl.DataFrame:
+    """The roll (a loaded frame: docs/design.md, "Loaded frames") with the resolution applied:
+
+    * `id_number`, `id_valid`: the resolved ID (and True) where a candidate was accepted;
+    * `roll_id_valid`: the roll ID's own validity (id_invalid reads it);
+    * `match_method`, `match_score`: `repaired`/`fuzzy` and the score where resolved, else the
+      loader's `id_method` and 100;
+    * `resolution` (RESOLUTION): per attempt, what was found; null for rows not looked for.
+    """
+    frame = _lazy(roll).collect()
+    if "roll_id_valid" in frame.columns:  # resolved already: its spelling's validity is known
+        return frame
+    defaults = {
+        "id_number_raw": pl.col("id_number"),
+        "id_method": pl.lit("exact"),
+        "id_valid": ids.valid_expr(pl.col("id_number"), as_of),
+    }
+    frame = frame.with_columns([e.alias(n) for n, e in defaults.items() if n not in frame.columns])
+    frame = frame.with_row_index(_RID)
+    attempts = _attempts(frame, _lazy(hukou))
+    spellings = {rid: reading(raw) for rid, raw in attempts.select(_RID, "id_number_raw").iter_rows()}
+    scored = _scored(attempts, spellings, _pairs(attempts, spellings, _lazy(hukou), as_of))
+    decided = _decisions(attempts, scored)
+
+    # Joined on the row number alone, so the roll's other columns are shared, not copied.
+    per_row = frame.select(_RID).join(decided, on=_RID, how="left", maintain_order="left")["resolution"]
+    resolution = pl.col("resolution")
+    accepted = resolution.struct.field("status") == "resolved"
+    return (
+        frame.with_columns(per_row)
+        .with_columns(
+            pl.col("id_valid").alias("roll_id_valid"),
+            pl.when(accepted).then(resolution.struct.field("suggested_id")).otherwise(pl.col("id_number"))
+            .alias("id_number"),
+            (pl.col("id_valid") | accepted.fill_null(False)).alias("id_valid"),
+            pl.when(accepted).then(resolution.struct.field("method")).otherwise(pl.col("id_method"))
+            .alias("match_method"),
+            pl.when(accepted).then(resolution.struct.field("score")).otherwise(pl.lit(100.0))
+            .alias("match_score"),
+        )
+        .drop(_RID)
+    )

@@ -1,0 +1,45 @@
+"""engine.names: the name key (scalar and polars agree), homophones, similarity."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from engine import names
+from fixtures.population import HOMOPHONES
+
+
+@given(st.lists(st.text(alphabet="张伟王 \u3000\t·•‧・･‐.．阿卜杜热合曼x", max_size=8), min_size=1, max_size=10))
+def test_key_and_key_expr_agree(values: list[str]) -> None:
+    column = pl.select(names.key_expr(pl.lit(pl.Series(values, dtype=pl.String)))).to_series().to_list()
+    assert column == [names.key(v) for v in values]
+
+
+@pytest.mark.parametrize(
+    "a, b, expected",
+    [
+        ("张伟", "张伟", 100.0),
+        ("张 伟", "张\u3000伟", 100.0),
+        ("阿卜杜·热合曼", "阿卜杜•热合曼", 100.0),
+        ("张伟", "章伟", 95.0),  # homophone surname
+        ("王芳", "汪芳", 95.0),
+        ("曾伟", "增伟", 95.0),  # 曾 is read ceng or zeng: any reading counts
+        ("张伟", "张玮", 95.0),
+        ("张伟", "张伟强", 72.0),  # 0.9 × 80 (characters)
+        ("张伟", "李娜", 12.86),  # 0.9 × the pinyin ratio of "zhang wei" and "li na"
+        ("张伟", None, 0.0),
+    ],
+)
+def test_similarity(a: str, b: str | None, expected: float) -> None:
+    assert names.similarity(a, b) == expected
+
+
+def test_no_other_name_reaches_compatible() -> None:
+    others = [("张伟强", "张伟刚"), ("张伟", "张强"), ("王芳", "王方芳"), ("李娜", "黎那娜")]
+    assert all(names.similarity(a, b) < names.COMPATIBLE for a, b in others)
+
+
+def test_the_fixture_homophones_are_homophones() -> None:
+    assert HOMOPHONES and all(names.homophones(a, b) and a != b for a, b in HOMOPHONES.items())

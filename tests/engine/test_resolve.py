@@ -1,0 +1,297 @@
+"""ID resolution (engine.resolve), table-driven: one case per noise kind and per decoy kind, each
+with the exact outcome (status, resolved ID, method, score); then the same through run() (the
+flags), and invariants over random rolls (hypothesis)."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine import ids
+from engine.resolve import ACCEPT, MARGIN, SUGGEST, Reading, reading, region_score, resolve
+
+from .casebook import AS_OF, frames, person, roll_row, run_case
+
+P = person(123, born="19800101")  # 320303198001011235, 张伟 of village 320303001001
+TWIN = person(125, born="19800101")  # born the same day, next number: differs from P in one digit
+FAR = person(187, born="19800101")  # same day, a number two digits away
+ROUNDS_UP = person(157, born="19800102")  # 16th digit ≥ 5: rounding would change the 15th
+VILLAGE, TOWNSHIP_OTHER_VILLAGE, OTHER_COUNTY = "320303001001", "320303001009", "320311002003"
+
+
+def sub(pid: str, place: int, char: str) -> str:
+    return pid[:place] + char + pid[place + 1 :]
+
+
+def swap(pid: str, place: int) -> str:
+    return pid[:place] + pid[place + 1] + pid[place] + pid[place + 2 :]
+
+
+def hukou(pid: str = P, name: str = "张伟", region: str = VILLAGE, status: str = "normal") -> dict[str, str]:
+    return {"id_number": pid, "name": name, "region_code": region, "status": status}
+
+
+def typo(pid: str = P, place: int = 15) -> str:
+    return sub(pid, place, str((int(pid[place]) + 4) % 10))
+
+
+# Scores of the common outcomes: (10 id + 9 name + 1 region) / 20.
+ONE_EDIT = 90.0  # one edit, the same name, where the roll says
+EXCEL_15 = round((10 * round(100 * 15 / 18, 2) + 900 + 100) / 20, 2)  # 91.67
+
+# description, roll spelling, roll name, hukou rows, expected (status, the resolved or suggested ID,
+# method, score)
+CASES = [
+    # ---- noise kinds
+    ("typo in the sequence number", typo(), "张伟", [hukou()], ("resolved", P, "repaired", ONE_EDIT)),
+    ("typo in the birth date", typo(place=9), "张伟", [hukou()], ("resolved", P, "repaired", ONE_EDIT)),
+    ("typo in the region", typo(place=2), "张伟", [hukou()], ("resolved", P, "repaired", ONE_EDIT)),
+    ("wrong check character", sub(P, 17, "X"), "张伟", [hukou()], ("resolved", P, "repaired", ONE_EDIT)),
+    ("two adjacent digits swapped", swap(P, 12), "张伟", [hukou()], ("resolved", P, "repaired", ONE_EDIT)),
+    ("last digit swapped with the check", swap(P, 16), "张伟", [hukou()], ("resolved", P, "repaired", ONE_EDIT)),
+    ("a digit missing", P[:8] + P[9:], "张伟", [hukou()], ("resolved", P, "repaired", ONE_EDIT)),
+    ("a digit too many", P[:8] + "7" + P[8:], "张伟", [hukou()], ("resolved", P, "repaired", ONE_EDIT)),
+    ("two digits missing: only suggested", P[:8] + P[9:17], "张伟", [hukou()], ("suggested", P, None, 80.0)),
+    ("Excel cut to 15 digits", P[:15] + "000", "张伟", [hukou()], ("resolved", P, "fuzzy", EXCEL_15)),
+    ("Excel's 15 digits are cut, not rounded", f"{int(ROUNDS_UP[:15]) + 1}000", "张伟", [hukou(ROUNDS_UP)],
+     ("weak", None, None, None)),
+    ("Excel scientific notation keeps 6 digits: not enough", f"{int(P):.5E}", "张伟", [hukou()],
+     ("weak", None, None, None)),
+    ("legacy 15-digit ID with an impossible date", sub(P[:6] + P[8:17], 8, "3"), "张伟", [hukou()],
+     ("resolved", P, "repaired", ONE_EDIT)),
+    ("homophone surname and a typo", typo(), "章伟", [hukou()], ("resolved", P, "repaired", 87.75)),
+    ("homophone given name and a typo", typo(), "张玮", [hukou()], ("resolved", P, "repaired", 87.75)),
+    ("moved to another county and a typo: exactly the threshold", typo(), "张伟",
+     [hukou(region=OTHER_COUNTY)], ("resolved", P, "repaired", ACCEPT)),
+    ("moved, homophone and a typo: only suggested", typo(), "章伟", [hukou(region=OTHER_COUNTY)],
+     ("suggested", P, None, 82.75)),
+    ("another name one edit away: a stranger", typo(), "李娜", [hukou()], ("weak", None, None, None)),
+    ("missing from hukou, nobody near", typo(), "张伟", [hukou(FAR, "王芳")], ("weak", None, None, None)),
+    ("missing from hukou, hukou empty", typo(), "张伟", [], ("none", None, None, None)),
+    # ---- decoys
+    ("namesake born the same day, same township", typo(), "张伟",
+     [hukou(), hukou(FAR, region=TOWNSHIP_OTHER_VILLAGE)], ("resolved", P, "repaired", ONE_EDIT)),
+    ("namesake one edit away too: ambiguous", TWIN[:17] + P[17], "张伟",
+     [hukou(), hukou(TWIN, region=TOWNSHIP_OTHER_VILLAGE)], ("ambiguous", None, None, None)),
+    ("twin with the next number, typo lands on it", TWIN[:17] + P[17], "张伟",
+     [hukou(), hukou(TWIN, "张强")], ("resolved", P, "repaired", ONE_EDIT)),
+    ("twin with a homophone name, typo lands on it: ambiguous", TWIN[:17] + P[17], "张伟",
+     [hukou(), hukou(TWIN, "张玮")], ("ambiguous", None, None, None)),
+    ("twin sharing the 15 digits Excel kept", P[:15] + "000", "张伟", [hukou(), hukou(TWIN, "张强")],
+     ("resolved", P, "fuzzy", EXCEL_15)),
+    ("namesake twin sharing the 15 digits Excel kept: ambiguous", P[:15] + "000", "张伟",
+     [hukou(), hukou(TWIN, region=TOWNSHIP_OTHER_VILLAGE)], ("ambiguous", None, None, None)),
+    ("missing from hukou, namesake twin one edit away: wrong, and unavoidable", TWIN[:17] + P[17], "张伟",
+     [hukou(TWIN)], ("resolved", TWIN, "repaired", ONE_EDIT)),
+    ("missing from hukou, namesake two edits away: only suggested", sub(P, 16, "9"), "张伟", [hukou(TWIN)],
+     ("suggested", TWIN, None, 80.0)),
+]
+
+
+def _outcome(spelling: str, name: str, hukou_rows: list[dict[str, str]]) -> tuple:
+    roll, sources = frames([roll_row("H1", spelling, name=name, region_code=VILLAGE)], {"hukou": hukou_rows})
+    row = resolve(roll, sources["hukou"], AS_OF).row(0, named=True)
+    res = row["resolution"] or {}
+    resolved = res.get("status") == "resolved"
+    if resolved:
+        assert row["id_number"] == res["suggested_id"]
+    return (res.get("status"), res.get("suggested_id"), row["match_method"] if resolved else None,
+            res.get("score")), row
+
+
+@pytest.mark.parametrize("description, spelling, name, hukou_rows, expected", CASES, ids=[c[0] for c in CASES])
+def test_resolution_case(description, spelling, name, hukou_rows, expected):
+    assert not ids.is_valid(ids.normalize(spelling), AS_OF), spelling
+    outcome, row = _outcome(spelling, name, hukou_rows)
+    status, _, _, score = expected
+    assert outcome == expected
+    assert row["roll_id_valid"] is False  # id_invalid still reads the spelling
+    if status == "resolved":
+        assert row["id_valid"] and row["match_score"] == score
+    else:
+        assert not row["id_valid"] and row["id_number"] == ids.normalize(spelling)
+        assert row["match_method"] == "exact" and row["match_score"] == 100.0
+
+
+def test_the_evidence_lists_the_candidates_considered():
+    _, row = _outcome(TWIN[:17] + P[17], "张伟", [hukou(), hukou(TWIN, "张强"), hukou(FAR, "王芳")])
+    candidates = row["resolution"]["candidates"]
+    assert [c["id_number"] for c in candidates] == [P, TWIN, FAR]  # FAR: the same birth date
+    assert candidates[0]["score"] - candidates[1]["score"] >= MARGIN
+    assert candidates[1]["name_score"] < 90 and candidates[1]["id_score"] == 80.0
+
+
+# ---- rows that are not looked for, or only listed
+
+@pytest.mark.parametrize(
+    "spelling",
+    [P, P[:6] + P[8:17], " ".join([P[:6], P[6:14], P[14:]]), "".join(chr(0xFF10 + int(c)) for c in P)],
+    ids=["canonical", "legacy 15 digits", "spaces", "full-width digits"],
+)
+def test_a_valid_id_found_in_hukou_is_not_looked_for(spelling):
+    roll, sources = frames([roll_row("H1", spelling, name="张伟")], {"hukou": [hukou()]})
+    row = resolve(roll, sources["hukou"], AS_OF).row(0, named=True)
+    assert row["resolution"] is None and row["id_number"] == P and row["match_score"] == 100.0
+
+
+def test_a_valid_id_absent_from_hukou_is_never_resolved():
+    # NEAR's legacy form is one edit from P's (a legacy ID has no check character), same name.
+    near = ids.convert15(sub(P[:6] + P[8:17], 13, "9"))
+    for spelling in (P, P[:6] + P[8:17]):
+        roll, sources = frames([roll_row("H1", spelling, name="张伟")], {"hukou": [hukou(FAR), hukou(near)]})
+        row = resolve(roll, sources["hukou"], AS_OF).row(0, named=True)
+        assert row["resolution"]["reason"] == "not_in_hukou"
+        assert row["resolution"]["status"] == "weak" and row["id_number"] == P
+        assert near in [c["id_number"] for c in row["resolution"]["candidates"]]  # listed, not used
+
+
+def test_an_id_mistyped_into_someone_elses_suggests_the_right_person():
+    # The roll's ID is TWIN's (valid, in hukou as 张强): two edits from P, whose name the roll has.
+    roll, sources = frames([roll_row("H1", TWIN, name="张伟")], {"hukou": [hukou(), hukou(TWIN, "张强")]})
+    row = resolve(roll, sources["hukou"], AS_OF).row(0, named=True)
+    assert row["id_number"] == TWIN  # a valid ID found in hukou is kept
+    res = row["resolution"]
+    assert (res["reason"], res["status"], res["suggested_id"], res["score"]) == ("name_differs", "suggested", P, 80.0)
+
+
+def test_a_different_name_without_a_near_namesake_suggests_nobody():
+    roll, sources = frames([roll_row("H1", P, name="张强")],
+                           {"hukou": [hukou(), hukou(person(400, born="19500505"), "张强")]})
+    res = resolve(roll, sources["hukou"], AS_OF).row(0, named=True)["resolution"]
+    assert (res["reason"], res["status"], res["suggested_id"]) == ("name_differs", "weak", None)
+
+
+# ---- through run(): every rule uses the resolved ID
+
+def _flags(result, rule_id: str) -> list[dict]:
+    return result.flags.filter(pl.col("rule_id") == rule_id).to_dicts()
+
+
+def test_a_resolved_id_takes_part_in_every_rule():
+    result = run_case(
+        [roll_row("H1", typo(), name="章伟"), roll_row("H2", P, name="张伟", program="tekun")],
+        {"hukou": [hukou(status="deceased") | {"status_date": "2026-03-15"}]},
+    )
+    invalid = _flags(result, "id_invalid")[0]
+    assert (invalid["id_number"], invalid["roll_id_number"], invalid["match_method"], invalid["match_score"]) == (
+        P, typo(), "repaired", 87.75)
+    evidence = json.loads(invalid["evidence"])
+    assert evidence["records"][0]["roll_id_number"] == typo()
+    assert evidence["resolution"]["suggested_id"] == P and evidence["resolution"]["candidates"][0]["id_number"] == P
+    dead = next(f for f in _flags(result, "deceased") if f["household_id"] == "H1")
+    assert (dead["id_number"], dead["match_method"], dead["overpayment"]) == (P, "repaired", 2400.0)
+    assert {f["household_id"] for f in _flags(result, "duplicate_enrollment")} == {"H1", "H2"}
+    assert {f["household_id"] for f in _flags(result, "name_mismatch")} == {"H1"}  # 章伟 ≠ 张伟
+    assert _flags(result, "hukou_not_found") == []
+    assert result.resolutions["household_id"].to_list() == ["H1"]  # H2's ID and name are hukou's
+
+
+def test_hukou_not_found_only_when_not_resolved():
+    result = run_case(
+        [roll_row("H1", typo(), name="张伟"), roll_row("H2", FAR, name="王芳"), roll_row("H3", "3.20303E+17")],
+        {"hukou": [hukou()]},
+        rules=["id_invalid", "hukou_not_found"],
+    )
+    assert {f["household_id"] for f in _flags(result, "hukou_not_found")} == {"H2"}
+    assert {f["household_id"]: f["match_method"] for f in _flags(result, "id_invalid")} == {
+        "H1": "repaired", "H3": "exact"}
+    absent = json.loads(_flags(result, "hukou_not_found")[0]["evidence"])
+    assert absent["searched_source"] == "hukou" and absent["resolution"]["reason"] == "not_in_hukou"
+
+
+def test_name_mismatch_evidence_carries_the_suggestion():
+    result = run_case([roll_row("H1", TWIN, name="张伟")], {"hukou": [hukou(), hukou(TWIN, "张强")]},
+                      rules=["name_mismatch"])
+    evidence = json.loads(_flags(result, "name_mismatch")[0]["evidence"])
+    assert evidence["records"][0]["name"] == "张强"
+    assert evidence["resolution"]["status"] == "suggested" and evidence["resolution"]["suggested_id"] == P
+
+
+def test_without_hukou_nothing_is_resolved():
+    result = run_case([roll_row("H1", typo())], rules=["id_invalid"])
+    flag = _flags(result, "id_invalid")[0]
+    assert flag["id_number"] == typo() and flag["match_method"] == "exact"
+    assert json.loads(flag["evidence"])["resolution"] is None and result.resolutions.is_empty()
+
+
+# ---- the pieces
+
+def test_readings_of_excel_damage():
+    assert reading("3.20303E+17") == Reading("3.20303E+17", "320303", rounded=True)
+    assert reading(f"{int(ROUNDS_UP):.5E}").agrees(ROUNDS_UP)  # the display rounds
+    assert reading(" 3.2030319800E17 ").kept == "320303198"  # trailing zeros carry nothing
+    assert reading(P[:15] + "000") == Reading(P[:15] + "000", P[:15])
+    assert reading(P).kept == "" and reading("3.2E+5").kept == ""  # not an 18-digit number
+    assert reading(P[:15] + "000").agrees(P) and not reading(P[:15] + "000").agrees(TWIN[:14] + "9991")
+
+
+@pytest.mark.parametrize(
+    "roll, hukou_region, expected",
+    [("320303001", "320303001001", 100.0), ("320303001001", "320303001001", 100.0),
+     ("320303001001", "320303001009", 60.0), ("320303002", "320303001001", 30.0), ("320303", "320311001001", 0.0)],
+)
+def test_region_score(roll, hukou_region, expected):
+    assert region_score(roll, hukou_region) == expected
+
+
+def test_thresholds_are_consistent():
+    # one edit + same name is accepted even where the region disagrees; two edits never are
+    assert (10 * 80 + 9 * 100 + 0) / 20 >= ACCEPT > (10 * 60 + 9 * 100 + 100) / 20 >= SUGGEST
+
+
+# ---- invariants
+
+SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+NAMES = ["张伟", "章伟", "王芳", "汪芳", "李娜", "张强", "王伟"]
+
+
+@st.composite
+def cities(draw):
+    numbers = draw(st.lists(st.integers(1, 60), min_size=2, max_size=12, unique=True))
+    people = [(person(n, born="19800101"), draw(st.sampled_from(NAMES))) for n in numbers]
+    in_hukou = [p for p in people if draw(st.booleans()) or p is people[0]]
+    rows = []
+    for i, (pid, name) in enumerate(people):
+        spelling = draw(st.sampled_from(["as is", "typo", "swap", "excel", "name"]))
+        if spelling == "typo":
+            pid = sub(pid, draw(st.integers(0, 17)), draw(st.sampled_from("0123456789")))
+        elif spelling == "swap":
+            pid = swap(pid, draw(st.integers(0, 16)))
+        elif spelling == "excel":
+            pid = pid[:15] + "000"
+        elif spelling == "name":
+            name = draw(st.sampled_from(NAMES))
+        rows.append(roll_row(f"H{i}", pid, name=name))
+    hukou_rows = [hukou(pid, name) for pid, name in in_hukou]
+    return rows, hukou_rows, draw(st.randoms())
+
+
+@SETTINGS
+@given(cities())
+def test_valid_ids_found_in_hukou_are_never_changed_and_resolutions_are_hukou_people(city):
+    rows, hukou_rows, _ = city
+    roll, sources = frames(rows, {"hukou": hukou_rows})
+    out = resolve(roll, sources["hukou"], AS_OF)
+    known = {h["id_number"]: h["name"] for h in hukou_rows}
+    for before, after in zip(roll.to_dicts(), out.to_dicts(), strict=True):
+        if before["id_valid"]:
+            assert after["id_number"] == before["id_number"]
+            assert after["match_method"] == before["id_method"]
+        if after["match_method"] in ("repaired", "fuzzy"):
+            assert not before["id_valid"] and after["id_number"] in known and after["id_valid"]
+
+
+@SETTINGS
+@given(cities())
+def test_resolving_is_deterministic_and_ignores_hukou_order(city):
+    rows, hukou_rows, rng = city
+    roll, sources = frames(rows, {"hukou": hukou_rows})
+    shuffled = sources["hukou"].sample(fraction=1.0, shuffle=True, seed=rng.randrange(1000))
+    first = resolve(roll, sources["hukou"], AS_OF)
+    assert first.equals(resolve(roll, sources["hukou"], AS_OF))
+    assert first.equals(resolve(roll, shuffled, AS_OF))
+    assert resolve(first, sources["hukou"], AS_OF).equals(first)  # a resolved roll stays as it is
