@@ -442,3 +442,11 @@ def demo_command(out_dir: Path, households: int, seed: int) -> None:
         + (f"--policy {paths['policy']} " if paths.get("policy") else "")
         + f"--out {out_dir / 'flags.xlsx'}"
     )
+
+
+# ---- the store's commands -------------------------------------------------------------------
+# ingest, sources, runs, flags, report, schedule, households, db: defined in store/cli.py (which
+# never imports this module), added here so that `main` maps their errors like every other's.
+from store.cli import register as _register_store_commands  # noqa: E402
+
+_register_store_commands(main)

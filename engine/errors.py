@@ -5,7 +5,11 @@
     │   ├── FileUnreadable          missing, empty, undecodable, not a table, XLSX with no sheet
     │   └── SchemaError             required column missing, duplicated header, wrong columns
     ├── PolicyError                 the policy TOML has an unknown key or a value of the wrong type
-    └── SelectionError              an unknown rule id or cadence was asked for
+    ├── SelectionError              an unknown rule id or cadence was asked for
+    └── StoreError                  the store (database, data directory) refuses an operation
+        ├── StoreBusy               another run holds the store's run lock; try again later
+        ├── NotFound                no run, flag, snapshot or household with that id
+        └── ReviewError             a review action the flag's current status does not allow
 
 Problems found in single rows never raise: the loaders return them beside the usable rows, so
 that nothing valid is lost and every problem is reported together. Engine errors know nothing of
@@ -24,6 +28,10 @@ __all__ = [
     "SchemaError",
     "PolicyError",
     "SelectionError",
+    "StoreError",
+    "StoreBusy",
+    "NotFound",
+    "ReviewError",
 ]
 
 
@@ -97,3 +105,22 @@ class PolicyError(CrosscheckError):
 
 class SelectionError(CrosscheckError):
     """An unknown rule id or cadence was asked for."""
+
+
+class StoreError(CrosscheckError):
+    """The store cannot do what was asked: unreachable database, unwritable data directory,
+    a schema newer than this program, no snapshot to run on."""
+
+
+class StoreBusy(StoreError):
+    """Another process holds the store's run lock (a run or a review is being recorded) for
+    longer than the lock timeout."""
+
+
+class NotFound(StoreError):
+    """No run, flag, snapshot or household with the id given."""
+
+
+class ReviewError(StoreError):
+    """A review action that the flag's current status does not allow, or that lacks a detail it
+    needs (a dismissal without a reason, a recovery without an amount)."""

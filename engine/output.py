@@ -161,18 +161,25 @@ def summary(flags: pl.DataFrame, by: str = "township") -> pl.DataFrame:
 # ---- flags ----------------------------------------------------------------------------------
 
 
-def write_flags(flags: pl.DataFrame, path: Path, *, summary_by: str = "township") -> Path:
-    """Write `flags` to `path` in the format its extension names; returns the path."""
+def write_flags(flags: pl.DataFrame, path: Path, *, summary_by: str = "township",
+                extra_sheets: Mapping[str, pl.DataFrame] | None = None) -> Path:
+    """Write `flags` to `path` in the format its extension names; returns the path.
+
+    `extra_sheets` ({sheet name: table}, XLSX only) are written after the two standard sheets,
+    with their column names as headers (give them in Chinese): the store's report adds its
+    recovery list and status counts this way."""
     path = Path(path)
     suffix = check_format(path)
     flags = _ordered(flags)
+    if extra_sheets and suffix != ".xlsx":
+        raise CrosscheckError(f"cannot write {path.name}: extra sheets need an .xlsx output")
     with _replacing(path) as temporary:
         if suffix == ".parquet":
             flags.write_parquet(temporary)
         elif suffix == ".csv":
             flags.write_csv(temporary, include_bom=True, date_format="%Y-%m-%d")
         else:
-            _write_xlsx(flags, temporary, summary_by)
+            _write_xlsx(flags, temporary, summary_by, extra_sheets or {})
     return path
 
 
@@ -218,7 +225,8 @@ def _label(value: str, labels: Mapping[str, str] | None) -> str:
     return value
 
 
-def _write_xlsx(flags: pl.DataFrame, path: Path, summary_by: str) -> None:
+def _write_xlsx(flags: pl.DataFrame, path: Path, summary_by: str,
+                extra_sheets: Mapping[str, pl.DataFrame] | None = None) -> None:
     import xlsxwriter
 
     if flags.height + 1 > _XLSX_MAX_ROWS:
@@ -251,8 +259,40 @@ def _write_xlsx(flags: pl.DataFrame, path: Path, summary_by: str) -> None:
         }
         _detail_sheet(workbook.add_worksheet("预警明细"), flags, formats)
         _summary_sheet(workbook.add_worksheet("汇总"), grouped, summary_by, formats)
+        for name, table in (extra_sheets or {}).items():
+            _table_sheet(workbook.add_worksheet(name), table, formats)
     finally:
         workbook.close()
+
+
+def _table_sheet(sheet, table: pl.DataFrame, formats: dict) -> None:  # type: ignore[no-untyped-def]
+    """A plain table: headers as given, strings as text cells (neutralised), numbers, dates."""
+    for index, name in enumerate(table.columns):
+        series = table.get_column(name)
+        width = _display_width(name)
+        if series.dtype == pl.String and table.height:
+            width = max([width, *(_display_width(v) for v in series.drop_nulls().head(2000).to_list())])
+        sheet.set_column(index, index, min(max(width, 10) + 2, 60))
+        sheet.write_string(0, index, name, formats["header"])
+    sheet.freeze_panes(1, 0)
+    if table.width:
+        sheet.autofilter(0, 0, max(table.height, 1), table.width - 1)
+    for row_index, row in enumerate(table.iter_rows(), start=1):
+        for col, value in enumerate(row):
+            if value is None:
+                continue
+            if isinstance(value, str):
+                sheet.write_string(row_index, col, _xlsx_text(value))
+            elif isinstance(value, bool):
+                sheet.write_boolean(row_index, col, value)
+            elif isinstance(value, int | float):
+                sheet.write_number(row_index, col, value, formats["number"] if isinstance(value, int) else formats["money"])
+            elif isinstance(value, datetime):
+                sheet.write_datetime(row_index, col, value.replace(tzinfo=None), formats["date"])
+            elif isinstance(value, date):
+                sheet.write_datetime(row_index, col, value, formats["date"])
+            else:
+                sheet.write_string(row_index, col, _xlsx_text(str(value)))
 
 
 def _detail_sheet(sheet, flags: pl.DataFrame, formats: dict) -> None:  # type: ignore[no-untyped-def]

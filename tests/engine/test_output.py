@@ -223,3 +223,16 @@ def test_rejects_one_frame_and_none(tmp_path: Path) -> None:
     # nothing rejected this time: the earlier run's file would be misleading, so it goes
     assert write_rejects(frame.clear(), out) is None
     assert not path.exists()
+
+
+def test_xlsx_extra_sheets_are_plain_tables(tmp_path: Path, flags: pl.DataFrame) -> None:
+    table = pl.DataFrame({"预警编号": [1, 2], "身份证号": [pid(1), "=1+1"], "金额（元）": [12.5, None],
+                          "日期": [AS_OF, None]})
+    out = write_flags(flags, tmp_path / "report.xlsx", extra_sheets={"追缴": table})
+    book = openpyxl.load_workbook(out)
+    assert book.sheetnames == ["预警明细", "汇总", "追缴"]
+    rows = list(book["追缴"].iter_rows(values_only=True))
+    assert rows[0] == ("预警编号", "身份证号", "金额（元）", "日期")
+    assert rows[1][:3] == (1, pid(1), 12.5) and rows[2][1] == "'=1+1"  # IDs as text, formulas neutralised
+    with pytest.raises(CrosscheckError, match="xlsx"):
+        write_flags(flags, tmp_path / "report.csv", extra_sheets={"追缴": table})

@@ -1,0 +1,179 @@
+"""Source snapshots: a delivered file validated once, kept as Parquet, registered.
+
+    ingest(store, key, path, snapshot_date) -> Ingested
+
+The file is read and validated by engine.loaders exactly as a file run would (IDs normalized,
+codes and dates typed, bad rows rejected with the reason), with the snapshot date as the as-of
+date for ID birth dates. The usable rows are written to
+`<data dir>/snapshots/<key>/<snapshot date>_<hash>.parquet` and the rejected rows beside it as
+`….rejects.csv`; the snapshot is registered with its key, snapshot date, time received, rows,
+rejects and the SHA-256 of the file. The same file (same key, same bytes) twice is a no-op.
+
+Runs read the latest snapshot of each key (latest snapshot date, then latest received) as a
+LazyFrame: no re-parsing, no re-validation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from engine import loaders
+from engine.errors import FileUnreadable, NotFound, Problem, SelectionError, StoreError
+from engine.output import write_rejects
+from schemas import SOURCES
+
+from .db import Store
+from .models import Snapshot, utcnow
+
+__all__ = ["KEYS", "CADENCE_DAYS", "Ingested", "cadence_of", "file_hash", "ingest", "latest", "held", "scan"]
+
+KEYS = ("roll", *SOURCES)
+# A snapshot older than this many days is stale for its cadence (the longest period plus a day).
+CADENCE_DAYS = {"monthly": 31, "quarterly": 92, "semiannual": 184, "annual": 366}
+
+
+@dataclass
+class Ingested:
+    snapshot: Snapshot
+    new: bool  # False: this very file was already held; nothing was done
+    problems: list[Problem] = field(default_factory=list)  # rows rejected
+    warnings: list[Problem] = field(default_factory=list)  # rows kept with a warning
+    rejects_file: Path | None = None
+
+
+def cadence_of(key: str) -> str:
+    """How often a key is delivered: its source's default cadence; the roll changes monthly."""
+    return "monthly" if key == "roll" else str(SOURCES[key].cadence)
+
+
+def check_key(key: str) -> str:
+    if key not in KEYS:
+        raise SelectionError(f"unknown snapshot key {key!r}; one of {', '.join(KEYS)}")
+    return key
+
+
+def file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as error:
+        raise FileUnreadable(f"{Path(path).name}: cannot read the file: {error.strerror or error}") from None
+    return digest.hexdigest()
+
+
+def _find(session: Session, key: str, digest: str) -> Snapshot | None:
+    return session.scalars(sa.select(Snapshot).where(Snapshot.key == key, Snapshot.file_hash == digest)).first()
+
+
+def ingest(store: Store, key: str, path: Path, snapshot_date: date, received_at: datetime | None = None) -> Ingested:
+    """Validate `path` as dataset `key` and keep it as a snapshot; raises InputError when the
+    file cannot be used at all (then nothing is kept)."""
+    check_key(key)
+    path = Path(path)
+    digest = file_hash(path)
+    with store.read() as session:
+        held_already = _find(session, key, digest)
+    if held_already is not None:
+        if not (store.settings.data_dir / held_already.path).exists():
+            # Registered, but the data directory lost its Parquet: make it again from the file.
+            _write_parquet(loaders.load(path, key, held_already.snapshot_date).frame,
+                           store.settings.data_dir / held_already.path)
+        return Ingested(held_already, new=False)
+
+    loaded = loaders.load(path, key, snapshot_date)
+    relative = Path("snapshots") / key / f"{snapshot_date.isoformat()}_{digest[:12]}.parquet"
+    target = store.settings.data_dir / relative
+    _write_parquet(loaded.frame, target)
+    rejects_file = write_rejects({loaded.file: loaded.rejects}, target) if loaded.rejects.height else None
+
+    snapshot = Snapshot(
+        key=key, snapshot_date=snapshot_date, received_at=received_at or utcnow(), file_name=path.name[:255],
+        file_hash=digest, path=relative.as_posix(), rows=loaded.frame.height, rejects=loaded.rejects.height,
+        warnings=len(loaded.warnings),
+    )
+    try:
+        with store.write() as session:
+            session.add(snapshot)
+    except StoreError:
+        # Another process registered the same file meanwhile (the unique key, file_hash): theirs holds.
+        with store.read() as session:
+            other = _find(session, key, digest)
+        if other is None:
+            raise
+        return Ingested(other, new=False)
+    return Ingested(snapshot, new=True, problems=loaded.problems, warnings=loaded.warnings, rejects_file=rejects_file)
+
+
+def _write_parquet(frame: pl.DataFrame, target: Path) -> None:
+    """Write, then rename: a reader never sees half a snapshot."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".parquet", dir=target.parent)
+        os.close(handle)
+        try:
+            frame.write_parquet(name)
+            os.replace(name, target)
+        finally:
+            Path(name).unlink(missing_ok=True)
+    except OSError as error:
+        raise StoreError(f"cannot write the snapshot {target}: {error.strerror or error}") from None
+
+
+def latest(session: Session, as_of: date | None = None) -> dict[str, Snapshot]:
+    """The latest snapshot of every key held (dated on or before `as_of` when given)."""
+    query = sa.select(Snapshot).order_by(Snapshot.key, Snapshot.snapshot_date, Snapshot.id)
+    if as_of is not None:
+        query = query.where(Snapshot.snapshot_date <= as_of)
+    found: dict[str, Snapshot] = {}
+    for snapshot in session.scalars(query):
+        found[snapshot.key] = snapshot  # ordered: the last one of a key wins
+    return found
+
+
+def held(store: Store, today: date) -> pl.DataFrame:
+    """One row per key: the latest snapshot, its age in days and whether it is stale for the
+    key's cadence (or missing)."""
+    with store.read() as session:
+        newest = latest(session)
+        counts = dict(session.execute(sa.select(Snapshot.key, sa.func.count(Snapshot.id)).group_by(Snapshot.key)).all())
+    rows = []
+    for key in KEYS:
+        zh = "救助对象名册" if key == "roll" else SOURCES[key].zh
+        cadence = cadence_of(key)
+        snapshot = newest.get(key)
+        age = (today - snapshot.snapshot_date).days if snapshot else None
+        state = "missing" if snapshot is None else ("stale" if age is not None and age > CADENCE_DAYS[cadence] else "current")
+        rows.append({
+            "key": key, "zh": zh, "cadence": cadence, "snapshot_id": snapshot.id if snapshot else None,
+            "snapshot_date": snapshot.snapshot_date if snapshot else None,
+            "received_at": snapshot.received_at if snapshot else None, "rows": snapshot.rows if snapshot else None,
+            "rejects": snapshot.rejects if snapshot else None, "age_days": age, "state": state,
+            "snapshots": counts.get(key, 0),
+        })
+    return pl.DataFrame(rows, schema={
+        "key": pl.String, "zh": pl.String, "cadence": pl.String, "snapshot_id": pl.Int64, "snapshot_date": pl.Date,
+        "received_at": pl.Datetime("us", "UTC"), "rows": pl.Int64, "rejects": pl.Int64, "age_days": pl.Int64,
+        "state": pl.String, "snapshots": pl.Int64,
+    })
+
+
+def scan(store: Store, snapshot: Snapshot) -> pl.LazyFrame:
+    """The snapshot's rows, lazily."""
+    path = store.settings.data_dir / snapshot.path
+    if not path.exists():
+        raise NotFound(
+            f"snapshot {snapshot.id} ({snapshot.key}, {snapshot.snapshot_date}) is registered but its file {path} "
+            "is missing: restore the data directory, or ingest the file again"
+        )
+    return pl.scan_parquet(path)

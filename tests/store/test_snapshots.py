@@ -1,0 +1,99 @@
+"""Snapshots: validated once, kept as Parquet, registered; the same file twice is a no-op."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+import pytest
+
+from engine import ids
+from engine.errors import InputError, SelectionError
+from store import snapshots
+from store.snapshots import held, ingest, latest, scan
+
+from .conftest import AS_OF
+
+
+def person(first17: str) -> str:
+    return first17 + ids.check_char(first17)
+
+
+A = person("32030219800101002")
+B = person("11010519491231003")
+FULL_WIDTH_A = A.translate(str.maketrans("0123456789X", "０１２３４５６７８９Ｘ"))
+
+
+def write_csv(path, text: str, encoding: str = "utf-8"):
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_a_snapshot_is_normalized_once_and_kept_as_parquet(store, tmp_path):
+    # Chinese headers, GBK, a full-width ID and a 15-digit legacy one: normalized at ingest.
+    source = write_csv(tmp_path / "deaths.csv",
+                       f"身份证号,姓名,死亡日期\n{FULL_WIDTH_A},张三,2026/03/15\n320302800101001,李四,20260401\n",
+                       "gbk")
+    done = ingest(store, "deaths", source, AS_OF)
+    assert done.new and done.snapshot.rows == 2 and done.snapshot.rejects == 0
+    frame = scan(store, done.snapshot).collect()
+    assert frame["death_date"].dtype == pl.Date
+    assert frame["id_number"].str.len_chars().to_list() == [18, 18]
+    assert (store.settings.data_dir / done.snapshot.path).suffix == ".parquet"
+    assert len(done.snapshot.file_hash) == 64 and done.snapshot.received_at.tzinfo is not None
+
+
+def test_the_same_file_twice_is_a_no_op(store, tmp_path):
+    source = write_csv(tmp_path / "deaths.csv", f"id_number,name,death_date\n{B},王五,2026-01-02\n")
+    first = ingest(store, "deaths", source, AS_OF)
+    again = ingest(store, "deaths", source, date(2026, 7, 31))
+    assert not again.new and again.snapshot.id == first.snapshot.id
+    with store.read() as session:
+        assert [s.id for s in latest(session).values()] == [first.snapshot.id]
+    # the Parquet lost from the data directory is made again from the file, still no new snapshot
+    (store.settings.data_dir / first.snapshot.path).unlink()
+    assert not ingest(store, "deaths", source, AS_OF).new
+    assert scan(store, first.snapshot).collect().height == 1
+
+
+def test_rejected_rows_are_reported_and_kept_beside_the_snapshot(store, tmp_path):
+    source = write_csv(tmp_path / "deaths.csv",
+                       f"id_number,name,death_date\n{B},王五,2026-01-02\n123,赵六,2026-01-02\n"
+                       f"{B},王五,not a date\n")
+    done = ingest(store, "deaths", source, AS_OF)
+    assert done.snapshot.rows == 1 and done.snapshot.rejects == 2
+    assert {p.row for p in done.problems} == {3, 4} and all(p.file == "deaths.csv" for p in done.problems)
+    assert done.rejects_file is not None and done.rejects_file.exists()
+    rejects = pl.read_csv(done.rejects_file)
+    assert rejects["row"].to_list() == [3, 4]
+
+
+def test_an_unusable_file_keeps_nothing(store, tmp_path):
+    source = write_csv(tmp_path / "vehicles.csv", "foo,bar\n1,2\n")
+    with pytest.raises(InputError) as error:
+        ingest(store, "vehicles", source, AS_OF)
+    assert "vehicles.csv" in str(error.value)
+    with store.read() as session:
+        assert latest(session) == {}
+    with pytest.raises(SelectionError, match="unknown snapshot key"):
+        ingest(store, "weather", source, AS_OF)
+
+
+def test_latest_is_by_snapshot_date_then_arrival(store, deliver, city):
+    old = deliver("deposits", city.sources["deposits"], date(2026, 1, 1))
+    new = deliver("deposits", city.sources["deposits"].head(10), date(2026, 6, 1))
+    late_old = deliver("deposits", city.sources["deposits"].head(5), date(2025, 12, 1))  # a late delivery of old data
+    with store.read() as session:
+        assert latest(session)["deposits"].id == new.snapshot.id
+        assert latest(session, as_of=date(2026, 3, 1))["deposits"].id == old.snapshot.id
+    assert late_old.new
+
+
+def test_held_says_how_old_each_source_is(store, deliver, city):
+    deliver("roll", city.roll, date(2026, 6, 30))
+    deliver("vehicles", city.sources["vehicles"], date(2026, 1, 31))
+    table = {r["key"]: r for r in held(store, date(2026, 7, 15)).iter_rows(named=True)}
+    assert list(table) == list(snapshots.KEYS)
+    assert table["roll"]["state"] == "current" and table["roll"]["age_days"] == 15
+    assert table["vehicles"]["state"] == "stale" and table["vehicles"]["cadence"] == "quarterly"
+    assert table["deposits"]["state"] == "missing" and table["deposits"]["snapshot_id"] is None
