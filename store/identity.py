@@ -31,6 +31,10 @@ from schemas import SOURCES
 __all__ = ["VOLATILE", "identity_columns", "fingerprint", "flag_key", "identify"]
 
 VOLATILE = frozenset({"overpayment", "age", "roll_row"})
+# Of the resolver's answer only the conclusion counts: which ID it suggests and how sure it is
+# allowed to be. Runner-up scores shift whenever hukou changes and say nothing new to a
+# caseworker who already dismissed the flag.
+RESOLUTION_KEPT = ("reason", "status", "suggested_id", "method")
 
 
 @cache
@@ -57,6 +61,8 @@ def fingerprint(evidence: str) -> str:
     """The evidence without its volatile fields, records in canonical order, hashed."""
     parsed = json.loads(evidence) if evidence else {}
     stable = {k: v for k, v in parsed.items() if k not in VOLATILE and k != "records"}
+    if isinstance(stable.get("resolution"), dict):
+        stable["resolution"] = {k: stable["resolution"].get(k) for k in RESOLUTION_KEPT}
     records = [
         {k: v for k, v in record.items() if k not in VOLATILE} for record in _records(parsed) if isinstance(record, dict)
     ]

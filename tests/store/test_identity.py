@@ -110,3 +110,16 @@ def test_fingerprint_ignores_only_the_volatile_fields(metrics):
     assert fingerprint(evidence) == fingerprint(json.dumps({"records": [CAR], **changed}))
     if "total" in metrics:
         assert fingerprint(evidence) != fingerprint(json.dumps({"records": [CAR], **metrics, "total": -1}))
+
+
+def test_fingerprint_keeps_the_suggestion_but_not_the_runner_up_scores():
+    def evidence(suggested: str, runner_up_score: float) -> str:
+        resolution = {
+            "reason": "invalid_id", "status": "resolved", "suggested_id": suggested, "method": "repaired",
+            "score": 90.0, "candidates": [{"id_number": suggested, "score": 90.0},
+                                          {"id_number": "X", "score": runner_up_score}],
+        }
+        return json.dumps({"records": [{"roll_id_number": "1"}], "resolution": resolution})
+
+    assert fingerprint(evidence("A", 60.0)) == fingerprint(evidence("A", 70.0))
+    assert fingerprint(evidence("A", 60.0)) != fingerprint(evidence("B", 60.0))
