@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import tempfile
 import time
@@ -44,6 +43,7 @@ from rich.table import Table
 
 from schemas import CADENCES, SOURCES
 
+from .params import ISO_DATE
 from .errors import CrosscheckError, InputError, Problem
 
 __all__ = ["main"]
@@ -129,24 +129,6 @@ class _Group(click.Group):
             ctx.exit(EXIT_BUG)
 
 
-class _IsoDate(click.ParamType):
-    """YYYY-MM-DD exactly (date.fromisoformat alone would also take 20260630 or 2026-W26)."""
-
-    name = "YYYY-MM-DD"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
-        if isinstance(value, date):
-            return value
-        text = str(value).strip()
-        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):  # \d would take full-width digits
-            try:
-                return date.fromisoformat(text)
-            except ValueError:
-                pass
-        self.fail(f"{value!r} 不是有效日期，应为 YYYY-MM-DD (not a date: use YYYY-MM-DD)", param, ctx)
-
-
-ISO_DATE = _IsoDate()
 
 
 def _split(values: tuple[str, ...]) -> list[str] | None:

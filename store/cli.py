@@ -20,7 +20,6 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 
 import click
 
+from engine.params import ISO_DATE
 from schemas import CADENCES, SOURCES
 
 __all__ = ["register", "COMMANDS"]
@@ -39,22 +39,7 @@ PROBLEMS_SHOWN = 20
 # ---- plumbing -------------------------------------------------------------------------------
 
 
-class _Date(click.ParamType):
-    name = "YYYY-MM-DD"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
-        if isinstance(value, date):
-            return value
-        text = str(value).strip()
-        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
-            try:
-                return date.fromisoformat(text)
-            except ValueError:
-                pass
-        self.fail(f"{value!r} 不是有效日期，应为 YYYY-MM-DD (not a date: use YYYY-MM-DD)", param, ctx)
-
-
-DATE = _Date()
+DATE = ISO_DATE  # the same strict YYYY-MM-DD as the engine's commands
 
 
 def _store_options(function: Callable[..., Any]) -> Callable[..., Any]:
