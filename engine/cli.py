@@ -432,3 +432,8 @@ def demo_command(out_dir: Path, households: int, seed: int) -> None:
 from store.cli import register as _register_store_commands  # noqa: E402
 
 _register_store_commands(main)
+
+# serve and users: defined in api/cli.py, imported lazily there (uvicorn only when serving).
+from api.cli import register as _register_api_commands  # noqa: E402
+
+_register_api_commands(main)

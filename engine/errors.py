@@ -3,13 +3,16 @@
     CrosscheckError                 anything the engine refuses, with a message for a person
     ├── InputError                  an input file cannot be used; carries every Problem found
     │   ├── FileUnreadable          missing, empty, undecodable, not a table, XLSX with no sheet
-    │   └── SchemaError             required column missing, duplicated header, wrong columns
+    │   ├── SchemaError             required column missing, duplicated header, wrong columns
+    │   └── TooLarge                an upload over the size limit, an XLSX that expands too far
     ├── PolicyError                 the policy TOML has an unknown key or a value of the wrong type
     ├── SelectionError              an unknown rule id or cadence was asked for
     └── StoreError                  the store (database, data directory) refuses an operation
         ├── StoreBusy               another run holds the store's run lock; try again later
         ├── NotFound                no run, flag, snapshot or household with that id
-        └── ReviewError             a review action the flag's current status does not allow
+        ├── ReviewError             a review action the flag's current status does not allow
+        └── AccessDenied            the user's role does not allow this action
+            └── NotAuthenticated    no token, an unknown token or a disabled user
 
 Problems found in single rows never raise: the loaders return them beside the usable rows, so
 that nothing valid is lost and every problem is reported together. Engine errors know nothing of
@@ -32,6 +35,9 @@ __all__ = [
     "StoreBusy",
     "NotFound",
     "ReviewError",
+    "TooLarge",
+    "AccessDenied",
+    "NotAuthenticated",
 ]
 
 
@@ -124,3 +130,16 @@ class NotFound(StoreError):
 class ReviewError(StoreError):
     """A review action that the flag's current status does not allow, or that lacks a detail it
     needs (a dismissal without a reason, a recovery without an amount)."""
+
+
+class TooLarge(InputError):
+    """An upload over the configured size, or an XLSX whose sheets expand beyond a sane size."""
+
+
+class AccessDenied(StoreError):
+    """The user is known but their role does not allow the action. (What lies outside a
+    user's region is NotFound instead: it is answered as if it did not exist.)"""
+
+
+class NotAuthenticated(AccessDenied):
+    """No token, a token nobody holds, or a disabled user."""

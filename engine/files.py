@@ -21,14 +21,19 @@ from pathlib import Path
 
 import polars as pl
 
-from engine.errors import FileUnreadable, Problem, SchemaError
+from engine.errors import FileUnreadable, Problem, SchemaError, TooLarge
 from schemas import SOURCES
 
-__all__ = ["SUFFIXES", "read_table", "read_located", "find_sources", "to_text"]
+__all__ = ["SUFFIXES", "read_table", "read_located", "find_sources", "to_text", "check_xlsx_size",
+           "XLSX_MAX_EXPANDED", "XLSX_MAX_RATIO"]
 
 SUFFIXES = (".csv", ".xlsx", ".parquet")
 _BOM_UTF8 = b"\xef\xbb\xbf"
 _INT64_SAFE = 9.2e18  # beyond this a float cannot be written through Int64
+# An XLSX is a zip of XML: a few MB can expand to many GB (a "zip bomb"). A real roll of a
+# million rows expands to well under 1 GB, and sheet XML compresses about 10:1, rarely 50:1.
+XLSX_MAX_EXPANDED = 1 << 30
+XLSX_MAX_RATIO = 200
 
 
 def _unreadable(path: Path, message: str, row: int | None = None) -> FileUnreadable:
@@ -218,6 +223,7 @@ def _read_xlsx(path: Path) -> tuple[pl.DataFrame, int]:
             "不是 XLSX 文件（可能是旧版 .xls 或改了扩展名），请用 Excel 另存为 .xlsx "
             "(not an XLSX workbook: re-save it as .xlsx)",
         )
+    check_xlsx_size(path)
     try:
         reader = fastexcel.read_excel(path)
         if not reader.sheet_names:
@@ -240,6 +246,26 @@ def _read_xlsx(path: Path) -> tuple[pl.DataFrame, int]:
     # Date cells come as "YYYY-MM-DD 00:00:00"; the contract's dates have no time.
     body = body.with_columns(pl.all().str.replace(r"^([0-9]{4}-[0-9]{2}-[0-9]{2}) 00:00:00$", "$1"))
     return _apply_header(path, body, header), top + 2
+
+
+def check_xlsx_size(path: Path, max_expanded: int = XLSX_MAX_EXPANDED, max_ratio: float = XLSX_MAX_RATIO) -> None:
+    """Refuse an XLSX whose parts would expand beyond `max_expanded` bytes, or any part of which
+    expands more than `max_ratio` times, before anything is decompressed (the sizes are in the
+    zip's directory)."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            parts = archive.infolist()
+    except (zipfile.BadZipFile, OSError):
+        return  # not a zip at all: the reader says so in its own words
+    expanded = sum(p.file_size for p in parts)
+    worst = max((p.file_size / max(p.compress_size, 1) for p in parts), default=0.0)
+    if expanded > max_expanded or worst > max_ratio:
+        raise TooLarge(
+            f"{path.name}: XLSX 解压后过大，拒绝读取 (the workbook expands to {expanded / 2**20:,.0f} MiB, "
+            f"{worst:,.0f}× its compressed size; the limits are {max_expanded / 2**20:,.0f} MiB and {max_ratio:g}×)",
+            [Problem(path.name, f"XLSX expands to {expanded / 2**20:,.0f} MiB (limit {max_expanded / 2**20:,.0f} MiB)")],
+        )
 
 
 def _excel_digits(reader: object, body: pl.DataFrame, skip: int) -> pl.DataFrame:

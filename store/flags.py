@@ -12,11 +12,12 @@ from sqlalchemy.orm import Session
 
 from engine.errors import NotFound, SelectionError
 from engine.rules import RULES
+from schemas import PROGRAMS
 
 from .lifecycle import NEEDS_PERSON, STATUS_ZH, derive_status, overdue_before
 from .models import Flag, FlagEvent
 
-__all__ = ["FlagFilter", "list_flags", "count_flags", "get_flag", "LIST_COLUMNS"]
+__all__ = ["FlagFilter", "flag_query", "list_flags", "count_flags", "get_flag", "LIST_COLUMNS"]
 
 SEVERITIES = ("high", "medium", "low")
 LIST_COLUMNS = ("id", "rule_id", "status", "severity", "program", "household_id", "name", "id_number",
@@ -31,6 +32,8 @@ class FlagFilter:
     severities: list[str] | None = None
     household: str | None = None
     overdue_days: int | None = None  # only flags needing a person opened longer ago than this
+    programs: list[str] | None = None
+    since: datetime | None = None  # changed (status_at) at or after
 
     def check(self) -> None:
         bad = [r for r in self.rules or [] if r not in RULES]
@@ -42,6 +45,9 @@ class FlagFilter:
         bad = [s for s in self.severities or [] if s not in SEVERITIES]
         if bad:
             raise SelectionError(f"unknown severity {', '.join(bad)}; known: {', '.join(SEVERITIES)}")
+        bad = [p for p in self.programs or [] if p not in PROGRAMS]
+        if bad:
+            raise SelectionError(f"unknown program {', '.join(bad)}; known: {', '.join(PROGRAMS)}")
         if self.region is not None and not self.region.isdigit():
             raise SelectionError(f"--region is a region code prefix of digits, not {self.region!r}")
 
@@ -58,9 +64,18 @@ def _where(query: sa.Select, flt: FlagFilter, now: datetime) -> sa.Select:
         query = query.where(Flag.severity.in_(flt.severities))
     if flt.household:
         query = query.where(Flag.household_id == flt.household)
+    if flt.programs:
+        query = query.where(Flag.program.in_(flt.programs))
+    if flt.since is not None:
+        query = query.where(Flag.status_at >= flt.since)
     if flt.overdue_days is not None:
         query = query.where(Flag.status.in_(NEEDS_PERSON), Flag.opened_at < overdue_before(now, flt.overdue_days))
     return query
+
+
+def flag_query(flt: FlagFilter, now: datetime) -> sa.Select:
+    """SELECT of the Flag rows matching `flt` (checked first: SelectionError)."""
+    return _where(sa.select(Flag), flt, now)
 
 
 def count_flags(session: Session, flt: FlagFilter, now: datetime) -> int:

@@ -160,15 +160,22 @@ _LATEST = ("id_number", "roll_id_number", "name", "region_code", "source", "matc
            "evidence", "fingerprint", "overpayment", "as_of", "severity", "cadence", "level")
 
 
-def apply(session: Session, run_id: int, at: datetime, found: pl.DataFrame, rules: list[str]) -> Counts:
+def apply(session: Session, run_id: int, at: datetime, found: pl.DataFrame, rules: list[str],
+          households: Iterable[str] | None = None) -> Counts:
     """Apply the lifecycle for the findings `found` (engine flags with store.identity's columns)
-    of `rules`; inserts and updates in `session`'s transaction, commits nothing."""
+    of `rules`; inserts and updates in `session`'s transaction, commits nothing.
+
+    `households` narrows a run that saw only part of the roll (an uploaded batch, a stored
+    check): only those households' flags can be cleared; without it, the whole roll was seen."""
     counts = Counts(found=found.height)
     if not rules:
         return counts
     existing_rows = session.execute(
-        sa.select(Flag.id, Flag.key, Flag.status, Flag.fingerprint).where(Flag.rule_id.in_(rules))
+        sa.select(Flag.id, Flag.key, Flag.status, Flag.fingerprint, Flag.household_id).where(Flag.rule_id.in_(rules))
     ).all()
+    if households is not None:
+        seen_households = set(households)
+        existing_rows = [r for r in existing_rows if r.household_id in seen_households]
     existing = {r.key: (r.status, r.fingerprint) for r in existing_rows}
     ids = {r.key: r.id for r in existing_rows}
     rows = {r["key"]: r for r in found.iter_rows(named=True)}

@@ -9,6 +9,9 @@ classes describe it for queries, and a test keeps the two identical.
     flag_events       the append-only history of a flag (a trigger refuses UPDATE and DELETE)
     household_reviews the dated re-reviews of a household (动态管理)
     run_lock          one row; a run or a review holds it for the length of its transaction
+    users             who may use the API: role, region prefix, SHA-256 of the token (0002)
+    audit_log         append-only: who read or changed what, when, from where (0002)
+    batches           an uploaded roll file checked in the background, its progress (0002)
 
 Times are stored as naive UTC and read back as aware UTC (UtcDateTime), the same on SQLite and
 PostgreSQL.
@@ -33,6 +36,9 @@ __all__ = [
     "FlagEvent",
     "HouseholdReview",
     "RunLock",
+    "User",
+    "AuditEntry",
+    "Batch",
     "utcnow",
 ]
 
@@ -197,3 +203,58 @@ class RunLock(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     holder: Mapped[str | None] = mapped_column(sa.String(255))
     acquired_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (sa.UniqueConstraint("name", name="uq_users_name"),
+                      sa.UniqueConstraint("token_hash", name="uq_users_token_hash"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(255))
+    role: Mapped[str] = mapped_column(sa.String(16))  # caseworker, supervisor, auditor, system
+    region: Mapped[str] = mapped_column(sa.String(16))  # region_code prefix the user may see
+    token_hash: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (sa.Index("ix_audit_log_at", "at"), sa.Index("ix_audit_log_user_name", "user_name", "at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    user_name: Mapped[str | None] = mapped_column(sa.String(255))
+    role: Mapped[str | None] = mapped_column(sa.String(16))
+    address: Mapped[str | None] = mapped_column(sa.String(64))
+    method: Mapped[str] = mapped_column(sa.String(8))
+    path: Mapped[str] = mapped_column(sa.String(1000))  # with the query string: what was asked for
+    action: Mapped[str] = mapped_column(sa.String(8))  # read, write, denied
+    status_code: Mapped[int] = mapped_column(sa.Integer)
+    detail: Mapped[Any | None] = mapped_column(sa.JSON)
+
+
+class Batch(Base):
+    __tablename__ = "batches"
+    __table_args__ = (sa.Index("ix_batches_status", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    by: Mapped[str] = mapped_column(sa.String(255))
+    region: Mapped[str] = mapped_column(sa.String(16))  # the uploader's region: rows outside it are refused
+    file_name: Mapped[str] = mapped_column(sa.String(255))
+    file_hash: Mapped[str] = mapped_column(sa.String(64))
+    path: Mapped[str] = mapped_column(sa.String(500))  # the upload, relative to the data directory
+    as_of: Mapped[date] = mapped_column(sa.Date)
+    status: Mapped[str] = mapped_column(sa.String(16))  # queued, validating, running, completed, failed
+    step: Mapped[str | None] = mapped_column(sa.String(255))
+    progress: Mapped[float] = mapped_column(sa.Float)  # 0..1
+    rows: Mapped[int | None] = mapped_column(sa.Integer)
+    households: Mapped[int | None] = mapped_column(sa.Integer)
+    rejects: Mapped[int | None] = mapped_column(sa.Integer)
+    flags: Mapped[int | None] = mapped_column(sa.Integer)
+    problems: Mapped[Any | None] = mapped_column(sa.JSON)  # [{file,row,column,value,message}]
+    run_id: Mapped[int | None] = mapped_column(sa.ForeignKey("runs.id"))
+    error: Mapped[str | None] = mapped_column(sa.Text)

@@ -25,6 +25,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -153,8 +154,10 @@ def _pause_for_tests() -> None:
 
 def start_run(store: Store, as_of: date, trigger: str = "cli", rules: list[str] | None = None,
               cadences: list[str] | None = None, policy: Path | None = None,
-              now: datetime | None = None) -> RunOutcome:
-    """Run the selected rules (all by default) over the latest snapshots and record the run."""
+              now: datetime | None = None, on_registered: Callable[[int], None] | None = None) -> RunOutcome:
+    """Run the selected rules (all by default) over the latest snapshots and record the run.
+    `on_registered` is told the run's id as soon as it is recorded as running (an API answers
+    with it at once); errors before that (selection, policy, no roll) are raised as usual."""
     if trigger not in TRIGGERS:
         raise ValueError(f"trigger must be one of {TRIGGERS}")
     started = time.perf_counter()
@@ -174,6 +177,8 @@ def start_run(store: Store, as_of: date, trigger: str = "cli", rules: list[str] 
               policy_file=str(policy) if policy else None, policy_hash=policy_hash)
     with store.write() as session:
         session.add(run)
+    if on_registered is not None:
+        on_registered(run.id)
     try:
         return _execute(store, run, selected, held, policy_settings, policy_hash, as_of, now, started)
     except BaseException as error:

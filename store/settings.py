@@ -15,6 +15,9 @@
     CROSSCHECK_REVIEW_WITHIN_DAYS  `households due` also lists reviews due this soon      (30)
     CROSSCHECK_SCHEDULER_ENABLED, CROSSCHECK_SCHEDULER_TIME
                                the in-process nightly job of a server               (false, 02:00)
+    CROSSCHECK_MAX_UPLOAD_MB   uploads larger than this are refused before they are read    (50)
+    CROSSCHECK_XLSX_MAX_EXPANDED_MB  an uploaded XLSX that expands beyond this is refused (1024)
+    CROSSCHECK_HOST, CROSSCHECK_PORT  where `crosscheck serve` listens        (127.0.0.1, 8000)
 
 Command-line flags override the environment (`load_settings(data_dir=…)`); None means "not
 given". A bad value is a StoreError naming the variable, never a pydantic traceback.
@@ -54,6 +57,10 @@ class Settings(BaseSettings):
     review_within_days: int = Field(30, ge=0)
     scheduler_enabled: bool = False
     scheduler_time: str = "02:00"
+    max_upload_mb: float = Field(50.0, gt=0)
+    xlsx_max_expanded_mb: float = Field(1024.0, gt=0)
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
 
     @field_validator("scheduler_time")
     @classmethod

@@ -1,0 +1,134 @@
+"""The FastAPI app: create_app(settings) wires the store, the checker, the audit log, the batch
+worker, the error handlers and the routers. `crosscheck serve` runs it under uvicorn.
+
+One process holds the in-memory index of the latest snapshots for POST /checks and runs
+uploaded batches one at a time on a worker thread; run it as one uvicorn worker (the index is
+built once per process, and a batch left unfinished by a stopped server is marked failed when
+the next one starts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from engine.errors import TooLarge
+from store.audit import AuditLog
+from store.batches import fail_interrupted
+from store.checks import Checker
+from store.db import Store
+from store.settings import Settings, load_settings
+
+from . import errors
+from .audit import AuditMiddleware
+from .deps import AppState
+from .schemas import ErrorOut
+
+__all__ = ["create_app", "API_PREFIX", "version"]
+
+API_PREFIX = "/api/v1"
+
+
+def version() -> str:
+    try:
+        from importlib.metadata import version as installed
+
+        return installed("crosscheck")
+    except Exception:
+        return "0+unknown"
+
+
+class UploadLimit:
+    """Refuse a request body over the limit before it is read whole: at once when it declares
+    its Content-Length, else as soon as that many bytes have arrived."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(send)
+            return
+        seen = 0
+
+        async def counting() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise TooLarge(self._message())
+            return message
+
+        await self.app(scope, counting, send)
+
+    def _message(self) -> str:
+        return f"上传文件过大 the upload is larger than {self.max_bytes / 2**20:g} MB (CROSSCHECK_MAX_UPLOAD_MB)"
+
+    async def _refuse(self, send: Send) -> None:
+        import json
+
+        body = json.dumps(errors.error_body("too_large", self._message()), ensure_ascii=False).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store.open(settings)
+        fail_interrupted(store)
+        state = AppState(settings=settings, store=store, checker=Checker(store), audit=AuditLog(store),
+                         batches=ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch"))
+        state.audit.start()
+        app.state.crosscheck = state
+        scheduler = None
+        if settings.scheduler_enabled:
+            from store.schedule import make_scheduler
+
+            scheduler = make_scheduler(settings)
+            scheduler.start()
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
+            state.batches.shutdown(wait=True, cancel_futures=True)
+            state.audit.stop()
+            store.close()
+
+    app = FastAPI(
+        title="crosscheck 社会救助“三比对”核对 API",
+        version=version(),
+        description=(
+            "Checks social-assistance households against household registration, deaths, vehicles, property, "
+            "pensions, payroll, prisoners, housing fund, farm machinery, deposits and medical data "
+            "(三比对). A flag informs the caseworker's home visit (三核查); it never decides alone.\n\n"
+            "Every request carries `Authorization: Bearer TOKEN` (`crosscheck users add`). What lies outside "
+            "your region is answered as if it did not exist. Every request is recorded in the audit log."
+        ),
+        lifespan=lifespan,
+        responses={401: {"model": ErrorOut, "description": "no token, or an unknown one"},
+                   422: {"model": ErrorOut, "description": "the request is invalid; each field is named"}},
+    )
+    errors.install(app)
+    from .routes import audit, batches, checks, flags, meta, runs, sources
+
+    for module in (checks, batches, flags, runs, sources, meta, audit):
+        app.include_router(module.router, prefix=API_PREFIX)
+    app.add_middleware(AuditMiddleware)
+    app.add_middleware(UploadLimit, max_bytes=int(settings.max_upload_mb * 2**20))
+    return app

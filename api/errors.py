@@ -1,0 +1,100 @@
+"""Engine and store errors → one JSON shape, `{"error": ..., "detail": ...}`, in one place.
+
+    NotAuthenticated 401 · AccessDenied 403 · NotFound 404 · StoreBusy 503 (Retry-After)
+    ReviewError 409 · TooLarge 413 · InputError 422 (detail: every problem, with file, row,
+    column, value) · SelectionError, PolicyError 422 · other StoreError 500 · request
+    validation 422 (detail: each field's location and message) · anything else 500, logged,
+    without a traceback in the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from engine.errors import (
+    AccessDenied,
+    CrosscheckError,
+    InputError,
+    NotAuthenticated,
+    NotFound,
+    PolicyError,
+    ReviewError,
+    SelectionError,
+    StoreBusy,
+    TooLarge,
+)
+
+__all__ = ["install", "error_body", "STATUS_OF"]
+
+log = logging.getLogger("crosscheck.api")
+
+# Most specific first: the first class an error is an instance of decides.
+STATUS_OF: list[tuple[type[CrosscheckError], int, str]] = [
+    (NotAuthenticated, 401, "not_authenticated"),
+    (AccessDenied, 403, "forbidden"),
+    (NotFound, 404, "not_found"),
+    (StoreBusy, 503, "busy"),
+    (ReviewError, 409, "review_not_allowed"),
+    (TooLarge, 413, "too_large"),
+    (InputError, 422, "invalid_input"),
+    (SelectionError, 422, "invalid_selection"),
+    (PolicyError, 422, "invalid_policy"),
+]
+_HTTP_ERRORS = {400: "bad_request", 401: "not_authenticated", 403: "forbidden", 404: "not_found",
+                405: "method_not_allowed", 406: "not_acceptable", 413: "too_large", 415: "unsupported_media_type"}
+
+
+def error_body(error: str, detail: Any) -> dict[str, Any]:
+    return {"error": error, "detail": detail}
+
+
+def status_of(exc: CrosscheckError) -> tuple[int, str]:
+    for kind, status, name in STATUS_OF:
+        if isinstance(exc, kind):
+            return status, name
+    return 500, "store_error"
+
+
+def _crosscheck(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CrosscheckError)
+    status, name = status_of(exc)
+    detail: Any = exc.message
+    if exc.problems:
+        detail = {"message": exc.message, "problems": [p.as_dict() for p in exc.problems]}
+    headers = {"Retry-After": "5"} if status == 503 else ({"WWW-Authenticate": "Bearer"} if status == 401 else None)
+    return JSONResponse(error_body(name, detail), status_code=status, headers=headers)
+
+
+def _validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    fields = [
+        {"field": ".".join(str(part) for part in item.get("loc", ()) if part not in ("body", "query", "path")) or "body",
+         "in": str(item["loc"][0]) if item.get("loc") else "body", "message": item.get("msg", "")}
+        for item in exc.errors()
+    ]
+    return JSONResponse(error_body("invalid_request", fields), status_code=422)
+
+
+def _http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    name = _HTTP_ERRORS.get(exc.status_code, "http_error")
+    return JSONResponse(error_body(name, exc.detail), status_code=exc.status_code, headers=exc.headers)
+
+
+def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return JSONResponse(error_body("internal_error", f"内部错误 internal error ({type(exc).__name__}); it has been logged"),
+                        status_code=500)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(CrosscheckError, _crosscheck)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)

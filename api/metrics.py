@@ -1,0 +1,31 @@
+"""Prometheus metrics: requests by route and status, their latency, checks, batches; the text
+format for GET /metrics. A registry of the app's own (not the process-global one), so that two
+apps in one process (tests) do not share counters."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["Metrics", "CONTENT_TYPE_LATEST"]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("crosscheck_http_requests", "HTTP requests answered", ["method", "route", "status"],
+                                registry=self.registry)
+        self.latency = Histogram("crosscheck_http_request_seconds", "time to answer, by route", ["method", "route"],
+                                 buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+                                 registry=self.registry)
+        self.checks = Counter("crosscheck_checks", "households checked through POST /checks", registry=self.registry)
+        self.check_flags = Counter("crosscheck_check_flags", "flags found by POST /checks", registry=self.registry)
+        self.batches = Counter("crosscheck_batches", "uploaded batches finished, by status", ["status"],
+                               registry=self.registry)
+        self.open_flags = Gauge("crosscheck_open_flags", "flags needing a person, by rule", ["rule_id"],
+                                registry=self.registry)
+        self.snapshot_age = Gauge("crosscheck_snapshot_age_days", "age of the latest snapshot, by key", ["key"],
+                                  registry=self.registry)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
