@@ -7,6 +7,10 @@ finding). engine.run folds the hits of each finding into one flag.
 
 Only joins, filters, group-bys and column expressions are used here, so the same plans run on
 polars and on PySpark through Narwhals.
+
+A shape whose every hit is an inner join with a source's records says so (`needs_records`):
+over one household (engine.check), a rule whose source has no record of its persons cannot
+fire, and is not run at all.
 """
 
 from __future__ import annotations
@@ -25,11 +29,28 @@ __all__ = [
     "household_total",
     "member_records",
     "roll_rows_of",
+    "needs_records",
+    "requires_records",
 ]
 
 Plan = Callable[[Context], nw.LazyFrame]
 Where = Callable[[Context], nw.Expr]
 Having = Callable[[Context], nw.Expr]
+
+
+def requires_records(*keys: str) -> Callable[[Plan], Plan]:
+    """Declare that every hit of the decorated plan joins (inner) with a record of each of `keys`."""
+
+    def declare(plan: Plan) -> Plan:
+        plan.needs_records = keys  # type: ignore[attr-defined]
+        return plan
+
+    return declare
+
+
+def needs_records(plan: Plan) -> tuple[str, ...]:
+    """The sources without whose records `plan` has no hits (none when not declared)."""
+    return tuple(getattr(plan, "needs_records", ()))
 
 
 def _source_side(ctx: Context, key: str, columns: tuple[str, ...]) -> nw.LazyFrame:
@@ -58,7 +79,7 @@ def person_match(
             hits = hits.filter(where(ctx))
         return hits.select("_order", *evidence)
 
-    return plan
+    return requires_records(key)(plan)
 
 
 def person_absent(key: str, programs: tuple[str, ...] | None = None) -> Plan:
@@ -114,7 +135,7 @@ def household_total(
             totals.drop("household_region"), on="household_id", how="inner"
         )
 
-    return plan
+    return requires_records(key)(plan)
 
 
 def roll_rows_of(ctx: Context, flagged: nw.LazyFrame) -> nw.LazyFrame:

@@ -54,7 +54,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 from rapidfuzz.distance import OSA
@@ -74,6 +74,8 @@ __all__ = [
     "region_score",
     "score",
     "resolve",
+    "HukouLookup",
+    "ScanLookup",
 ]
 
 ACCEPT = 85.0
@@ -206,38 +208,111 @@ def score(spelling: Reading, roll_name_key: str, roll_region: str | None, candid
 _RID = "_resolve_rid"
 
 
+_SMALL = 1000  # rows: a household or a few (engine.check), not a roll
+
+
+def _collect(plan: pl.LazyFrame, rows: int) -> pl.DataFrame:
+    """Over a few rows, planning costs more than the work: no optimizer, no streaming engine."""
+    if rows <= _SMALL:
+        return plan.collect(engine="in-memory", optimizations=pl.QueryOptFlags.none())
+    return plan.collect()
+
+
 def _lazy(frame: Any) -> pl.LazyFrame:
     return frame.lazy() if isinstance(frame, pl.DataFrame) else frame
 
 
-def _attempts(frame: pl.DataFrame, hukou: pl.LazyFrame) -> pl.DataFrame:
+class HukouLookup(Protocol):
+    """Where resolve finds hukou records. By default (`ScanLookup`) a hukou frame scanned by
+    joins; engine.check.CheckIndex answers the same questions from an index, by lookup."""
+
+    def holders(self, ids: pl.Series) -> pl.LazyFrame:
+        """(id_number, name) of the hukou records whose id_number is one of `ids`."""
+        ...
+
+    def near(self, edit_ids: pl.Series, born14: pl.Series, named: pl.DataFrame) -> pl.LazyFrame:
+        """(id_number, name, region_code) of the hukou records any block can match: id_number in
+        `edit_ids`, its first 14 characters in `born14`, or (names.key of its name, its region
+        code's first 9) a (name_key, town) of `named`. More records do no harm: each block is
+        then joined on its exact key."""
+        ...
+
+
+class ScanLookup:
+    """HukouLookup over a whole hukou frame: filters and joins, polars hashing the small side."""
+
+    def __init__(self, hukou: pl.DataFrame | pl.LazyFrame) -> None:
+        self.hukou = _lazy(hukou)
+
+    def holders(self, ids: pl.Series) -> pl.LazyFrame:
+        # Narrow hukou to the roll's IDs first: the semi-join hashes the small roll side, whereas
+        # a left join straight onto hukou would hash all of it (0.51 -> 0.14 s at city scale).
+        return self.hukou.join(ids.to_frame("id_number").lazy(), on="id_number", how="semi").select("id_number", "name")
+
+    def near(self, edit_ids: pl.Series, born14: pl.Series, named: pl.DataFrame) -> pl.LazyFrame:
+        # By ID; by name and township as written; and among the names written with spaces or
+        # dots, by their key: key values are computed on those few only.
+        records = self.hukou.select("id_number", "name", "region_code")
+        wanted = named.lazy()
+        town = pl.col("region_code").str.slice(0, 9).alias("town")
+        return pl.concat(
+            [
+                records.filter(
+                    pl.col("id_number").is_in(edit_ids.implode())
+                    | pl.col("id_number").str.slice(0, 14).is_in(born14.implode())
+                ),
+                records.with_columns(town).join(wanted, left_on=["name", "town"], right_on=["name_key", "town"],
+                                                how="semi").drop("town"),
+                records.filter(pl.col("name").str.contains(_SPELLED_NAME))
+                .with_columns(names.key_expr(pl.col("name")).alias("name_key"), town)
+                .join(wanted, on=["name_key", "town"], how="semi")
+                .select("id_number", "name", "region_code"),
+            ]
+        )
+
+
+_ATTEMPTS = {_RID: pl.UInt32, "id_number": pl.String, "id_number_raw": pl.String, "name": pl.String,
+             "region_code": pl.String, "kind": pl.String}
+
+
+_NO_ATTEMPTS = pl.DataFrame(schema=_ATTEMPTS)
+
+
+def _attempts(frame: pl.DataFrame, hukou: HukouLookup) -> pl.DataFrame:
     """Roll rows to look for: invalid IDs, valid IDs absent from hukou, valid IDs in hukou
     under another name (the name compared as name_mismatch compares it)."""
-    columns = [_RID, "id_number", "id_number_raw", "name", "region_code"]
-    valid_rows = frame.lazy().filter(pl.col("id_valid")).select(columns)
-    # Narrow hukou to the roll's IDs first: the semi-join hashes the small roll side, whereas a
-    # left join straight onto hukou would hash all of it (0.51 -> 0.14 s at city scale, 10M rows).
-    found = hukou.join(valid_rows.select("id_number"), on="id_number", how="semi").select(
+    columns = list(_ATTEMPTS)[:-1]
+    valid_ids = frame.filter(pl.col("id_valid")).get_column("id_number")
+    found = hukou.holders(valid_ids).select(
         "id_number", pl.col("name").alias("_hukou_name"), pl.lit(True).alias("_hit")
     )
+    if frame.height <= _SMALL and valid_ids.len() == frame.height:
+        # A household or a few, every ID valid: when hukou has each under the very name the roll
+        # gives, there is nothing to look for, and no plan is worth running to find that out.
+        held: dict[str, set[str]] = {}
+        for id_number, name in found.select("id_number", "_hukou_name").collect().iter_rows():
+            held.setdefault(id_number, set()).add(name)
+        if all(held.get(i) == {n} for i, n in zip(valid_ids.to_list(), frame.get_column("name").to_list(),
+                                                   strict=True)):
+            return _NO_ATTEMPTS.clear()
+    rows = frame.lazy().select(*columns, "id_valid")
     # One join; the names' keys are computed only where the spellings differ at all.
     valid = (
-        valid_rows
+        rows.filter(pl.col("id_valid"))
         .join(found, on="id_number", how="left")
         .filter(pl.col("_hit").is_null() | (pl.col("name") != pl.col("_hukou_name")))
-        .collect()
     )
     differs = names.key_expr(pl.col("name")) != names.key_expr(pl.col("_hukou_name"))
     return pl.concat(
         [
-            frame.filter(~pl.col("id_valid")).select(columns).with_columns(pl.lit("invalid").alias("kind")),
+            rows.filter(~pl.col("id_valid")).select(columns).with_columns(pl.lit("invalid").alias("kind")),
             valid.filter(pl.col("_hit").is_null()).select(columns).with_columns(pl.lit("absent").alias("kind")),
             valid.filter(pl.col("_hit") & differs).select(columns).with_columns(pl.lit("mismatch").alias("kind")),
         ]
-    ).unique(_RID, keep="first", maintain_order=True)
+    ).unique(_RID, keep="first", maintain_order=True).pipe(_collect, frame.height)
 
 
-def _pairs(attempts: pl.DataFrame, spellings: dict[int, Reading], hukou: pl.LazyFrame,
+def _pairs(attempts: pl.DataFrame, spellings: dict[int, Reading], hukou: HukouLookup,
            as_of: date | None) -> pl.DataFrame:
     """Candidate pairs (_RID, id_number, name_key, region_code of the hukou record) from the
     three blocks."""
@@ -255,50 +330,36 @@ def _pairs(attempts: pl.DataFrame, spellings: dict[int, Reading], hukou: pl.Lazy
     name_keys = attempts.select(
         _RID, names.key_expr(pl.col("name")).alias("name_key"), pl.col("region_code").str.slice(0, 9).alias("town")
     )
-    # The few hukou records any block can match, keys computed on those only: by ID; by name
-    # and township as written; and among the names written with spaces or dots, by their key.
-    records = hukou.select("id_number", "name", "region_code")
+    # The few hukou records any block can match, keys computed on those only.
     town = pl.col("region_code").str.slice(0, 9).alias("town")
-    named = name_keys.lazy().select("name_key", "town").unique()
+    named = name_keys.select("name_key", "town").unique()
     near = (
-        pl.concat(
-            [
-                records.filter(
-                    pl.col("id_number").is_in(edit_keys["id_number"].implode())
-                    | pl.col("id_number").str.slice(0, 14).is_in(born_keys["born14"].implode())
-                ),
-                records.with_columns(town).join(named, left_on=["name", "town"], right_on=["name_key", "town"],
-                                                how="semi").drop("town"),
-                records.filter(pl.col("name").str.contains(_SPELLED_NAME))
-                .with_columns(names.key_expr(pl.col("name")).alias("name_key"), town)
-                .join(named, on=["name_key", "town"], how="semi")
-                .select("id_number", "name", "region_code"),
-            ]
-        )
+        hukou.near(edit_keys["id_number"], born_keys["born14"], named)
         .unique("id_number")
         .with_columns(
             pl.col("id_number").str.slice(0, 14).alias("born14"),
             names.key_expr(pl.col("name")).alias("name_key"),
             town,
         )
-        .collect()
+        .pipe(_collect, attempts.height)
     )
     columns = [_RID, "id_number", "name", "name_key", "region_code"]
     return pl.concat(
         [
-            edit_keys.join(near, on="id_number").select(columns),
-            born_keys.join(near, on="born14").select(columns),
-            name_keys.join(near, on=["name_key", "town"]).select(columns),
+            edit_keys.lazy().join(near.lazy(), on="id_number").select(columns),
+            born_keys.lazy().join(near.lazy(), on="born14").select(columns),
+            name_keys.lazy().join(near.lazy(), on=["name_key", "town"]).select(columns),
         ]
-    ).unique([_RID, "id_number"], keep="first")
+    ).unique([_RID, "id_number"], keep="first").pipe(_collect, attempts.height)
 
 
 def _scored(attempts: pl.DataFrame, spellings: dict[int, Reading], pairs: pl.DataFrame) -> pl.DataFrame:
     """Every pair scored: the fuzzy part, in Python on the few pairs the blocks let through."""
-    rows = pairs.join(
-        attempts.select(_RID, names.key_expr(pl.col("name")).alias("roll_key"), pl.col("region_code").alias("roll_region")),
+    rows = pairs.lazy().join(
+        attempts.lazy().select(_RID, names.key_expr(pl.col("name")).alias("roll_key"),
+                               pl.col("region_code").alias("roll_region")),
         on=_RID,
-    )
+    ).pipe(_collect, attempts.height)
     parts = [
         score(spellings[rid], roll_key, roll_region, id_number, name_key, region)
         for rid, id_number, name_key, region, roll_key, roll_region in rows.select(
@@ -310,28 +371,19 @@ def _scored(attempts: pl.DataFrame, spellings: dict[int, Reading], pairs: pl.Dat
     return pl.concat([rows.select(_RID, "id_number", "name", "region_code"), values], how="horizontal")
 
 
-def _decisions(attempts: pl.DataFrame, scored: pl.DataFrame) -> pl.DataFrame:
-    """One RESOLUTION per attempt (see the module's docstring, "Decision").
+# The decision as expressions, built once (building them costs more than running them over
+# one household's few attempts).
+_TOP = [
+    pl.col("id_number").first().alias("top_id"),
+    pl.col("score").first().alias("top"),
+    pl.col("name_score").first().alias("top_name"),
+    pl.col("edits").first().alias("top_edits"),
+    pl.col("score").get(1, null_on_oob=True).alias("second"),
+    pl.struct(*CANDIDATE.to_schema()).head(SHOWN).alias("candidates"),
+]
 
-    status: `resolved` (accepted: the rules use it), `suggested` (likely, not used: for the
-    caseworker), `ambiguous` (likely, but another candidate within MARGIN), `weak` (no likely
-    candidate), `none` (no candidate at all)."""
-    kinds = attempts.select(_RID, "kind", pl.col("id_number").alias("holder"))
-    ranked = (
-        scored.join(kinds, on=_RID)
-        # the holder of a mismatched ID is whom hukou names: the right person is someone else
-        .filter((pl.col("kind") != "mismatch") | (pl.col("id_number") != pl.col("holder")))
-        .sort([_RID, "score", "id_number"], descending=[False, True, False])
-        .group_by(_RID, maintain_order=True)
-        .agg(
-            pl.col("id_number").first().alias("top_id"),
-            pl.col("score").first().alias("top"),
-            pl.col("name_score").first().alias("top_name"),
-            pl.col("edits").first().alias("top_edits"),
-            pl.col("score").get(1, null_on_oob=True).alias("second"),
-            pl.struct(*CANDIDATE.to_schema()).head(SHOWN).alias("candidates"),
-        )
-    )
+
+def _resolution() -> pl.Expr:
     kind = pl.col("kind")
     # A valid ID (`absent`) is somebody's number: its candidates are only listed.
     likely = (kind != "absent") & (pl.col("top_name") >= names.COMPATIBLE) & (pl.col("top") >= SUGGEST)
@@ -345,25 +397,44 @@ def _decisions(attempts: pl.DataFrame, scored: pl.DataFrame) -> pl.DataFrame:
         .otherwise(pl.lit("suggested"))
     )
     named = status.is_in(["resolved", "suggested"])
+    return pl.struct(
+        kind.replace_strict(REASONS, return_dtype=pl.String).alias("reason"),
+        status.alias("status"),
+        pl.when(named).then(pl.col("top_id")).alias("suggested_id"),
+        pl.when(accepted).then(pl.when(pl.col("top_edits") == 1).then(pl.lit("repaired"))
+                               .otherwise(pl.lit("fuzzy"))).alias("method"),
+        pl.when(named).then(pl.col("top")).alias("score"),
+        pl.col("candidates").fill_null(pl.lit([], dtype=pl.List(CANDIDATE))),
+    ).alias("resolution")
+
+
+_RESOLUTION = _resolution()
+
+
+def _decisions(attempts: pl.DataFrame, scored: pl.DataFrame) -> pl.DataFrame:
+    """One RESOLUTION per attempt (see the module's docstring, "Decision").
+
+    status: `resolved` (accepted: the rules use it), `suggested` (likely, not used: for the
+    caseworker), `ambiguous` (likely, but another candidate within MARGIN), `weak` (no likely
+    candidate), `none` (no candidate at all)."""
+    kinds = attempts.lazy().select(_RID, "kind", pl.col("id_number").alias("holder"))
+    ranked = (
+        scored.lazy().join(kinds, on=_RID)
+        # the holder of a mismatched ID is whom hukou names: the right person is someone else
+        .filter((pl.col("kind") != "mismatch") | (pl.col("id_number") != pl.col("holder")))
+        .sort([_RID, "score", "id_number"], descending=[False, True, False])
+        .group_by(_RID, maintain_order=True)
+        .agg(_TOP)
+    )
     return (
         kinds.join(ranked, on=_RID, how="left")
-        .select(
-            _RID,
-            pl.struct(
-                kind.replace_strict(REASONS, return_dtype=pl.String).alias("reason"),
-                status.alias("status"),
-                pl.when(named).then(pl.col("top_id")).alias("suggested_id"),
-                pl.when(accepted).then(pl.when(pl.col("top_edits") == 1).then(pl.lit("repaired"))
-                                       .otherwise(pl.lit("fuzzy"))).alias("method"),
-                pl.when(named).then(pl.col("top")).alias("score"),
-                pl.col("candidates").fill_null(pl.lit([], dtype=pl.List(CANDIDATE))),
-            ).alias("resolution"),
-        )
+        .select(_RID, _RESOLUTION)
         .cast({"resolution": RESOLUTION})
+        .pipe(_collect, attempts.height)
     )
 
 
-def resolve(roll: pl.DataFrame | pl.LazyFrame, hukou: pl.DataFrame | pl.LazyFrame,
+def resolve(roll: pl.DataFrame | pl.LazyFrame, hukou: pl.DataFrame | pl.LazyFrame | HukouLookup,
             as_of: date | None = None) -> pl.DataFrame:
     """The roll (a loaded frame: docs/design.md, "Loaded frames") with the resolution applied:
 
@@ -373,36 +444,43 @@ def resolve(roll: pl.DataFrame | pl.LazyFrame, hukou: pl.DataFrame | pl.LazyFram
       loader's `id_method` and 100;
     * `resolution` (RESOLUTION): per attempt, what was found; null for rows not looked for.
     """
-    frame = _lazy(roll).collect()
+    frame = roll if isinstance(roll, pl.DataFrame) else roll.collect()
     if "roll_id_valid" in frame.columns:  # resolved already: its spelling's validity is known
         return frame
     defaults = {
-        "id_number_raw": pl.col("id_number"),
-        "id_method": pl.lit("exact"),
-        "id_valid": ids.valid_expr(pl.col("id_number"), as_of),
+        "id_number_raw": lambda: pl.col("id_number"),
+        "id_method": lambda: pl.lit("exact"),
+        "id_valid": lambda: ids.valid_expr(pl.col("id_number"), as_of),
     }
-    frame = frame.with_columns([e.alias(n) for n, e in defaults.items() if n not in frame.columns])
-    frame = frame.with_row_index(_RID)
-    attempts = _attempts(frame, _lazy(hukou))
-    spellings = {rid: reading(raw) for rid, raw in attempts.select(_RID, "id_number_raw").iter_rows()}
-    scored = _scored(attempts, spellings, _pairs(attempts, spellings, _lazy(hukou), as_of))
-    decided = _decisions(attempts, scored)
+    missing = [expr().alias(name) for name, expr in defaults.items() if name not in frame.columns]
+    frame = (frame.with_columns(missing) if missing else frame).with_row_index(_RID)
+    lookup = ScanLookup(hukou) if isinstance(hukou, (pl.DataFrame, pl.LazyFrame)) else hukou
+    attempts = _attempts(frame, lookup)
+    if attempts.height:
+        spellings = {rid: reading(raw) for rid, raw in attempts.select(_RID, "id_number_raw").iter_rows()}
+        scored = _scored(attempts, spellings, _pairs(attempts, spellings, lookup, as_of))
+        decided = _decisions(attempts, scored)
+        # Joined on the row number alone, so the roll's other columns are shared, not copied.
+        per_row = frame.select(_RID).join(decided, on=_RID, how="left", maintain_order="left")["resolution"]
+    else:  # every ID valid and in hukou under its name (most households): nothing to look for
+        per_row = pl.repeat(None, frame.height, dtype=RESOLUTION, eager=True).alias("resolution")
+    return frame.lazy().with_columns(per_row).with_columns(_APPLIED).drop(_RID).pipe(_collect, frame.height)
 
-    # Joined on the row number alone, so the roll's other columns are shared, not copied.
-    per_row = frame.select(_RID).join(decided, on=_RID, how="left", maintain_order="left")["resolution"]
+
+def _applied() -> list[pl.Expr]:
+    """The columns a row's resolution sets (built once: see _RESOLUTION)."""
     resolution = pl.col("resolution")
     accepted = resolution.struct.field("status") == "resolved"
-    return (
-        frame.with_columns(per_row)
-        .with_columns(
-            pl.col("id_valid").alias("roll_id_valid"),
-            pl.when(accepted).then(resolution.struct.field("suggested_id")).otherwise(pl.col("id_number"))
-            .alias("id_number"),
-            (pl.col("id_valid") | accepted.fill_null(False)).alias("id_valid"),
-            pl.when(accepted).then(resolution.struct.field("method")).otherwise(pl.col("id_method"))
-            .alias("match_method"),
-            pl.when(accepted).then(resolution.struct.field("score")).otherwise(pl.lit(100.0))
-            .alias("match_score"),
-        )
-        .drop(_RID)
-    )
+    return [
+        pl.col("id_valid").alias("roll_id_valid"),
+        pl.when(accepted).then(resolution.struct.field("suggested_id")).otherwise(pl.col("id_number"))
+        .alias("id_number"),
+        (pl.col("id_valid") | accepted.fill_null(False)).alias("id_valid"),
+        pl.when(accepted).then(resolution.struct.field("method")).otherwise(pl.col("id_method"))
+        .alias("match_method"),
+        pl.when(accepted).then(resolution.struct.field("score")).otherwise(pl.lit(100.0))
+        .alias("match_score"),
+    ]
+
+
+_APPLIED = _applied()

@@ -8,8 +8,11 @@
 2. compile each selected rule's plan against the Context (rules whose sources are absent are
    skipped, with the reason);
 3. collect every plan in one go, so polars shares the common scans and joins;
-4. fold each finding's hits into one flag row with its evidence as JSON, in the contract's
-   column order, sorted deterministically.
+4. fold the hits of all rules in one pass (`fold`: a few operations in all, not a dozen per
+   rule, which on a small roll cost more than the rules themselves) into one flag row per
+   finding with its evidence as JSON, in the contract's column order, sorted deterministically.
+
+The steps are public so that engine.check can compile them once and feed them one household.
 """
 
 from __future__ import annotations
@@ -27,7 +30,21 @@ from .policy import DEFAULT_POLICY, Policy
 from .resolve import RESOLUTION, resolve
 from .rules import Rule, select_rules
 
-__all__ = ["RunResult", "run", "prepare_roll", "FLAG_COLUMNS", "RESOLUTION_COLUMNS", "empty_flags"]
+__all__ = [
+    "RunResult",
+    "run",
+    "prepare_roll",
+    "prepared",
+    "annotated",
+    "households_of",
+    "select_ready",
+    "context_of",
+    "fold",
+    "resolutions_of",
+    "FLAG_COLUMNS",
+    "RESOLUTION_COLUMNS",
+    "empty_flags",
+]
 
 FLAG_COLUMNS: dict[str, Any] = {
     "rule_id": pl.String,
@@ -81,8 +98,11 @@ class RunResult:
         return {rule_id: found.get(rule_id, 0) for rule_id in self.ran}
 
 
+_NO_FLAGS = pl.DataFrame(schema=FLAG_COLUMNS)
+
+
 def empty_flags() -> pl.DataFrame:
-    return pl.DataFrame(schema=FLAG_COLUMNS)
+    return _NO_FLAGS.clear()
 
 
 def _lazy(frame: Any) -> pl.LazyFrame:
@@ -97,7 +117,11 @@ def prepare_roll(roll: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
     """Roll rows as every rule sees them: `_order` (file order), `roll_id_number` (as given),
     `roll_id_valid` (the roll ID's own validity), `match_method`, `match_score`, `resolution`
     (null unless engine.resolve ran), declared income defaulted to 0."""
-    frame = _lazy(roll)
+    return prepared(_lazy(roll)).collect()
+
+
+def prepared(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """prepare_roll, as a plan."""
     names = list(frame.collect_schema().names())
     defaults = {
         "relation": pl.lit(None, pl.String),
@@ -129,11 +153,10 @@ def prepare_roll(roll: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
             pl.col("declared_income_monthly").cast(pl.Float64).fill_null(0.0),
             pl.col("benefit_monthly").cast(pl.Float64),
         )
-        .collect()
     )
 
 
-def _households(rows: nw.LazyFrame) -> nw.LazyFrame:
+def households_of(rows: nw.LazyFrame) -> nw.LazyFrame:
     """Size (distinct persons), region (the first row's) and head (户主, else the first row)."""
     first = rows.group_by("household_id").agg(
         nw.col("_order").min().alias("first_order"),
@@ -155,57 +178,162 @@ def _households(rows: nw.LazyFrame) -> nw.LazyFrame:
 
 _PERSON_COLUMNS = ("program", "household_id", "id_number", "roll_id_number", "name", "region_code",
                    "match_method", "match_score")
+_HEAD_COLUMNS = [c for c in _PERSON_COLUMNS if c not in ("program", "household_id")]
 
 
-def _fold(rule: Rule, hits: pl.DataFrame, rows: pl.DataFrame, households: pl.DataFrame,
-          source_label: str, as_of: date) -> pl.DataFrame:
-    """One flag per finding: the hits of a finding become its evidence JSON."""
-    if rule.annotate is not None:
-        hits = rule.annotate(hits)
+def select_ready(rules: list[str] | None, cadences: list[str] | None,
+                 available: set[str]) -> tuple[list[Rule], list[tuple[str, str]]]:
+    """The selected rules whose sources are present, and (rule_id, reason) of the others."""
+    selected: list[Rule] = []
+    skipped: list[tuple[str, str]] = []
+    for rule in select_rules(rules, cadences):
+        reason = rule.missing_sources(available)
+        if reason is None:
+            selected.append(rule)
+        else:
+            skipped.append((rule.id, reason))
+    return selected, skipped
+
+
+def _body(columns: list[str]) -> pl.Expr:
+    """A struct's JSON without its braces (`"a":1,"b":2`), to splice into a larger object."""
+    return pl.struct(columns).struct.json_encode().str.slice(1).str.head(-1)
+
+
+def _per_rank(ranked: dict[int, Any], otherwise: Any = None) -> pl.Expr:
+    """One expression choosing, by `_rank`, the value declared for that rule."""
+    expr = otherwise if isinstance(otherwise, pl.Expr) else pl.lit(otherwise)
+    for rank, value in ranked.items():
+        expr = pl.when(pl.col("_rank") == rank).then(value).otherwise(expr)
+    return expr
+
+
+def _hits(rank: int, rule: Rule, hits: pl.LazyFrame) -> pl.LazyFrame:
+    """A rule's hits in the shape all rules share: its rank, the finding's key, each record's
+    evidence JSON and the finding's metrics JSON, in evidence order (how the records are listed)."""
     key = "_order" if rule.level == "person" else "household_id"
     evidence = list(rule.evidence)
-    hits = hits.sort([key, *evidence], nulls_last=True)
-    shown = (["records"] if evidence else []) + list(rule.metrics)
-    aggregations = [pl.struct(evidence).alias("records")] if evidence else []
-    aggregations += [pl.col(m).first() for m in rule.metrics]
-    findings = hits.group_by(key, maintain_order=True).agg(aggregations or [pl.len()])
-    if rule.roll_metrics:  # person rules: values of the flagged roll row itself
-        findings = findings.join(rows.select("_order", *rule.roll_metrics), on="_order", how="left",
-                                 maintain_order="left")
-        shown += list(rule.roll_metrics)
-    findings = findings.with_columns(pl.struct(shown).struct.json_encode().alias("evidence"))
-    if rule.level == "person":
-        flagged = findings.join(rows.select("_order", *_PERSON_COLUMNS), on="_order")
-    else:
-        programs = rows.select("household_id", "program").unique()
-        if rule.programs is not None:
-            programs = programs.filter(pl.col("program").is_in(list(rule.programs)))
-        heads = households.join(
-            rows.select(pl.col("_order").alias("head_order"), *[c for c in _PERSON_COLUMNS if c not in ("program", "household_id")]),
-            on="head_order",
-        ).select("household_id", *[c for c in _PERSON_COLUMNS if c not in ("program", "household_id")])
-        flagged = findings.join(programs, on="household_id").join(heads, on="household_id")
-    overpayment = pl.col("overpayment") if "overpayment" in rule.metrics else pl.lit(None, pl.Float64)
-    return flagged.select(
-        pl.lit(rule.id).alias("rule_id"),
-        pl.lit(rule.severity).alias("severity"),
-        pl.lit(rule.cadence).alias("cadence"),
-        "program",
-        "household_id",
-        "id_number",
-        "roll_id_number",
-        "name",
-        "region_code",
-        pl.lit(source_label).alias("source"),
-        "match_method",
-        "match_score",
-        "evidence",
-        overpayment.cast(pl.Float64).alias("overpayment"),
-        pl.lit(as_of).alias("as_of"),
-        pl.lit(rule.level).alias("level"),
-        pl.lit(rule.label_zh).alias("rule_label_zh"),
-        pl.lit(rule.label_en).alias("rule_label_en"),
-    ).cast(FLAG_COLUMNS)  # type: ignore[arg-type]
+    return hits.sort([key, *evidence], nulls_last=True).select(
+        pl.lit(rank, pl.Int32).alias("_rank"),
+        pl.col(key).cast(pl.Int64 if key == "_order" else pl.String),
+        (pl.struct(evidence).struct.json_encode() if evidence else pl.lit(None, pl.String)).alias("_record"),
+        (_body(list(rule.metrics)) if rule.metrics else pl.lit(None, pl.String)).alias("_metrics"),
+        (pl.col("overpayment") if "overpayment" in rule.metrics else pl.lit(None)).cast(pl.Float64)
+        .alias("overpayment"),
+    )
+
+
+def _findings(ranked: list[tuple[int, Rule, pl.LazyFrame]], key: str) -> pl.LazyFrame:
+    """One row per finding (rule, key): its records joined in order, the metrics of its first hit."""
+    return pl.concat([_hits(rank, rule, hits) for rank, rule, hits in ranked]).group_by(
+        "_rank", key, maintain_order=True
+    ).agg(pl.col("_record").str.join(",").alias("_records"), pl.col("_metrics").first(),
+          pl.col("overpayment").first())
+
+
+def annotated(rule: Rule, hits: pl.DataFrame) -> pl.DataFrame:
+    """The collected hits with the rule's native post-step applied, as `fold` takes them."""
+    return hits if rule.annotate is None else rule.annotate(hits)
+
+
+def fold(selected: list[Rule], hits: list[pl.LazyFrame], rows: pl.LazyFrame, households: pl.LazyFrame,
+         available: set[str], as_of: date) -> pl.LazyFrame:
+    """Every rule's hits (`annotated`) folded into flag rows, in one pass over all rules: one flag
+    per finding, its evidence JSON = the records (evidence columns), the metrics and the flagged
+    roll row's `roll_metrics`; person rules name the flagged row, household rules the head, once
+    per program the household has (among the rule's). Sorted by catalogue order, household, ID,
+    program (evidence, then roll order, settle the rest)."""
+    if not selected:
+        return empty_flags().lazy()
+    ranked = list(zip(range(len(selected)), selected, hits, strict=True))
+    # A flag names a program of the rule's: the flagged row's (person rules), or each of the
+    # household's (household rules). engine.check relies on it to skip rules.
+    in_programs = _per_rank({rank: pl.col("program").is_in(list(rule.programs))
+                             for rank, rule, _ in ranked if rule.programs is not None}, True)
+    parts = []
+    person = [(rank, rule, h) for rank, rule, h in ranked if rule.level == "person"]
+    if person:
+        shown = {rank: rule.roll_metrics for rank, rule, _ in person if rule.roll_metrics}
+        extra = sorted({c for columns in shown.values() for c in columns})
+        parts.append(
+            _findings(person, "_order")
+            .join(rows.select("_order", *_PERSON_COLUMNS, *extra), on="_order")
+            .filter(in_programs)
+            .with_columns(_per_rank({rank: _body(list(c)) for rank, c in shown.items()}).cast(pl.String)
+                          .alias("_roll_metrics"))
+        )
+    household = [(rank, rule, h) for rank, rule, h in ranked if rule.level == "household"]
+    if household:
+        heads = households.join(rows.select(pl.col("_order").alias("head_order"), *_HEAD_COLUMNS),
+                                on="head_order").select("household_id", *_HEAD_COLUMNS)
+        parts.append(
+            _findings(household, "household_id")
+            .join(rows.select("household_id", "program").unique(), on="household_id")
+            .filter(in_programs)
+            .join(heads, on="household_id")
+            .with_columns(pl.lit(None, pl.Int64).alias("_order"), pl.lit(None, pl.String).alias("_roll_metrics"))
+        )
+    columns = ["_rank", "_order", "_records", "_metrics", "_roll_metrics", "overpayment", *_PERSON_COLUMNS]
+    flagged = pl.concat([part.select(columns) for part in parts])
+
+    def declared(value: Callable[[Rule], str]) -> pl.Expr:
+        return pl.col("_rank").replace_strict(list(range(len(selected))), [value(r) for r in selected],
+                                              return_dtype=pl.String)
+
+    with_records = [rank for rank, rule, _ in ranked if rule.evidence]
+    records = pl.when(pl.col("_rank").is_in(with_records)).then(
+        pl.concat_str(pl.lit('"records":['), pl.col("_records"), pl.lit("]"))
+    )
+    evidence = pl.concat_str(
+        pl.lit("{"),
+        pl.concat_str(records, pl.col("_metrics"), pl.col("_roll_metrics"), separator=",", ignore_nulls=True),
+        pl.lit("}"),
+    )
+    return (
+        flagged.select(
+            declared(lambda r: r.id).alias("rule_id"),
+            declared(lambda r: r.severity).alias("severity"),
+            declared(lambda r: r.cadence).alias("cadence"),
+            "program",
+            "household_id",
+            "id_number",
+            "roll_id_number",
+            "name",
+            "region_code",
+            declared(lambda r: ",".join(r.used_sources(available)) or "roll").alias("source"),
+            "match_method",
+            "match_score",
+            evidence.alias("evidence"),
+            "overpayment",
+            pl.lit(as_of).alias("as_of"),
+            declared(lambda r: r.level).alias("level"),
+            declared(lambda r: r.label_zh).alias("rule_label_zh"),
+            declared(lambda r: r.label_en).alias("rule_label_en"),
+            "_rank",
+            "_order",
+        )
+        .cast(FLAG_COLUMNS)  # type: ignore[arg-type]
+        # The roll's row order settles a person listed twice in one program of one household.
+        .sort(["_rank", "household_id", "id_number", "program", "evidence", "_order"], nulls_last=True)
+        .drop("_rank", "_order")
+    )
+
+
+def resolutions_of(rows: pl.DataFrame) -> pl.DataFrame:
+    """The roll rows that were looked for in hukou (RESOLUTION_COLUMNS)."""
+    return rows.filter(pl.col("resolution").is_not_null()).select(list(RESOLUTION_COLUMNS)).cast(RESOLUTION_COLUMNS)
+
+
+def context_of(rows: pl.LazyFrame, households: pl.LazyFrame, sources: dict[str, pl.LazyFrame], as_of: date,
+               policy: Policy, context: type[Context] = Context) -> Context:
+    """The Context the rules are compiled against (`households` as households_of gives it)."""
+    return context(
+        rows=nw.from_native(rows),
+        households=nw.from_native(households).select("household_id", "household_size", "household_region"),
+        sources={key: nw.from_native(frame) for key, frame in sources.items()},
+        as_of=as_of,
+        policy=policy,
+    )
 
 
 def run(
@@ -230,45 +358,16 @@ def run(
         step("核对身份证号 resolving roll IDs against hukou")
         roll = resolve(roll, _lazy(sources["hukou"]), as_of)
     rows = prepare_roll(roll)
-    nw_rows = nw.from_native(rows.lazy())
-    households = _households(nw_rows).collect()
-    context = Context(
-        rows=nw_rows,
-        households=nw.from_native(households.to_native().lazy()).select(
-            "household_id", "household_size", "household_region"
-        ),
-        sources={key: nw.from_native(_lazy(frame)) for key, frame in sources.items()},
-        as_of=as_of,
-        policy=policy,
-    )
+    households = households_of(nw.from_native(rows.lazy())).to_native().collect()
+    context = context_of(rows.lazy(), households.lazy(), {k: _lazy(f) for k, f in sources.items()}, as_of, policy)
     available = set(sources)
-    selected: list[Rule] = []
-    skipped: list[tuple[str, str]] = []
-    for rule in select_rules(rules, cadences):
-        reason = rule.missing_sources(available)
-        if reason is None:
-            selected.append(rule)
-        else:
-            skipped.append((rule.id, reason))
+    selected, skipped = select_ready(rules, cadences, available)
 
     step(f"比对 running {len(selected)} rules")
     plans = [rule.plan(context).to_native() for rule in selected]
     collected = pl.collect_all(plans) if plans else []
-    rank = {rule.id: index for index, rule in enumerate(selected)}
-    folded = [
-        _fold(rule, hits, rows, households.to_native(), ",".join(rule.used_sources(available)) or "roll", as_of)
-        for rule, hits in zip(selected, collected, strict=True)
-    ]
-    flags = pl.concat([empty_flags(), *folded], how="vertical") if folded else empty_flags()
-    flags = (
-        flags.with_columns(pl.col("rule_id").replace_strict(rank, default=len(rank)).alias("_rank"))
-        .sort(["_rank", "household_id", "id_number", "program", "evidence"], nulls_last=True)
-        .drop("_rank")
-    )
-    resolutions = (
-        rows.filter(pl.col("resolution").is_not_null()).select(list(RESOLUTION_COLUMNS)).cast(RESOLUTION_COLUMNS)
-        if resolving
-        else pl.DataFrame(schema=RESOLUTION_COLUMNS)
-    )
+    hits = [annotated(rule, found).lazy() for rule, found in zip(selected, collected, strict=True)]
+    flags = fold(selected, hits, rows.lazy(), households.lazy(), available, as_of).collect(engine="in-memory")
+    resolutions = resolutions_of(rows) if resolving else pl.DataFrame(schema=RESOLUTION_COLUMNS)
     return RunResult(flags=flags, as_of=as_of, ran=[r.id for r in selected], skipped=skipped,
                      resolutions=resolutions)

@@ -1,0 +1,158 @@
+"""engine.run's rules and fold, compiled once into polars plans that are fed a small roll.
+
+Compiling the 19 rule plans (Narwhals expressions turned into polars ones) costs tens of
+milliseconds, far more than running them over one household. So `CompiledRun` compiles them once,
+against placeholder inputs (polars IO sources, `polars.io.plugins.register_io_source`); each call
+only hands the placeholders the household's frames:
+
+    compiled = CompiledRun(roll_schema, source_schemas, as_of, policy, selected)
+    flags, rows = compiled.flags(roll, sources)     # roll: resolved, not yet prepared
+
+Over a few rows a polars operation costs its fixed overhead (tens of µs: planning, waking the
+thread pool), not its work, so what pays is running fewer of them:
+
+1. the rules whose source has no record of the roll's persons (engine.patterns.needs_records)
+   are not run: they cannot fire; nor are rules of programs the checked households are not in
+   (engine.run.fold flags a row, or a household, only for a program of the rule's);
+2. the others are collected in one go, with the prepared roll and the households; each input
+   and each derived frame every rule shares (the matchable rows, the members, ...) is a
+   `cache()` node, computed once per collect;
+3. only the rules that found something are folded (engine.run.fold, compiled once per set of
+   such rules); most households have no flag at all and skip this step.
+
+Plans are collected without optimizations, by the in-memory engine: optimizing a plan of this
+size costs more than it can save over a few rows. A CompiledRun is fed one roll at a time:
+engine.check keeps a pool of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import narwhals as nw
+import polars as pl
+from polars.io.plugins import register_io_source
+
+from .context import Context
+from .patterns import needs_records
+from .policy import Policy
+from .rules import Rule
+from .run import annotated, context_of, empty_flags, fold, households_of, prepared
+
+__all__ = ["CompiledRun"]
+
+_NO_OPTIMIZATIONS = pl.QueryOptFlags.none()
+_FOLDS = 256  # compiled folds kept per CompiledRun (sets of rules that fired together)
+
+
+def _collect_all(plans: list[pl.LazyFrame]) -> list[pl.DataFrame]:
+    return pl.collect_all(plans, engine="in-memory", optimizations=_NO_OPTIMIZATIONS)
+
+
+@dataclass
+class _SharedContext(Context):
+    """The Context whose derived frames are built once per plan and shared by every rule that
+    asks for them (a `cache()` node each), so that no rule recomputes them."""
+
+    shared: dict[Any, nw.LazyFrame] = field(default_factory=dict)
+
+    def _shared(self, key: Any, build: Callable[[], nw.LazyFrame]) -> nw.LazyFrame:
+        if key not in self.shared:
+            self.shared[key] = nw.from_native(build().to_native().cache())
+        return self.shared[key]
+
+    def matchable(self, programs: tuple[str, ...] | None = None) -> nw.LazyFrame:
+        return self._shared(("matchable", programs), lambda: super(_SharedContext, self).matchable(programs))
+
+    def members(self) -> nw.LazyFrame:
+        return self._shared("members", lambda: super(_SharedContext, self).members())
+
+    def households_in(self, programs: tuple[str, ...] | None) -> nw.LazyFrame:
+        return self._shared(("households_in", programs),
+                            lambda: super(_SharedContext, self).households_in(programs))
+
+
+class _Feed:
+    """Named placeholder frames whose data is handed in before each collect."""
+
+    def __init__(self) -> None:
+        self.frames: dict[str, pl.DataFrame] = {}
+
+    def placeholder(self, name: str, schema: pl.Schema) -> pl.LazyFrame:
+        def scan(columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None,
+                 _batch_size: int | None) -> Iterator[pl.DataFrame]:
+            frame = self.frames[name]
+            if columns is not None:
+                frame = frame.select(columns)
+            if predicate is not None:
+                frame = frame.filter(predicate)
+            yield frame if n_rows is None else frame.head(n_rows)
+
+        return register_io_source(scan, schema=schema, is_pure=True, explain_name=name).cache()
+
+
+class CompiledRun:
+    """The selected rules over placeholders `roll` and each source; their fold, per set of rules
+    that found something, over placeholders of the hits."""
+
+    def __init__(self, roll_schema: pl.Schema, source_schemas: dict[str, pl.Schema], as_of: date,
+                 policy: Policy, selected: list[Rule]) -> None:
+        self.selected = selected
+        self.as_of = as_of
+        self.available = set(source_schemas)
+        self._feed = _Feed()
+        self.rows = prepared(self._feed.placeholder("roll", roll_schema)).cache()
+        self.households = households_of(nw.from_native(self.rows)).to_native().cache()
+        sources = {key: self._feed.placeholder(f"source:{key}", schema) for key, schema in source_schemas.items()}
+        context = context_of(self.rows, self.households, sources, as_of, policy, context=_SharedContext)
+        self.plans = [rule.plan(context).to_native() for rule in selected]
+        self.needs = [needs_records(rule.plan) for rule in selected]
+        self._folds: dict[tuple[int, ...], tuple[_Feed, pl.LazyFrame]] = {}
+
+    def flags(self, roll: pl.DataFrame, sources: dict[str, pl.DataFrame],
+              programs: set[str] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """The flags of `roll` (a loaded, resolved roll frame of the schema compiled for) over
+        `sources` (every key compiled for, the same schemas), and the roll as prepared. With
+        `programs` (those of the households whose flags are wanted), rules of none of them are
+        not run: their flags could only be other households'."""
+        running = [
+            index for index, (rule, needs) in enumerate(zip(self.selected, self.needs, strict=True))
+            if all(sources[key].height for key in needs)
+            and (programs is None or rule.programs is None or not programs.isdisjoint(rule.programs))
+        ]
+        self._feed.frames = {"roll": roll, **{f"source:{key}": frame for key, frame in sources.items()}}
+        try:
+            rows, households, *collected = _collect_all(
+                [self.rows, self.households, *[self.plans[index] for index in running]]
+            )
+        finally:
+            self._feed.frames = {}
+        found = {index: hits for index, hits in zip(running, collected, strict=True) if hits.height}
+        if not found:
+            return empty_flags(), rows
+        hits = {index: annotated(self.selected[index], frame) for index, frame in found.items()}
+        feed, plan = self._fold(tuple(found), hits)
+        feed.frames = {"rows": rows, "households": households, **{f"hits:{i}": h for i, h in hits.items()}}
+        try:
+            return _collect_all([plan])[0], rows
+        finally:
+            feed.frames = {}
+
+    def _fold(self, found: tuple[int, ...], hits: dict[int, pl.DataFrame]) -> tuple[_Feed, pl.LazyFrame]:
+        if found not in self._folds:
+            feed = _Feed()
+            plan = fold(
+                [self.selected[index] for index in found],
+                [feed.placeholder(f"hits:{index}", hits[index].schema) for index in found],
+                feed.placeholder("rows", self.rows.collect_schema()),
+                feed.placeholder("households", self.households.collect_schema()),
+                self.available,
+                self.as_of,
+            )
+            self._folds[found] = (feed, plan)
+            if len(self._folds) > _FOLDS:
+                del self._folds[next(iter(self._folds))]
+        return self._folds[found]

@@ -1,0 +1,191 @@
+"""engine.check: checking a household against indexed sources gives exactly what run() gives it.
+
+Exhaustively over a generated city with dirty IDs and names (every household alone, and batches),
+then table-driven cases for what the check roll is made of: another household's enrolment, a
+household replacing its roll rows, absent sources, a mistyped ID resolved through the index.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import polars as pl
+import pytest
+
+from engine.batch import run_files
+from engine.check import CheckIndex
+from engine.policy import load_policy
+from engine.run import RunResult, run
+from fixtures.generator import generate, write
+
+from .casebook import AS_OF, POLICY, frames, person, roll_row
+
+A, B, C = person(11), person(22), person(33)
+
+
+# ---- the same flags as run(), household by household ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory):
+    generated = generate(300, seed=5, case_fraction=1.0)
+    paths = write(generated, tmp_path_factory.mktemp("city"), formats="mixed")
+    full = run_files(paths["roll"], paths["sources"], generated.as_of, policy=paths["policy"])
+    roll = full.loaded["roll"].frame
+    sources = {key: item.frame for key, item in full.loaded.items() if key != "roll"}
+    return generated.as_of, roll, CheckIndex(roll, sources, load_policy(paths["policy"])), full.result
+
+
+def _of(frame: pl.DataFrame, households: list[str]) -> pl.DataFrame:
+    return frame.filter(pl.col("household_id").is_in(households))
+
+
+def _same(checked: RunResult, full: RunResult, households: list[str]) -> None:
+    assert checked.flags.equals(_of(full.flags, households)), households
+    assert checked.resolutions.equals(_of(full.resolutions, households)), households
+    assert (checked.ran, checked.skipped) == (full.ran, full.skipped)
+
+
+def test_the_city_is_dirty_and_flagged(city):
+    _, roll, _, full = city
+    assert full.flags.height > 100 and len(set(full.flags["rule_id"])) == len(full.ran)
+    assert (~roll["id_valid"]).sum() > 0 and full.resolutions.height > 0
+
+
+def test_every_household_alone_gets_its_flags_of_the_full_run(city):
+    as_of, roll, index, full = city
+    for (household,), rows in roll.group_by("household_id", maintain_order=True):
+        _same(index.check(rows, as_of), full, [household])
+
+
+def test_households_checked_together_get_the_same_flags(city):
+    as_of, roll, index, full = city
+    households = roll["household_id"].unique(maintain_order=True).to_list()
+    for start in range(0, len(households), 32):
+        batch = households[start : start + 32]
+        _same(index.check(_of(roll, batch), as_of), full, batch)
+    _same(index.check(roll, as_of), full, households)
+
+
+def test_concurrent_checks_do_not_mix(city):
+    as_of, roll, index, full = city
+    households = roll["household_id"].unique(maintain_order=True).to_list()[:40]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda h: index.check(_of(roll, [h]), as_of), households))
+    for household, result in zip(households, results, strict=True):
+        _same(result, full, [household])
+
+
+# ---- what the check roll is made of ------------------------------------------------------------
+
+HUKOU = [{"id_number": pid, "name": "张三", "region_code": "320303001", "status": "normal"} for pid in (A, B, C)]
+
+
+def _case(roll_rows, checked_rows, sources=None, rules=None):
+    """(the check of `checked_rows` against an index of `roll_rows`, run() over the roll with the
+    checked households in place of theirs, the checked household ids)."""
+    roll, source_frames = frames(roll_rows, sources if sources is not None else {"hukou": HUKOU})
+    checked, _ = frames(checked_rows)
+    households = checked["household_id"].unique().to_list()
+    index = CheckIndex(roll, source_frames, POLICY)
+    rest = roll.filter(~pl.col("household_id").is_in(households))
+    expected = run(pl.concat([rest, checked]), source_frames, AS_OF, POLICY, rules)
+    return index.check(checked, AS_OF, rules), expected, households
+
+
+def _flags(result: RunResult, rule_id: str) -> list[tuple[str, str]]:
+    found = result.flags.filter(pl.col("rule_id") == rule_id)
+    return sorted(found.select("household_id", "id_number").iter_rows())
+
+
+def test_an_applicant_enrolled_in_another_household_is_a_duplicate():
+    checked, expected, households = _case([roll_row("H1", A), roll_row("H1", B)], [roll_row("NEW", A)])
+    assert _flags(checked, "duplicate_enrollment") == [("NEW", A)]
+    assert '"enrolled_household_id":"H1"' in checked.flags.filter(pl.col("rule_id") == "duplicate_enrollment")[
+        "evidence"
+    ].item()
+    _same(checked, expected, households)
+
+
+def test_an_applicant_in_tekun_elsewhere_is_a_program_conflict():
+    checked, expected, households = _case([roll_row("H1", A, "tekun")], [roll_row("NEW", A, "dibao")])
+    assert _flags(checked, "program_conflict") == [("NEW", A)]
+    _same(checked, expected, households)
+
+
+def test_disability_subsidy_with_dibao_in_another_household_is_fine():
+    checked, expected, households = _case([roll_row("H1", A, "dibao")], [roll_row("NEW", A, "disability_living")])
+    assert _flags(checked, "disability_living_without_dibao") == []
+    _same(checked, expected, households)
+
+
+def test_a_household_on_the_roll_is_replaced_not_doubled():
+    # On the roll H1 has A and B; the new application of H1 has A only (once): no duplicate, and
+    # its size is 1, so A's declared 900 is over the 800 standard per person.
+    roll_rows = [roll_row("H1", A, declared_income_monthly="900"), roll_row("H1", B)]
+    checked, expected, households = _case(roll_rows, [roll_row("H1", A, declared_income_monthly="900")])
+    assert _flags(checked, "duplicate_enrollment") == []
+    assert _flags(checked, "income_over_standard") == [("H1", A)]
+    assert '"household_size":1' in checked.flags.filter(pl.col("rule_id") == "income_over_standard")["evidence"].item()
+    _same(checked, expected, households)
+
+
+def test_only_the_checked_households_flags_are_returned():
+    checked, expected, households = _case([roll_row("H1", A), roll_row("H2", A)], [roll_row("H3", B)])
+    assert set(checked.flags["household_id"]) <= {"H3"}
+    _same(checked, expected, households)
+
+
+def test_rules_of_absent_sources_are_skipped_as_run_skips_them():
+    vehicles = [{"id_number": A, "plate": "苏C12345", "vehicle_type": "car", "purchase_price": "90000",
+                 "status": "normal"}]
+    checked, expected, households = _case([roll_row("H1", B)], [roll_row("NEW", A)], {"vehicles": vehicles})
+    assert ("deceased", "source deaths or hukou not provided") in checked.skipped
+    assert "hukou_not_found" not in checked.ran and "vehicle_owned" in checked.ran
+    assert _flags(checked, "vehicle_owned") == [("NEW", A)]
+    assert checked.resolutions.height == 0  # no hukou: nothing resolved
+    _same(checked, expected, households)
+    only, expected_only, _ = _case([], [roll_row("NEW", A)], {}, rules=["vehicle_owned"])
+    assert only.ran == [] and only.skipped == [("vehicle_owned", "source vehicles not provided")]
+    _same(only, expected_only, households)
+
+
+def test_a_mistyped_id_is_resolved_to_the_same_hukou_person_as_in_the_full_run():
+    typo = A[:15] + str((int(A[15]) + 4) % 10) + A[16:]  # one digit mistyped: check character fails
+    hukou = [*HUKOU, {"id_number": person(12), "name": "李四", "region_code": "320303001", "status": "normal"}]
+    checked, expected, households = _case([roll_row("H1", B)], [roll_row("NEW", typo)], {"hukou": hukou})
+    resolved = checked.resolutions.row(0, named=True)
+    assert (resolved["roll_id_number"], resolved["id_number"], resolved["match_method"]) == (typo, A, "repaired")
+    assert resolved["resolution"]["status"] == "resolved"
+    assert _flags(checked, "id_invalid") == [("NEW", A)]
+    _same(checked, expected, households)
+
+
+def test_a_roll_row_resolved_from_a_typo_is_found_as_the_applicant():
+    typo = A[:15] + str((int(A[15]) + 4) % 10) + A[16:]
+    checked, expected, households = _case([roll_row("H1", typo)], [roll_row("NEW", A)])
+    assert _flags(checked, "duplicate_enrollment") == [("NEW", A)]
+    _same(checked, expected, households)
+
+
+def test_an_index_without_a_roll_checks_the_household_alone():
+    roll, sources = frames([roll_row("NEW", A), roll_row("NEW", A)], {"hukou": HUKOU})
+    checked = CheckIndex(None, sources, POLICY).check(roll, AS_OF)
+    _same(checked, run(roll, sources, AS_OF, POLICY), ["NEW"])
+    assert _flags(checked, "duplicate_enrollment") == [("NEW", A), ("NEW", A)]
+
+
+def test_a_frame_that_is_not_a_loaded_roll_is_refused():
+    _, sources = frames([], {"hukou": HUKOU})
+    with pytest.raises(ValueError, match="loaded roll frame"):
+        CheckIndex(None, sources).check(pl.DataFrame({"household_id": ["H1"]}), AS_OF)
+
+
+def test_warming_an_index_compiles_what_the_first_check_uses():
+    roll, sources = frames([roll_row("H1", A), roll_row("H2", A, "tekun")], {"hukou": HUKOU})
+    index = CheckIndex(roll, sources, POLICY)
+    index.warm(AS_OF)
+    assert sum(len(idle) for idle in index._idle.values()) == 1
+    checked = index.check(roll.filter(pl.col("household_id") == "H1"), AS_OF)
+    assert sum(len(idle) for idle in index._idle.values()) == 1  # the warmed one, used and returned
+    _same(checked, run(roll, sources, AS_OF, POLICY), ["H1"])
