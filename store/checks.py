@@ -3,7 +3,7 @@ application time, or an uploaded roll batch, against the latest source snapshots
 
     checker = Checker(store)                  keeps engine.check.CheckIndex of the latest snapshots
     result, held = checker.check(households, as_of, rules, cadences)
-    run_id = record(store, result, households, trigger, held)   the findings into the lifecycle
+    run_id = record(store, result, households, trigger, held, region=…)   the findings into the lifecycle
 
 The index is built on first use and rebuilt when a newer snapshot has been registered (looked up
 at most every `refresh_seconds`), so that a server answers checks from memory and still sees a
@@ -24,8 +24,9 @@ from typing import Any
 
 import polars as pl
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
-from engine.errors import StoreError
+from engine.errors import AccessDenied
 from engine.policy import load_policy
 from engine.run import RunResult
 
@@ -34,7 +35,7 @@ from .db import Store
 from .identity import identify
 from .models import Flag, Run, RunInput, RunRule, Snapshot, utcnow
 
-__all__ = ["Checker", "record", "flag_ids"]
+__all__ = ["Checker", "record", "flag_ids", "foreign_households"]
 
 
 class Checker:
@@ -46,6 +47,7 @@ class Checker:
         self._signature: tuple[tuple[str, int], ...] | None = None
         self._looked_at = 0.0
         self._build = threading.Lock()
+        self.enrolments = pl.DataFrame(schema={"id_number": pl.String, "household_id": pl.String})
         self.policy = load_policy(store.settings.policy)
 
     def _latest(self) -> dict[str, Snapshot]:
@@ -73,6 +75,11 @@ class Checker:
 
         sources = {key: snapshots.scan(self.store, snap).collect() for key, snap in held.items() if key != "roll"}
         roll = snapshots.scan(self.store, held["roll"]).collect() if "roll" in held else None
+        # Who is enrolled in which household of the roll: store.check_queue keeps checks that
+        # could see each other's households apart.
+        self.enrolments = (roll.filter(pl.col("id_valid")).select("id_number", "household_id").unique()
+                           if roll is not None else pl.DataFrame(schema={"id_number": pl.String,
+                                                                        "household_id": pl.String}))
         return CheckIndex(roll, sources, self.policy)
 
     def check(self, households: pl.DataFrame, as_of: date, rules: list[str] | None = None,
@@ -81,35 +88,58 @@ class Checker:
         return index.check(households, as_of, rules=rules, cadences=cadences), held
 
 
+def _foreign(session: Session, households: list[str], region: str) -> set[str]:
+    found: set[str] = set()
+    if region:
+        outside = ~Flag.region_code.startswith(region, autoescape=True)
+        for start in range(0, len(households), 500):
+            chunk = households[start:start + 500]
+            found.update(session.scalars(sa.select(Flag.household_id).where(Flag.household_id.in_(chunk), outside)
+                                         .distinct()))
+    return found
+
+
+def foreign_households(store: Store, households: list[str], region: str) -> set[str]:
+    """The households among `households` with a flag outside `region`. A flag's key is its
+    household's: findings recorded from `region` for such a household would clear, reopen or
+    take over (its region_code is the latest finding's) another region's flags."""
+    with store.read() as session:
+        return _foreign(session, households, region)
+
+
 def record(store: Store, result: RunResult, households: list[str], trigger: str, held: dict[str, Snapshot],
-           requested: dict[str, Any] | None = None, now: datetime | None = None) -> tuple[int, lifecycle.Counts]:
-    """Record a check's findings: a completed Run of `trigger` over `households` only."""
+           requested: dict[str, Any] | None = None, now: datetime | None = None,
+           region: str = "") -> tuple[int, lifecycle.Counts]:
+    """Record a check's findings: a completed Run of `trigger` over `households` only, by a user
+    of `region` (AccessDenied when one of the households has flags outside it)."""
     at = now or utcnow()
     found = identify(result.flags)
     run = Run(trigger=trigger, status="running", as_of=result.as_of, started_at=at, host=socket.gethostname()[:255],
               pid=os.getpid(), requested={**(requested or {}), "households": len(households)},
               policy_file=str(store.settings.policy) if store.settings.policy else None, policy_hash="check")
-    try:
-        with store.write(lock=f"{trigger} check (pid {os.getpid()})") as session:
-            session.add(run)
-            session.flush()
-            counts = lifecycle.apply(session, run.id, at, found, result.ran, households=households)
-            per_rule = dict(found.group_by("rule_id").len().iter_rows()) if found.height else {}
-            inputs = {key: snap.id for key, snap in held.items() if key != "roll"}
-            if inputs:
-                session.execute(sa.insert(RunInput), [{"run_id": run.id, "key": k, "snapshot_id": v}
-                                                      for k, v in sorted(inputs.items())])
-            rows = [{"run_id": run.id, "rule_id": rid, "outcome": "ran", "reason": None, "flags": per_rule.get(rid, 0),
-                     "inputs_hash": None, "snapshots": None, "same_as_run_id": None} for rid in result.ran]
-            rows += [{"run_id": run.id, "rule_id": rid, "outcome": "skipped", "reason": reason, "flags": None,
-                      "inputs_hash": None, "snapshots": None, "same_as_run_id": None} for rid, reason in result.skipped]
-            if rows:
-                session.execute(sa.insert(RunRule), rows)
-            run.status, run.finished_at = "completed", utcnow()
-            run.found, run.raised, run.reopened = counts.found, counts.raised, counts.reopened
-            run.seen, run.cleared = counts.seen, counts.cleared
-    except StoreError:
-        raise
+    with store.write(lock=f"{trigger} check (pid {os.getpid()})") as session:
+        foreign = sorted(_foreign(session, households, region))  # under the lock: no flag appears meanwhile
+        if foreign:
+            listed = ", ".join(foreign[:10])
+            raise AccessDenied(f"家庭编号 {listed} 不能在您的辖区 {region} 记录 "
+                               f"(household {listed} cannot be recorded from your region {region})")
+        session.add(run)
+        session.flush()
+        counts = lifecycle.apply(session, run.id, at, found, result.ran, households=households)
+        per_rule = dict(found.group_by("rule_id").len().iter_rows()) if found.height else {}
+        inputs = {key: snap.id for key, snap in held.items() if key != "roll"}
+        if inputs:
+            session.execute(sa.insert(RunInput), [{"run_id": run.id, "key": k, "snapshot_id": v}
+                                                  for k, v in sorted(inputs.items())])
+        rows = [{"run_id": run.id, "rule_id": rid, "outcome": "ran", "reason": None, "flags": per_rule.get(rid, 0),
+                 "inputs_hash": None, "snapshots": None, "same_as_run_id": None} for rid in result.ran]
+        rows += [{"run_id": run.id, "rule_id": rid, "outcome": "skipped", "reason": reason, "flags": None,
+                  "inputs_hash": None, "snapshots": None, "same_as_run_id": None} for rid, reason in result.skipped]
+        if rows:
+            session.execute(sa.insert(RunRule), rows)
+        run.status, run.finished_at = "completed", utcnow()
+        run.found, run.raised, run.reopened = counts.found, counts.raised, counts.reopened
+        run.seen, run.cleared = counts.seen, counts.cleared
     return run.id, counts
 
 

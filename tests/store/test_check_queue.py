@@ -1,0 +1,92 @@
+"""Concurrent checks gathered into one engine call give each request exactly what a check of its
+household alone gives."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import polars as pl
+import pytest
+
+from engine.loaders import load_frame
+from store.check_queue import CheckQueue
+from store.checks import Checker
+
+from .conftest import AS_OF
+
+_COLUMNS = ("program", "household_id", "id_number", "name", "region_code", "benefit_monthly",
+            "declared_income_monthly", "relation")
+
+
+def _members(city, household_id: str) -> pl.DataFrame:
+    rows = city.roll.filter(pl.col("household_id") == household_id)
+    return rows.select([pl.col(c).cast(pl.String) if c in rows.columns else pl.lit(None, pl.String).alias(c)
+                        for c in _COLUMNS])
+
+
+@pytest.fixture
+def checker(store, deliver, city):
+    deliver.all(city, skip=("roll",))
+    return Checker(store)
+
+
+def _alone(checker: Checker, members: pl.DataFrame) -> pl.DataFrame:
+    index, _ = checker.current()
+    loaded = load_frame(members, "roll", "request", AS_OF, first_row=0)
+    return index.check(loaded.frame, AS_OF).flags
+
+
+def test_gathered_checks_equal_single_checks(checker, city):
+    households = city.roll.get_column("household_id").unique().sort().to_list()[:60]
+    queue = CheckQueue(checker)
+    queue.start()
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            futures = list(pool.map(lambda h: queue.submit(_members(city, h), AS_OF), households))
+        answers = [f.result(timeout=60) for f in futures]
+    finally:
+        queue.stop()
+    assert queue.checked == len(households)
+    assert queue.calls < len(households)  # some were gathered
+    found = 0
+    for household, answer in zip(households, answers, strict=True):
+        expected = _alone(checker, _members(city, household))
+        assert answer.flags.equals(expected), household
+        found += expected.height
+    assert found > 0
+
+
+def test_a_bad_request_does_not_spoil_the_others(checker, city):
+    households = city.roll.get_column("household_id").unique().sort().to_list()[:2]
+    good, bad = _members(city, households[0]), _members(city, households[1])
+    bad = bad.with_columns(pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("nonsense"))
+                           .otherwise(pl.col("program")).alias("program"))
+    queue = CheckQueue(checker)
+    # Both queued before the worker starts: they are checked in one call.
+    futures = [queue.submit(good, AS_OF), queue.submit(bad, AS_OF)]
+    queue.start()
+    try:
+        good_answer, bad_answer = (f.result(timeout=60) for f in futures)
+    finally:
+        queue.stop()
+    assert queue.calls == 1  # the bad one never reaches the engine
+    assert [(p.row, p.column) for p in bad_answer.problems] == [(0, "program")]
+    assert not good_answer.problems
+    assert good_answer.flags.equals(_alone(checker, good))
+
+
+def test_the_same_household_twice_is_checked_twice_not_merged(checker, city):
+    household = city.roll.get_column("household_id").unique().sort()[0]
+    members = _members(city, household)
+    queue = CheckQueue(checker)
+    futures = [queue.submit(members, AS_OF), queue.submit(members, AS_OF)]
+    queue.start()
+    try:
+        first, second = (f.result(timeout=60) for f in futures)
+    finally:
+        queue.stop()
+    assert queue.calls == 2
+    assert first.flags.equals(second.flags)
+    assert first.frame.get_column("_row").to_list() == list(range(members.height))
+
+
