@@ -5,6 +5,7 @@
     deps       Annotated dependencies: the store, the checker, the current user, permissions
     schemas    request and response models (…In, …Out) with examples for the OpenAPI page
     errors     engine errors → {"error": ..., "detail": ...} with an HTTP status, in one place
+    uploads    an uploaded file to disk chunk by chunk, its kind by name or first bytes, XLSX bombs refused
     audit      the middleware that records every request in the append-only audit log
     metrics    Prometheus counters and the /metrics text
     app        create_app(settings): routers, handlers, background workers

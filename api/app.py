@@ -13,20 +13,21 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engine.errors import TooLarge
 from store.audit import AuditLog
 from store.batches import fail_interrupted
+from store.check_queue import CheckQueue
 from store.checks import Checker
 from store.db import Store
 from store.settings import Settings, load_settings
 
 from . import errors
 from .audit import AuditMiddleware
-from .deps import AppState
-from .schemas import ErrorOut
+from .deps import AppState, known_query
+from .schemas import error_responses
 
 __all__ = ["create_app", "API_PREFIX", "version"]
 
@@ -66,7 +67,9 @@ class UploadLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise TooLarge(self._message())
+                    # An HTTPException: FastAPI passes it on from reading a body, where any
+                    # other exception would become a 400 "error parsing the body".
+                    raise HTTPException(413, self._message())
             return message
 
         await self.app(scope, counting, send)
@@ -93,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         fail_interrupted(store)
         state = AppState(settings=settings, store=store, checker=Checker(store), audit=AuditLog(store),
                          batches=ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch"))
+        state.checks = CheckQueue(state.checker)
+        state.checks.start()
         state.audit.start()
         app.state.crosscheck = state
         scheduler = None
@@ -107,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
             state.batches.shutdown(wait=True, cancel_futures=True)
+            state.checks.stop()
             state.audit.stop()
             store.close()
 
@@ -121,14 +127,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "your region is answered as if it did not exist. Every request is recorded in the audit log."
         ),
         lifespan=lifespan,
-        responses={401: {"model": ErrorOut, "description": "no token, or an unknown one"},
-                   422: {"model": ErrorOut, "description": "the request is invalid; each field is named"}},
+        responses=error_responses(400, 422),  # 401 and 403: on the routers of what takes a token
     )
     errors.install(app)
     from .routes import audit, batches, checks, flags, meta, runs, sources
 
     for module in (checks, batches, flags, runs, sources, meta, audit):
-        app.include_router(module.router, prefix=API_PREFIX)
-    app.add_middleware(AuditMiddleware)
+        app.include_router(module.router, prefix=API_PREFIX, dependencies=[Depends(known_query)])
     app.add_middleware(UploadLimit, max_bytes=int(settings.max_upload_mb * 2**20))
+    app.add_middleware(AuditMiddleware)  # outermost: it also records what UploadLimit refuses
     return app

@@ -40,6 +40,16 @@ class AuditMiddleware:
         finally:
             self._after(scope, status["code"], time.perf_counter() - started)
 
+    @staticmethod
+    def _holder(shared: Any, authorization: str) -> Any:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        try:
+            return shared.principal(token.strip())
+        except Exception:  # an unknown token: recorded without a name
+            return None
+
     def _after(self, scope: Scope, code: int, seconds: float) -> None:
         app = scope.get("app")
         shared = getattr(getattr(app, "state", None), "crosscheck", None)
@@ -51,9 +61,11 @@ class AuditMiddleware:
         shared.metrics.requests.labels(method, template, str(code)).inc()
         shared.metrics.latency.labels(method, template).observe(seconds)
         principal = scope.get("state", {}).get("principal")
-        token_given = any(name == b"authorization" for name, _ in scope.get("headers", []))
-        if principal is None and not token_given:
+        authorization = next((value for name, value in scope.get("headers", []) if name == b"authorization"), None)
+        if principal is None and authorization is None:
             return
+        if principal is None:  # refused before the route read the token (an upload over the limit): whose?
+            principal = self._holder(shared, authorization.decode("latin-1"))
         query = scope.get("query_string", b"").decode("latin-1")
         path = scope["path"] + (f"?{query}" if query else "")
         client = scope.get("client")

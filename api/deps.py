@@ -3,6 +3,7 @@
     StateDep        the app's shared state: settings, store, checker, audit log, batch worker
     UserDep         the authenticated user (Bearer token), set on request.state for the audit
     Allowed(perm)   the user, if their role has `perm` (api.access.PERMISSIONS), else 403
+    known_query     refuses query parameters the route does not declare (422)
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from store.audit import AuditLog
+from store.check_queue import CheckQueue
 from store.checks import Checker
 from store.db import Store
 from store.settings import Settings
@@ -25,7 +28,7 @@ from store.users import authenticate, token_hash
 from . import access
 from .metrics import Metrics
 
-__all__ = ["AppState", "Principal", "StateDep", "UserDep", "Allowed", "bearer"]
+__all__ = ["AppState", "Principal", "StateDep", "UserDep", "Allowed", "bearer", "known_query"]
 
 USER_CACHE_SECONDS = 5.0  # a disabled token stops working within this long
 
@@ -44,6 +47,7 @@ class AppState:
     checker: Checker
     audit: AuditLog
     batches: ThreadPoolExecutor
+    checks: CheckQueue | None = None  # POST /checks gathered into engine calls (store.check_queue)
     metrics: Metrics = field(default_factory=Metrics)
     started: float = field(default_factory=time.time)
     _users: dict[str, tuple[Principal, float]] = field(default_factory=dict)
@@ -92,3 +96,30 @@ def Allowed(permission: str) -> Any:  # noqa: N802 — reads as a type in signat
         return user
 
     return Annotated[Principal, Depends(check)]
+
+
+def _query_names(dependant: Any) -> set[str]:
+    names = {field.alias for field in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def _declared_query(request: Request) -> set[str] | None:
+    """The query parameters the route (and its dependencies) declare; None: not an API route."""
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    return None if dependant is None else _query_names(dependant)
+
+
+def known_query(request: Request) -> None:
+    """A misspelt filter (`?severty=high`) must not silently answer with everything: query
+    parameters the route does not declare are refused, each named."""
+    declared = _declared_query(request)
+    if declared is None:
+        return
+    unknown = sorted(set(request.query_params) - declared)
+    if unknown:
+        known = ", ".join(sorted(declared)) or "none"
+        raise RequestValidationError([{"loc": ("query", name), "type": "extra_forbidden",
+                                       "msg": f"unknown query parameter (this path takes: {known})"}
+                                      for name in unknown])

@@ -10,7 +10,8 @@ Steps and progress (what the status page shows while it waits):
 Validation is engine.loaders' (the same as `crosscheck run`): rows that cannot be used are kept
 aside with their problems (file, row, column, original value) and the rest is checked. Rows of
 a region outside the uploader's region prefix are refused the same way, row by row: a
-caseworker cannot create flags in another township. The file is checked against the latest
+caseworker cannot create flags in another township; so are the rows of a household that has
+flags outside it (a flag's key is its household's: they would be cleared or taken over). The file is checked against the latest
 source snapshots through store.checks (with the roll snapshot's other households, so a person
 already on the roll elsewhere is found), and its findings enter the lifecycle for the batch's
 households only. The flags are kept as Parquet beside the upload, with their flag ids.
@@ -19,6 +20,7 @@ households only. The flags are kept as Parquet beside the upload, with their fla
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,7 @@ from engine import loaders
 from engine.errors import CrosscheckError, InputError, NotFound, Problem
 from engine.output import write_rejects
 
-from .checks import Checker, flag_ids, record
+from .checks import Checker, flag_ids, foreign_households, record
 from .db import Store
 from .models import Batch, utcnow
 from .snapshots import file_hash
@@ -69,16 +71,16 @@ def _update(store: Store, batch_id: int, **values: Any) -> None:
         session.execute(sa.update(Batch).where(Batch.id == batch_id).values(**values))
 
 
-def _outside(frame: pl.DataFrame, region: str, file: str) -> tuple[pl.DataFrame, pl.DataFrame, list[Problem]]:
-    """Split off the rows whose region_code is outside `region`: refused, row by row."""
-    inside = pl.col("region_code").str.starts_with(region)
-    refused = frame.filter(~inside)
-    problems = [
-        Problem(file, f"行政区划 {code} 不在您的辖区 {region} 内 (outside your region {region})", row=row,
-                column="region_code", column_zh="行政区划代码", value=code)
-        for row, code in refused.select("_row", "region_code").iter_rows()
-    ]
-    return frame.filter(inside), refused, problems
+def _refuse(frame: pl.DataFrame, keep: pl.Expr, file: str, column: str, column_zh: str,
+            why: Callable[[str], str], columns: list[str]) -> tuple[pl.DataFrame, pl.DataFrame, list[Problem]]:
+    """Split off the rows not to `keep`: refused row by row, each with a Problem naming `column`
+    and its value; the refused rows as rejects (`_row`, `reason` and `columns` as text)."""
+    refused = frame.filter(~keep)
+    problems = [Problem(file, why(value), row=row, column=column, column_zh=column_zh, value=value)
+                for row, value in refused.select("_row", column).iter_rows()]
+    rejects = refused.select(pl.col("_row"), pl.Series("reason", [p.message for p in problems], dtype=pl.String),
+                             *[pl.col(c).cast(pl.String) for c in columns if c in refused.columns])
+    return frame.filter(keep), rejects, problems
 
 
 def process(store: Store, checker: Checker, batch_id: int) -> Batch:
@@ -90,17 +92,26 @@ def process(store: Store, checker: Checker, batch_id: int) -> Batch:
         try:
             loaded = loaders.load(path, "roll", batch.as_of)
         except InputError as error:
-            problems = error.problems or [Problem(batch.file_name, error.message)]
+            message = error.message.replace(str(path), batch.file_name)  # the name the uploader knows, not ours
+            problems = error.problems or [Problem(batch.file_name, message)]
             _update(store, batch_id, status="failed", step="文件无法使用 the file cannot be used", progress=1.0,
-                    error=error.message, problems=[p.as_dict() for p in problems[:PROBLEMS_KEPT]],
+                    error=message, problems=[p.as_dict() for p in problems[:PROBLEMS_KEPT]],
                     finished_at=utcnow(), rows=0, rejects=0)
             return get(store, batch_id)
-        frame, refused, outside = _outside(loaded.frame, batch.region, loaded.file)
-        problems = [*loaded.problems, *outside]
-        rejects = pl.concat([loaded.rejects, refused.select(
-            pl.col("_row"), pl.lit(outside[0].message if outside else "", pl.String).alias("reason"),
-            *[pl.col(c).cast(pl.String) for c in refused.columns if c in loaded.rejects.columns
-              and c not in ("_row", "reason")])], how="diagonal_relaxed") if refused.height else loaded.rejects
+        # Rows a user of the batch's region may not record: another region's (a caseworker cannot
+        # create flags in another township), and households that have flags outside the region
+        # (recording them would clear, reopen or take over those flags).
+        region, columns = batch.region, [c for c in loaded.rejects.columns if c not in ("_row", "reason")]
+        frame, outside, problems_outside = _refuse(
+            loaded.frame, pl.col("region_code").str.starts_with(region), loaded.file, "region_code", "行政区划代码",
+            lambda code: f"行政区划 {code} 不在您的辖区 {region} 内 (outside your region {region})", columns)
+        foreign = foreign_households(store, frame.get_column("household_id").unique().to_list(), region)
+        frame, taken, problems_taken = _refuse(
+            frame, ~pl.col("household_id").is_in(sorted(foreign)), loaded.file, "household_id", "家庭编号",
+            lambda household: f"家庭编号 {household} 不能在您的辖区 {region} 记录 "
+                              f"(household {household} cannot be recorded from your region {region})", columns)
+        problems = [*loaded.problems, *problems_outside, *problems_taken]
+        rejects = pl.concat([loaded.rejects, outside, taken], how="diagonal_relaxed")
         if rejects.height:
             write_rejects({loaded.file: rejects}, path.with_name("flags.parquet"))
         households = frame.get_column("household_id").unique().sort().to_list()
@@ -110,7 +121,7 @@ def process(store: Store, checker: Checker, batch_id: int) -> Batch:
                           [:PROBLEMS_KEPT]])
         result, held = checker.check(frame, batch.as_of)
         _update(store, batch_id, status="recording", step="保存预警 recording the flags", progress=0.8)
-        run_id, _ = record(store, result, households, "upload", held, {"batch": batch_id})
+        run_id, _ = record(store, result, households, "upload", held, {"batch": batch_id}, region=region)
         flags = result.flags.with_columns(flag_ids(store, result.flags))
         flags.write_parquet(path.with_name("flags.parquet"))
         _update(store, batch_id, status="completed", step="完成 completed", progress=1.0, flags=flags.height,

@@ -11,7 +11,7 @@ from engine.errors import Problem
 from store.lifecycle import EVENT_ZH, STATUS_ZH
 from store.models import Flag, FlagEvent
 
-from ..access import masked, parse_evidence
+from ..access import mask_evidence, masked, parse_evidence, sees_full_ids
 from ..schemas import EventOut, FlagOut, ProblemOut, StoredFlagOut
 
 __all__ = ["flag_rows", "stored_flag", "event_out", "problem_out"]
@@ -59,6 +59,10 @@ def event_out(event: FlagEvent, role: str) -> EventOut:
                     by=event.by, run_id=event.run_id, detail=detail)
 
 
-def problem_out(problem: Problem | dict[str, Any]) -> ProblemOut:
+def problem_out(problem: Problem | dict[str, Any], role: str) -> ProblemOut:
+    """A row's problem with its original value; an ID in it masked for `role` as everywhere."""
     data = problem.as_dict() if isinstance(problem, Problem) else problem
-    return ProblemOut(**{k: data.get(k) for k in ProblemOut.model_fields})
+    out = ProblemOut(**{k: data.get(k) for k in ProblemOut.model_fields})
+    if out.value is not None and not sees_full_ids(role):
+        out.value = mask_evidence(out.value)
+    return out

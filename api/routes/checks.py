@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import asyncio
 from datetime import date
 
 import polars as pl
 from fastapi import APIRouter
+from fastapi.exceptions import RequestValidationError
 
-from engine.errors import AccessDenied, InputError
-from engine.loaders import load_frame
+from engine.errors import AccessDenied
+from engine.run import RunResult
+from starlette.concurrency import run_in_threadpool
 
 from .. import access
 from ..deps import Allowed, StateDep
-from ..schemas import CheckIn, CheckOut, ErrorOut, SkippedOut
+from ..schemas import AUTH_ERRORS, CheckIn, CheckOut, SkippedOut, error_responses
 from ._shape import flag_rows
 
-router = APIRouter(tags=["checks 单户核对"])
+router = APIRouter(tags=["checks 单户核对"], responses=AUTH_ERRORS)
 
 _COLUMNS = ("program", "household_id", "id_number", "name", "region_code", "benefit_monthly", "relation",
             "declared_income_monthly", "enrolled_on")
@@ -34,34 +36,44 @@ def _roll(body: CheckIn) -> pl.DataFrame:
 
 
 @router.post("/checks", response_model=CheckOut, summary="核对一户 check one household now",
-             responses={403: {"model": ErrorOut}, 422: {"model": ErrorOut}})
-def check_household(body: CheckIn, state: StateDep, user: Allowed("checks:run")) -> CheckOut:  # type: ignore[valid-type]
+             responses=error_responses(503))
+async def check_household(body: CheckIn, state: StateDep, user: Allowed("checks:run")) -> CheckOut:  # type: ignore[valid-type]
     """The household's members are validated as roll rows (normalized IDs, program codes) and
     checked against the latest source snapshots and the roll snapshot's other households (a
     person already enrolled elsewhere is found). Nothing is stored unless `record` is true."""
+    if body.record and "household_id" not in body.model_fields_set:
+        raise RequestValidationError([{"loc": ("body", "household_id"), "type": "missing",
+                                       "msg": "record needs the household's own id (flags are kept by household)"}])
     outside = [f"members[{i}].region_code {m.region_code}" for i, m in enumerate(body.members)
                if not access.in_scope(user.region, m.region_code)]
     if outside:
         raise AccessDenied(f"不在您的辖区 {user.region} 内 (outside your region {user.region}): {', '.join(outside)}")
     as_of = body.as_of or date.today()
-    loaded = load_frame(_roll(body), "roll", "request", as_of, first_row=0)
-    if loaded.problems:  # rows are members: name them as the client wrote them
-        raise InputError("成员信息有误 (members with invalid values)",
-                         [replace(p, file=f"members[{p.row}]") for p in loaded.problems])
-    result, held = state.checker.check(loaded.frame, as_of, body.rules, body.cadences)
+    assert state.checks is not None
+    # Gathered with the other requests of the moment into one engine call (store.check_queue).
+    answer = await asyncio.wrap_future(state.checks.submit(_roll(body), as_of, body.rules, body.cadences))
+    if answer.problems:  # rows are members: named as pydantic's own field errors are
+        raise RequestValidationError([
+            {"loc": ("body", "members", *([p.row] if p.row is not None else []), *([p.column] if p.column else [])),
+             "msg": p.message, "type": "value_error"}
+            for p in answer.problems
+        ])
     state.metrics.checks.inc()
-    state.metrics.check_flags.inc(result.flags.height)
+    state.metrics.check_flags.inc(answer.flags.height)
     run_id = None
-    flags = result.flags
+    flags = answer.flags
     if body.record:
         from store.checks import flag_ids, record
 
-        run_id, _ = record(state.store, result, [body.household_id], "api", held, {"check": body.household_id})
-        flags = flags.with_columns(flag_ids(state.store, flags))
+        result = RunResult(flags=answer.flags, as_of=as_of, ran=answer.ran, skipped=answer.skipped)
+        run_id, _ = await run_in_threadpool(record, state.store, result, [body.household_id], "api", answer.held,
+                                            {"check": body.household_id}, region=user.region)
+        flags = flags.with_columns(await run_in_threadpool(flag_ids, state.store, flags))
+    held = answer.held
     return CheckOut(
-        household_id=body.household_id, as_of=as_of, flags=flag_rows(flags, user.role), ran=result.ran,
-        skipped=[SkippedOut(rule_id=r, reason=why) for r, why in result.skipped],
+        household_id=body.household_id, as_of=as_of, flags=flag_rows(flags, user.role), ran=answer.ran,
+        skipped=[SkippedOut(rule_id=r, reason=why) for r, why in answer.skipped],
         warnings=[f"members[{w.row}].{w.column}: {w.message}" if w.row is not None else w.message
-                  for w in loaded.warnings],
+                  for w in answer.warnings],
         snapshots={key: snap.snapshot_date for key, snap in held.items()}, run_id=run_id,
     )

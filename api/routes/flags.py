@@ -3,7 +3,7 @@ review actions (三核查 and the decision)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Annotated
 
 import sqlalchemy as sa
@@ -16,10 +16,24 @@ from store.models import Flag, FlagEvent, utcnow
 
 from .. import access
 from ..deps import Allowed, StateDep
-from ..schemas import EventIn, EventOut, FlagDetailOut, FlagPage, StoredFlagOut
+from ..schemas import (
+    AUTH_ERRORS,
+    EventIn,
+    EventOut,
+    FlagDetailOut,
+    FlagPage,
+    IsoDateTime,
+    Program,
+    RowId,
+    RuleId,
+    Severity,
+    Status,
+    StoredFlagOut,
+    error_responses,
+)
 from ._shape import event_out, stored_flag
 
-router = APIRouter(tags=["flags 预警"])
+router = APIRouter(tags=["flags 预警"], responses=AUTH_ERRORS)
 
 _SEVERITY_RANK = sa.case({"high": 0, "medium": 1, "low": 2}, value=Flag.severity, else_=3)
 
@@ -37,12 +51,14 @@ def list_flags(
     state: StateDep,
     user: Allowed("flags:read"),  # type: ignore[valid-type]
     region: Annotated[str | None, Query(pattern=r"^\d{1,12}$", description="region_code prefix")] = None,
-    rule: Annotated[list[str] | None, Query(description="rule id (repeat for several)")] = None,
-    status: Annotated[list[str] | None, Query(description="open, assigned, visited, confirmed, …")] = None,
-    severity: Annotated[list[str] | None, Query(description="high, medium, low")] = None,
-    program: Annotated[list[str] | None, Query(description="dibao, tekun, …")] = None,
+    rule: Annotated[list[RuleId] | None,  # type: ignore[valid-type]
+                    Query(description="rule id (repeat for several)")] = None,
+    status: Annotated[list[Status] | None,  # type: ignore[valid-type]
+                      Query(description="open, assigned, visited, confirmed, …")] = None,
+    severity: Annotated[list[Severity] | None, Query(description="high, medium, low")] = None,
+    program: Annotated[list[Program] | None, Query(description="dibao, tekun, …")] = None,  # type: ignore[valid-type]
     household: Annotated[str | None, Query(max_length=255)] = None,
-    since: Annotated[datetime | None, Query(description="changed at or after (ISO 8601)")] = None,
+    since: Annotated[IsoDateTime | None, Query(description="changed at or after (ISO 8601)")] = None,
     overdue: Annotated[bool, Query(description="only flags overdue for review")] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
@@ -68,8 +84,9 @@ def list_flags(
     return FlagPage(total=total, limit=limit, offset=offset, items=items)
 
 
-@router.get("/flags/{flag_id}", response_model=FlagDetailOut, summary="预警详情 one flag with its events")
-def get_flag(flag_id: int, state: StateDep, user: Allowed("flags:read")) -> FlagDetailOut:  # type: ignore[valid-type]
+@router.get("/flags/{flag_id}", response_model=FlagDetailOut, summary="预警详情 one flag with its events",
+            responses=error_responses(404))
+def get_flag(flag_id: RowId, state: StateDep, user: Allowed("flags:read")) -> FlagDetailOut:  # type: ignore[valid-type]
     flag = _visible(state, flag_id, user.region)
     with state.store.read() as session:
         events = list(session.scalars(sa.select(FlagEvent).where(FlagEvent.flag_id == flag_id).order_by(FlagEvent.id)))
@@ -78,8 +95,8 @@ def get_flag(flag_id: int, state: StateDep, user: Allowed("flags:read")) -> Flag
 
 
 @router.post("/flags/{flag_id}/events", response_model=EventOut, status_code=201,
-             summary="记录核查 record a review action")
-def add_event(flag_id: int, body: EventIn, request: Request, state: StateDep,
+             summary="记录核查 record a review action", responses=error_responses(404, 409))
+def add_event(flag_id: RowId, body: EventIn, request: Request, state: StateDep,
               user: Allowed("flags:review")) -> EventOut:  # type: ignore[valid-type]
     """assign · visit (三核查: income, expenditure, living) · confirm (stop, reduce or recover) ·
     dismiss (with a reason) · appeal · resolve · reopen. Only what the flag's status allows is

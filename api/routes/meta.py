@@ -15,12 +15,13 @@ from store.models import Flag
 
 from ..deps import StateDep, UserDep
 from ..metrics import CONTENT_TYPE_LATEST
-from ..schemas import HealthOut, RuleOut
+from ..schemas import HealthOut, RuleOut, error_responses
 
 router = APIRouter(tags=["meta 系统"])
 
 
-@router.get("/rules", response_model=list[RuleOut], summary="规则目录 the rule catalogue")
+@router.get("/rules", response_model=list[RuleOut], summary="规则目录 the rule catalogue",
+            responses=error_responses(401))
 def rules(user: UserDep) -> list[RuleOut]:
     return [
         RuleOut(id=r.id, label_zh=r.label_zh, label_en=r.label_en, cadence=r.cadence,

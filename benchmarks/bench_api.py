@@ -1,0 +1,244 @@
+"""POST /api/v1/checks latency against a real server with the sources of a generated city loaded.
+
+    python benchmarks/bench_api.py --households 100000            # the issue's figure
+    python benchmarks/bench_api.py --households 2000 --requests 200   # a quick look
+
+1. The city (bench_run.py's cached Parquet: roll + 12 sources) is ingested as snapshots into a
+   fresh data directory (validated once, as a delivery would be), and a `system` user is added.
+2. `crosscheck serve` starts as its own process on a loopback port; the first check builds its
+   in-memory index of the latest snapshots (timed and reported apart, with the server's RSS).
+3. Requests are real households of the roll, drawn at random, sent as the JSON an application
+   system would send. Concurrency 1: one after another. Concurrency 32: 32 clients each sending
+   its next request as soon as the last was answered (closed loop), so the latency includes the
+   queueing a server on 2 cores must do. The load generator is one asyncio process with
+   keep-alive connections; it shares the machine's cores with the server, as a real client on
+   the same host would.
+
+Prints p50, p90, p99 and max latency and the throughput for each concurrency; every answer must
+be 200 (anything else is reported and counted).
+
+4. `--xlsx-rows N` (default 10000, 0 to skip): the first N roll rows (whole households) written
+   as an XLSX workbook with Chinese headers, uploaded to POST /api/v1/batches and polled every
+   50 ms until the batch is completed: upload to flags, end to end, as a township would see it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def crosscheck(*args: str, env: dict[str, str]) -> str:
+    done = subprocess.run([sys.executable, "-m", "engine", *args], env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"crosscheck {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def ingest_all(city: Path, data_dir: Path, as_of: date) -> None:
+    """The roll and every source as snapshots, in this process (as `crosscheck ingest` would)."""
+    from store.db import Store
+    from store.settings import load_settings
+    from store.snapshots import ingest
+
+    with Store.open(load_settings(data_dir=data_dir)) as store:
+        for path in sorted((city / "sources").glob("*.parquet")):
+            ingest(store, path.stem, path, as_of)
+        ingest(store, "roll", city / "roll.parquet", as_of)
+
+
+def households_of(roll: Path, count: int, seed: int) -> list[dict[str, object]]:
+    """Request bodies of `count` random households: the IDs and names as written on the roll
+    (dirty ones included), the program as its code."""
+    import polars as pl
+
+    from engine.loaders import load
+
+    frame = load(roll, "roll", date(2026, 6, 30)).frame.with_columns(pl.col("id_number_raw").alias("id_number"))
+    chosen = random.Random(seed).sample(frame.get_column("household_id").unique().sort().to_list(), count)
+    bodies = []
+    for (household_id,), rows in frame.filter(pl.col("household_id").is_in(chosen)).group_by("household_id"):
+        members = [
+            {"id_number": r["id_number"], "name": r["name"], "program": r["program"], "region_code": r["region_code"],
+             "benefit_monthly": float(r["benefit_monthly"] or 0),
+             "declared_income_monthly": float(r.get("declared_income_monthly") or 0), "relation": r.get("relation")}
+            for r in rows.iter_rows(named=True)
+        ]
+        bodies.append({"household_id": str(household_id), "members": members})
+    return bodies
+
+
+async def load(url: str, token: str, bodies: list[dict[str, object]], as_of: str, concurrency: int,
+               requests: int) -> tuple[list[float], int, float]:
+    import httpx
+
+    latencies: list[float] = []
+    failures = 0
+    counter = iter(range(requests))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, limits=limits,
+                                 timeout=60) as client:
+        async def worker() -> None:
+            nonlocal failures
+            for index in counter:
+                body = {**bodies[index % len(bodies)], "as_of": as_of}
+                started = time.perf_counter()
+                answer = await client.post("/api/v1/checks", json=body)
+                latencies.append(time.perf_counter() - started)
+                if answer.status_code != 200:
+                    failures += 1
+                    if failures <= 3:
+                        print(f"  {answer.status_code}: {answer.text[:300]}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return latencies, failures, elapsed
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+
+
+def xlsx_batch(url: str, token: str, roll: Path, rows: int, workdir: Path, as_of: str) -> None:
+    import httpx
+    import polars as pl
+
+    from schemas import ROLL
+
+    frame = pl.read_parquet(roll)
+    households = frame.get_column("household_id").unique(maintain_order=True)
+    sizes = frame.group_by("household_id", maintain_order=True).len()
+    keep = sizes.filter(pl.col("len").cum_sum() <= rows).get_column("household_id")
+    part = frame.filter(pl.col("household_id").is_in(keep.implode()))
+    chinese = {c.name: c.zh for c in ROLL.columns if c.name in part.columns and c.zh}
+    path = workdir / f"roll-{part.height}.xlsx"
+    part.select(list(chinese)).rename(chinese).write_excel(path)
+    headers = {"Authorization": f"Bearer {token}"}
+    started = time.perf_counter()
+    with open(path, "rb") as handle:
+        answer = httpx.post(f"{url}/api/v1/batches", headers=headers, timeout=120,
+                            files={"file": (path.name, handle, "application/octet-stream")}, data={"as_of": as_of})
+    answer.raise_for_status()
+    accepted = time.perf_counter() - started
+    batch_id = answer.json()["id"]
+    while True:
+        batch = httpx.get(f"{url}/api/v1/batches/{batch_id}", headers=headers, timeout=30).json()
+        if batch["status"] in ("completed", "failed"):
+            break
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    print(f"\nXLSX batch: {part.height:,} rows ({len(keep):,} of {len(households):,} households), "
+          f"{path.stat().st_size / 2**20:.1f} MiB: 202 after {accepted * 1000:.0f} ms, {batch['status']} after "
+          f"{elapsed:.2f} s with {batch['flags']} flags, {batch['rejects']} rows rejected"
+          + (f" ({batch['error']})" if batch["error"] else ""))
+
+
+def rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--households", type=int, default=100_000, help="city size (default 100000)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--requests", type=int, default=2000, help="requests per concurrency level (default 2000)")
+    parser.add_argument("--concurrency", default="1,32", help="comma-separated levels (default 1,32)")
+    parser.add_argument("--data", type=Path, default=ROOT / "bench-data", help="where generated data is cached")
+    parser.add_argument("--keep", action="store_true", help="keep the server's data directory")
+    parser.add_argument("--xlsx-rows", type=int, default=10_000, help="rows of the XLSX batch (default 10000; 0: skip)")
+    args = parser.parse_args()
+
+    from bench_run import prepare
+
+    city = prepare(args.households, args.seed, args.data)
+    as_of = "2026-06-30"
+    workdir = Path(tempfile.mkdtemp(prefix="bench-api-"))
+    env = {**os.environ, "CROSSCHECK_DATA_DIR": str(workdir / "data"), "PYTHONPATH": str(ROOT)}
+    started = time.perf_counter()
+    ingest_all(city, workdir / "data", date.fromisoformat(as_of))
+    print(f"ingested the roll and 12 sources as snapshots in {time.perf_counter() - started:.1f} s")
+    token = crosscheck("users", "add", "bench", "--role", "system", "--region", "32", env=env).strip().splitlines()[-1]
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "engine", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit(f"the server did not start:\n{server.stderr.read().decode() if server.stderr else ''}")
+            time.sleep(0.2)
+        bodies = households_of(city / "roll.parquet", min(1000, args.households), args.seed)
+        started = time.perf_counter()
+        first = httpx.post(f"{url}/api/v1/checks", json={**bodies[0], "as_of": as_of},
+                           headers={"Authorization": f"Bearer {token}"}, timeout=300)
+        first.raise_for_status()
+        print(f"first check (builds the index of the latest snapshots): {time.perf_counter() - started:.2f} s; "
+              f"server RSS {rss_mib(server.pid):,.0f} MiB")
+        asyncio.run(load(url, token, bodies, as_of, 4, 200))  # warm up connections and caches
+
+        rows = []
+        for level in (int(c) for c in args.concurrency.split(",")):
+            latencies, failures, elapsed = asyncio.run(load(url, token, bodies, as_of, level, args.requests))
+            rows.append((level, len(latencies), failures, percentile(latencies, 0.5) * 1000,
+                         percentile(latencies, 0.9) * 1000, percentile(latencies, 0.99) * 1000,
+                         max(latencies) * 1000, statistics.fmean(latencies) * 1000, len(latencies) / elapsed))
+        print(f"\nPOST /api/v1/checks, {args.households:,}-household city, server RSS {rss_mib(server.pid):,.0f} MiB")
+        print("| concurrency | requests | non-200 | p50 ms | p90 ms | p99 ms | max ms | mean ms | requests/s |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for row in rows:
+            print("| {} | {} | {} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | {:.0f} |".format(*row))
+        if args.xlsx_rows:
+            xlsx_batch(url, token, city / "roll.parquet", args.xlsx_rows, workdir, as_of)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"data kept in {workdir}")
+
+
+if __name__ == "__main__":
+    main()
