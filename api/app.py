@@ -134,6 +134,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for module in (checks, batches, flags, runs, sources, meta, audit):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=[Depends(known_query)])
+    from fastapi.staticfiles import StaticFiles
+
+    from . import web
+
+    app.include_router(web.router)  # the caseworkers' pages (api/web)
+    app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     app.add_middleware(UploadLimit, max_bytes=int(settings.max_upload_mb * 2**20))
     app.add_middleware(AuditMiddleware)  # outermost: it also records what UploadLimit refuses
     return app

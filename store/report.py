@@ -90,14 +90,17 @@ def _recoveries(store: Store, flag_ids: list[int]) -> dict[int, tuple[float | No
             if (e.detail or {}).get("action") == "recover"}
 
 
-def write_report(store: Store, out: Path, run_id: int | None = None) -> Path:
-    """Write the report of run `run_id` (the latest completed run by default) to `out` (.xlsx)."""
+def write_report(store: Store, out: Path, run_id: int | None = None, region: str | None = None) -> Path:
+    """Write the report of run `run_id` (the latest completed run by default) to `out` (.xlsx);
+    with `region`, only the flags whose region_code starts with it (a township's report)."""
     out = Path(out)
     if check_format(out) != ".xlsx":
         from engine.errors import CrosscheckError
 
         raise CrosscheckError(f"the report is a workbook: write it to a .xlsx file, not {out.name}")
     run, flags = run_flags(store, run_id)
+    if region:
+        flags = flags.filter(pl.col("region_code").str.starts_with(region))
     _, inputs, rules = runs.get_run(store, run.id)
     status_zh = flags.get_column("status").replace_strict(STATUS_ZH, default=None, return_dtype=pl.String)
     found_zh = flags.get_column("found_as").replace_strict(EVENT_ZH, default=None, return_dtype=pl.String)
