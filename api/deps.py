@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from store.audit import AuditLog
 from store.check_queue import CheckQueue
@@ -53,15 +54,21 @@ class AppState:
     _users: dict[str, tuple[Principal, float]] = field(default_factory=dict)
     _users_lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def cached_principal(self, token: str | None) -> Principal | None:
+        """The user holding `token` if the short cache knows them (no database read), else None."""
+        digest = token_hash(token) if token else ""
+        with self._users_lock:
+            cached = self._users.get(digest)
+        return cached[0] if cached and cached[1] > time.monotonic() else None
+
     def principal(self, token: str | None) -> Principal:
         """The user holding `token`, from a short cache: one hash lookup per request, not one
         database read."""
+        cached = self.cached_principal(token)
+        if cached is not None:
+            return cached
         digest = token_hash(token) if token else ""
         now = time.monotonic()
-        with self._users_lock:
-            cached = self._users.get(digest)
-        if cached and cached[1] > now:
-            return cached[0]
         user = authenticate(self.store, token)  # NotAuthenticated
         principal = Principal(user.name, user.role, user.region)
         with self._users_lock:
@@ -69,7 +76,11 @@ class AppState:
         return principal
 
 
-def get_state(request: Request) -> AppState:
+# The dependencies below are `async def`: cheap, they run on the event loop, where a plain `def`
+# would cost each request a hop to the thread pool (and a GIL hand-over) for nothing.
+
+
+async def get_state(request: Request) -> AppState:
     return request.app.state.crosscheck  # type: ignore[no-any-return]
 
 
@@ -77,10 +88,10 @@ StateDep = Annotated[AppState, Depends(get_state)]
 bearer = HTTPBearer(auto_error=False, description="令牌 the token printed by `crosscheck users add`")
 
 
-def current_user(request: Request, state: StateDep,
-                 credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+async def current_user(request: Request, state: StateDep,
+                       credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
     token = credentials.credentials if credentials and credentials.scheme.lower() == "bearer" else None
-    principal = state.principal(token)
+    principal = state.cached_principal(token) or await run_in_threadpool(state.principal, token)  # a DB read
     request.state.principal = principal
     return principal
 
@@ -91,7 +102,7 @@ UserDep = Annotated[Principal, Depends(current_user)]
 def Allowed(permission: str) -> Any:  # noqa: N802 — reads as a type in signatures
     """`user: Allowed("flags:read")` — the current user, if their role has the permission."""
 
-    def check(user: UserDep) -> Principal:
+    async def check(user: UserDep) -> Principal:
         access.require(user.role, permission)
         return user
 
@@ -111,7 +122,7 @@ def _declared_query(request: Request) -> set[str] | None:
     return None if dependant is None else _query_names(dependant)
 
 
-def known_query(request: Request) -> None:
+async def known_query(request: Request) -> None:
     """A misspelt filter (`?severty=high`) must not silently answer with everything: query
     parameters the route does not declare are refused, each named."""
     declared = _declared_query(request)

@@ -123,7 +123,7 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
 
 
-def xlsx_batch(url: str, token: str, roll: Path, rows: int, workdir: Path, as_of: str) -> None:
+def xlsx_batch(url: str, token: str, roll: Path, rows: int, workdir: Path, as_of: str) -> dict[str, object]:
     import httpx
     import polars as pl
 
@@ -155,6 +155,8 @@ def xlsx_batch(url: str, token: str, roll: Path, rows: int, workdir: Path, as_of
           f"{path.stat().st_size / 2**20:.1f} MiB: 202 after {accepted * 1000:.0f} ms, {batch['status']} after "
           f"{elapsed:.2f} s with {batch['flags']} flags, {batch['rejects']} rows rejected"
           + (f" ({batch['error']})" if batch["error"] else ""))
+    return {"rows": part.height, "households": len(keep), "accepted_s": accepted, "elapsed_s": elapsed,
+            "status": batch["status"], "flags": batch["flags"], "rejects": batch["rejects"]}
 
 
 def rss_mib(pid: int) -> float:
@@ -176,6 +178,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT / "bench-data", help="where generated data is cached")
     parser.add_argument("--keep", action="store_true", help="keep the server's data directory")
     parser.add_argument("--xlsx-rows", type=int, default=10_000, help="rows of the XLSX batch (default 10000; 0: skip)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--profile", type=Path,
+                        help="record the server with py-spy during the highest concurrency (a flame graph .svg)")
     args = parser.parse_args()
 
     from bench_run import prepare
@@ -211,13 +216,23 @@ def main() -> None:
         first = httpx.post(f"{url}/api/v1/checks", json={**bodies[0], "as_of": as_of},
                            headers={"Authorization": f"Bearer {token}"}, timeout=300)
         first.raise_for_status()
-        print(f"first check (builds the index of the latest snapshots): {time.perf_counter() - started:.2f} s; "
+        index_s = time.perf_counter() - started
+        print(f"first check (builds the index of the latest snapshots): {index_s:.2f} s; "
               f"server RSS {rss_mib(server.pid):,.0f} MiB")
         asyncio.run(load(url, token, bodies, as_of, 4, 200))  # warm up connections and caches
 
         rows = []
-        for level in (int(c) for c in args.concurrency.split(",")):
+        levels = [int(c) for c in args.concurrency.split(",")]
+        for level in levels:
+            spy = None
+            if args.profile and level == max(levels):
+                spy = subprocess.Popen(["py-spy", "record", "--pid", str(server.pid), "--output", str(args.profile),
+                                        "--rate", "200", "--subprocesses"], stdout=subprocess.DEVNULL)
+                time.sleep(1)
             latencies, failures, elapsed = asyncio.run(load(url, token, bodies, as_of, level, args.requests))
+            if spy is not None:
+                spy.send_signal(2)  # py-spy writes its flame graph on SIGINT
+                spy.wait(timeout=60)
             rows.append((level, len(latencies), failures, percentile(latencies, 0.5) * 1000,
                          percentile(latencies, 0.9) * 1000, percentile(latencies, 0.99) * 1000,
                          max(latencies) * 1000, statistics.fmean(latencies) * 1000, len(latencies) / elapsed))
@@ -226,8 +241,13 @@ def main() -> None:
         print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for row in rows:
             print("| {} | {} | {} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | {:.0f} |".format(*row))
-        if args.xlsx_rows:
-            xlsx_batch(url, token, city / "roll.parquet", args.xlsx_rows, workdir, as_of)
+        batch = xlsx_batch(url, token, city / "roll.parquet", args.xlsx_rows, workdir, as_of) if args.xlsx_rows else None
+        if args.json:
+            names = ("concurrency", "requests", "failures", "p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms",
+                     "requests_per_s")
+            args.json.write_text(json.dumps({"households": args.households, "first_check_s": index_s, "server_rss_mib": rss_mib(server.pid),
+                                             "checks": [dict(zip(names, row, strict=True)) for row in rows],
+                                             "xlsx_batch": batch}, indent=2))
     finally:
         server.terminate()
         try:
