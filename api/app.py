@@ -27,7 +27,7 @@ from store.settings import Settings, load_settings
 from . import errors
 from .audit import AuditMiddleware
 from .deps import AppState, known_query
-from .schemas import error_responses
+from .schemas import error_responses, restore_examples
 
 __all__ = ["create_app", "API_PREFIX", "version"]
 
@@ -129,6 +129,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         responses=error_responses(400, 422),  # 401 and 403: on the routers of what takes a token
     )
+    # FastAPI drops every null from the document it generates, examples included
+    # (fastapi/fastapi#5559): put the examples back as written, so that they match their schema.
+    generate = app.openapi
+    app.openapi = lambda: restore_examples(generate())  # type: ignore[method-assign]
     errors.install(app)
     from .routes import audit, batches, checks, flags, meta, runs, sources
 

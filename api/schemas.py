@@ -3,6 +3,7 @@ descriptions and examples feed the OpenAPI page (/docs)."""
 
 from __future__ import annotations
 
+import copy
 import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
@@ -28,10 +29,14 @@ __all__ = [
     "FlagDetailOut", "EventIn", "BatchOut", "ProblemOut", "RunIn", "RunOut", "RunDetailOut", "RunRuleOut",
     "SourceOut", "SnapshotOut", "RuleOut", "HealthOut", "AuditOut", "AuditPage", "ErrorOut", "AUTH_ERRORS",
     "error_responses", "RowId", "IsoDate", "FormDate", "IsoDateTime", "Program", "Severity", "Cadence", "RuleId",
-    "Status", "EVENT_NEEDS", "BINARY",
+    "Status", "EVENT_NEEDS", "BINARY", "ROLL_CSV_EXAMPLE", "SOURCE_CSV_EXAMPLE", "restore_examples",
 ]
 
-ID_EXAMPLE = "320303198001011234"
+# Examples (the OpenAPI page, /docs): one township of 徐州市云龙区 (320303001), as of 2026-06-30, as
+# the engine and the store emit them. tests/api/test_openapi.py validates each against its model
+# and its published schema, so that none of them can drift from what the API answers.
+ID_EXAMPLE = "320303198001011235"  # a valid ID (check character included)
+ID_EXAMPLE_X = "32030319741011445X"
 Program = Literal[tuple(PROGRAMS)]  # type: ignore[valid-type]
 Severity = Literal["high", "medium", "low"]
 Cadence = Literal["monthly", "quarterly", "semiannual", "annual"]
@@ -39,7 +44,33 @@ RuleId = Literal[tuple(RULES)]  # type: ignore[valid-type]
 Status = Literal[tuple(STATUS_ZH)]  # type: ignore[valid-type]
 
 
+_ERROR_EXAMPLES: dict[int, list[dict[str, Any]]] = {
+    400: [{"error": "bad_request", "detail": "There was an error parsing the body"}],
+    401: [{"error": "not_authenticated", "detail": "令牌无效 the token is unknown or its user is disabled"}],
+    403: [{"error": "forbidden", "detail": "角色 caseworker 无权执行此操作 (role 'caseworker' may not runs write)"}],
+    404: [{"error": "not_found", "detail": "没有编号为 999 的预警 (no flag 999)"}],
+    409: [{"error": "review_not_allowed",
+           "detail": "预警 47 当前状态为“已排除”，不能入户核查 (flag 47 is dismissed: visit applies only to flags "
+                     "that are open, assigned, visited, appealed)"}],
+    413: [{"error": "too_large", "detail": "上传文件过大 the upload is larger than 50 MB (CROSSCHECK_MAX_UPLOAD_MB)"}],
+    422: [{"error": "invalid_request", "detail": [
+              {"field": "members[0].region_code", "in": "body", "message": "String should match pattern '^\\d{6,12}$'"},
+              {"field": "members[1].benefit_monthly", "in": "body", "message": "Input should be a valid number"}]},
+          {"error": "invalid_input", "detail": {
+              "message": "vehicles.csv: 表头不符合“车辆”的要求 (header does not fit vehicles)",
+              "problems": [{"file": "vehicles.csv", "row": None, "column": "plate", "column_zh": "号牌号码", "value": None,
+                            "message": "缺少必填列“号牌号码”，可用的表头：plate, 号牌号码, 车牌号 "
+                                       "(required column plate is missing; accepted headers: plate, 号牌号码, 车牌号)"}]}}],
+    503: [{"error": "busy", "detail": "存储正忙 the store is busy: another run or review holds its lock and did not finish "
+                                      "within 30 s. Nothing was written; try again when it has finished "
+                                      "(CROSSCHECK_LOCK_TIMEOUT sets how long to wait)."}],
+}
+
+
 class ErrorOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        _ERROR_EXAMPLES[404][0], *_ERROR_EXAMPLES[422], _ERROR_EXAMPLES[401][0]]})
+
     error: str = Field(description="machine-readable kind, e.g. not_found, invalid_input")
     detail: Any = Field(description="what went wrong, for a person; field or row problems listed")
 
@@ -57,8 +88,10 @@ _ERRORS = {
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for these error statuses, all of the one shape ErrorOut."""
-    return {status: {"model": ErrorOut, "description": _ERRORS[status]} for status in statuses}
+    """OpenAPI `responses` for these error statuses, all of the one shape ErrorOut, each with
+    what it says (the media type's named examples)."""
+    return {status: {"model": ErrorOut, "description": _ERRORS[status], "content": {"application/json": {"examples": {
+        example["error"]: {"value": example} for example in _ERROR_EXAMPLES[status]}}}} for status in statuses}
 
 
 AUTH_ERRORS = error_responses(401, 403)  # every route that takes a token
@@ -86,6 +119,14 @@ def _form_date(value: Any) -> Any:
 # An uploaded file in a multipart form: bytes (OpenAPI's `format: binary`, which tools read as
 # "any content", beside JSON Schema's contentMediaType).
 BINARY = {"format": "binary"}
+# The example of an upload's file field: the bytes of a small CSV that loads without a problem
+# (a roll, and a vehicles source, with their Chinese headers).
+ROLL_CSV_EXAMPLE = (
+    "家庭编号,姓名,身份证号,救助类别,行政区划代码,月保障金额,与户主关系,申报月收入,纳入日期\n"
+    f"320303000000123,张三,{ID_EXAMPLE},低保,320303001,880,户主,0,2021-03-01\n"
+    "320303000000123,李秀英,320303196503024029,低保,320303001,880,配偶,0,2021-03-01\n"
+)
+SOURCE_CSV_EXAMPLE = f"身份证号,号牌号码,车辆类型,购置价格,车辆状态\n{ID_EXAMPLE_X},苏C8K2M7,小型汽车,156400,正常\n"
 # A date in a multipart form, where a field left empty means "not given" (a form has no null).
 FormDate = Annotated[date | None, BeforeValidator(_form_date), WithJsonSchema(
     {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "maxLength": 0}]})]
@@ -96,9 +137,9 @@ _STRICT = {"extra": "forbid"}
 
 
 class MemberIn(BaseModel):
-    model_config = ConfigDict(**_STRICT, json_schema_extra={"example": {
+    model_config = ConfigDict(**_STRICT, json_schema_extra={"examples": [{
         "id_number": ID_EXAMPLE, "name": "张三", "program": "dibao", "region_code": "320303001",
-        "benefit_monthly": 880, "declared_income_monthly": 0, "relation": "户主"}})
+        "benefit_monthly": 880, "declared_income_monthly": 0, "relation": "户主"}]})
 
     id_number: str = Field(min_length=1, max_length=64, pattern=r"\S",
                            description="身份证号, as written (it is normalized)")
@@ -113,8 +154,8 @@ class MemberIn(BaseModel):
 
 class CheckIn(BaseModel):
     model_config = ConfigDict(**_STRICT, json_schema_extra={
-        "example": {"household_id": "APP-2026-000123", "as_of": "2026-06-30", "record": False,
-                    "members": [MemberIn.model_config["json_schema_extra"]["example"]]},  # type: ignore[index]
+        "examples": [{"household_id": "APP-2026-000123", "as_of": "2026-06-30", "record": False,
+                      "members": MemberIn.model_config["json_schema_extra"]["examples"]}],  # type: ignore[index]
         # Recorded flags are the household's: two applications must not share the default id.
         "if": {"properties": {"record": {"const": True}}, "required": ["record"]},
         "then": {"required": ["household_id"]}})
@@ -131,7 +172,48 @@ class CheckIn(BaseModel):
                                             "by default nothing is stored")
 
 
+def _rule(rule_id: str) -> dict[str, Any]:
+    """A flag's fields that come from the rule catalogue."""
+    rule = RULES[rule_id]
+    return {"rule_id": rule.id, "rule_label_zh": rule.label_zh, "rule_label_en": rule.label_en,
+            "severity": rule.severity, "cadence": rule.cadence, "level": rule.level}
+
+
+# What POST /checks finds for the CheckIn example: 张三 died in January and is still paid.
+_DECEASED_FLAG = {
+    **_rule("deceased"), "program": "dibao", "household_id": "APP-2026-000123", "id_number": ID_EXAMPLE,
+    "roll_id_number": ID_EXAMPLE, "name": "张三", "region_code": "320303001", "source": "deaths,hukou",
+    "match_method": "exact", "match_score": 100.0,
+    "evidence": {"records": [{"record_source": "deaths", "date": "2026-01-04"},
+                             {"record_source": "hukou", "date": "2026-01-04"}],
+                 "death_date": "2026-01-04", "overpayment": 4400.0},
+    "overpayment": 4400.0, "as_of": "2026-06-30", "flag_id": None,
+}
+_VEHICLE_FLAG = {
+    **_rule("vehicle_owned"), "program": "dibao", "household_id": "320303000000054", "id_number": ID_EXAMPLE_X,
+    "roll_id_number": ID_EXAMPLE_X, "name": "周庆俊", "region_code": "320303001005", "source": "vehicles",
+    "match_method": "exact", "match_score": 100.0,
+    "evidence": {"records": [{"id_number": ID_EXAMPLE_X, "plate": "苏C8K2M7", "vehicle_type": "car",
+                              "purchase_price": 156400.0, "status": "normal"}]},
+    "overpayment": None, "as_of": "2026-06-30", "flag_id": 47,
+}
+# As an auditor sees a flag: IDs masked, in the evidence too.
+_INCOME_FLAG_MASKED = {
+    **_rule("income_over_standard"), "program": "dibao", "household_id": "320303000000087",
+    "id_number": "320303********4029", "roll_id_number": "320303********4029", "name": "李秀英",
+    "region_code": "320303001002", "source": "pensions,payroll", "match_method": "exact", "match_score": 100.0,
+    "evidence": {"records": [{"id_number": "320303********4029", "component": "pension", "detail": "employee",
+                              "amount": 2549.07},
+                             {"id_number": "320303********3026", "component": "declared_income", "detail": None,
+                              "amount": 194.5}],
+                 "total": 2743.57, "household_size": 3, "per_capita": 914.52, "standard": 880.0},
+    "overpayment": None, "as_of": "2026-06-30", "flag_id": 52,
+}
+
+
 class FlagOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_DECEASED_FLAG, _VEHICLE_FLAG]})
+
     rule_id: str
     rule_label_zh: str | None = None
     rule_label_en: str | None = None
@@ -153,12 +235,29 @@ class FlagOut(BaseModel):
     flag_id: int | None = Field(None, description="the stored flag, when the finding was recorded")
 
 
+_SKIPPED = {"rule_id": "assets_over_limit", "reason": "source deposits not provided"}
+
+
 class SkippedOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_SKIPPED]})
+
     rule_id: str
     reason: str
 
 
+# The snapshot date of each source held (deposits are not: assets_over_limit is skipped).
+_SNAPSHOT_DATES = {"roll": "2026-06-30", "hukou": "2026-06-30", "deaths": "2026-06-30", "medical": "2026-06-25",
+                   "vehicles": "2026-06-15", "farm_machinery": "2026-04-10", "property": "2026-06-15",
+                   "housing_fund": "2026-06-15", "prisoners": "2026-06-01", "cadre_relatives": "2026-04-01",
+                   "payroll": "2026-06-01", "pensions": "2026-06-30"}
+
+
 class CheckOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "household_id": "APP-2026-000123", "as_of": "2026-06-30", "flags": [_DECEASED_FLAG],
+        "ran": [rule_id for rule_id in RULES if rule_id != _SKIPPED["rule_id"]], "skipped": [_SKIPPED],
+        "warnings": [], "snapshots": _SNAPSHOT_DATES, "run_id": None}]})
+
     household_id: str
     as_of: date
     flags: list[FlagOut]
@@ -169,7 +268,21 @@ class CheckOut(BaseModel):
     run_id: int | None = Field(None, description="the recorded run, when `record` was asked for")
 
 
+_STORED_VEHICLE = {
+    **_VEHICLE_FLAG, "id": 47, "status": "assigned", "status_zh": STATUS_ZH["assigned"],
+    "status_at": "2026-07-02T09:15:00Z", "opened_at": "2026-07-01T02:00:41Z", "days_open": 14, "overdue": False,
+    "assignee": "王芳", "first_run_id": 12, "last_run_id": 12,
+}
+_STORED_INCOME_MASKED = {
+    **_INCOME_FLAG_MASKED, "id": 52, "status": "open", "status_zh": STATUS_ZH["open"],
+    "status_at": "2026-01-05T02:00:37Z", "opened_at": "2026-01-05T02:00:37Z", "days_open": 191, "overdue": True,
+    "assignee": None, "first_run_id": 3, "last_run_id": 12,
+}
+
+
 class StoredFlagOut(FlagOut):
+    model_config = ConfigDict(json_schema_extra={"examples": [_STORED_VEHICLE, _STORED_INCOME_MASKED]})
+
     id: int
     status: str
     status_zh: str
@@ -183,13 +296,29 @@ class StoredFlagOut(FlagOut):
 
 
 class FlagPage(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"total": 38, "limit": 2, "offset": 0, "items": [_STORED_VEHICLE, _STORED_INCOME_MASKED]}]})
+
     total: int = Field(description="matching flags within your region")
     limit: int
     offset: int
     items: list[StoredFlagOut]
 
 
+_EVENTS = [
+    {"id": 47, "kind": "raised", "kind_zh": "新发现", "at": "2026-07-01T02:00:41Z", "by": "system", "run_id": 12,
+     "detail": {"evidence": _VEHICLE_FLAG["evidence"]}},
+    {"id": 331, "kind": "assigned", "kind_zh": "分派", "at": "2026-07-02T09:15:00Z", "by": "李建国", "run_id": None,
+     "detail": {"to": "王芳"}},
+    {"id": 358, "kind": "visited", "kind_zh": "入户核查", "at": "2026-07-08T15:30:12Z", "by": "王芳", "run_id": None,
+     "detail": {"living": "两间平房，车辆停放在院内", "note": "入户核查，户主称车辆为亲戚借用", "income": 650.0,
+                "expenditure": 900.0}},
+]
+
+
 class EventOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_EVENTS[2], _EVENTS[1]]})
+
     id: int
     kind: str
     kind_zh: str
@@ -200,6 +329,10 @@ class EventOut(BaseModel):
 
 
 class FlagDetailOut(StoredFlagOut):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        **_STORED_VEHICLE, "status": "visited", "status_zh": STATUS_ZH["visited"], "status_at": _EVENTS[2]["at"],
+        "events": _EVENTS}]})
+
     events: list[EventOut]
 
 
@@ -254,7 +387,17 @@ class EventIn(BaseModel):
         return value
 
 
+_PROBLEMS = [
+    {"file": "云龙区名册2026-06.xlsx", "row": 15, "column": "benefit_monthly", "column_zh": "月保障金额", "value": "880元/月",
+     "message": "金额不是有效数字 (amount is not a number)"},
+    {"file": "云龙区名册2026-06.xlsx", "row": 212, "column": "region_code", "column_zh": "行政区划代码",
+     "value": "320311004", "message": "行政区划 320311004 不在您的辖区 320303 内 (outside your region 320303)"},
+]
+
+
 class ProblemOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": _PROBLEMS})
+
     file: str
     row: int | None
     column: str | None
@@ -264,6 +407,17 @@ class ProblemOut(BaseModel):
 
 
 class BatchOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"id": 9, "status": "completed", "status_zh": "已完成", "step": "完成 completed", "progress": 1.0,
+         "file_name": "云龙区名册2026-06.xlsx", "as_of": "2026-06-30", "by": "李建国", "created_at": "2026-07-01T01:12:03Z",
+         "finished_at": "2026-07-01T01:12:41Z", "rows": 1834, "households": 702, "rejects": 2, "flags": 37,
+         "problems": _PROBLEMS, "run_id": 13, "error": None},
+        {"id": 10, "status": "queued", "status_zh": "排队中", "step": "排队中 queued", "progress": 0.0,
+         "file_name": "云龙区名册2026-07.csv", "as_of": "2026-07-31", "by": "李建国", "created_at": "2026-08-01T01:05:00Z",
+         "finished_at": None, "rows": None, "households": None, "rejects": None, "flags": None, "problems": [],
+         "run_id": None, "error": None},
+    ]})
+
     id: int
     status: Literal["queued", "validating", "checking", "recording", "completed", "failed"]
     status_zh: str
@@ -288,7 +442,8 @@ class RunIn(BaseModel):
     nothing); every rule when neither is given."""
 
     model_config = ConfigDict(**_STRICT, json_schema_extra={
-        "example": {"as_of": "2026-06-30", "cadences": ["monthly"]}, "not": {"required": ["rules", "cadences"]}})
+        "examples": [{"as_of": "2026-06-30", "cadences": ["monthly"]}, {"rules": ["vehicle_owned", "property_excess"]}],
+        "not": {"required": ["rules", "cadences"]}})
 
     as_of: IsoDate | None = Field(None, description="default today")
     rules: list[RuleId] | None = Field(None, min_length=1, max_length=50,  # type: ignore[valid-type]
@@ -304,7 +459,16 @@ class RunIn(BaseModel):
         return data
 
 
+_RUN = {"id": 13, "trigger": "api", "status": "completed", "as_of": "2026-06-30", "started_at": "2026-07-01T02:00:00Z",
+        "finished_at": "2026-07-01T02:00:41Z", "found": 41, "raised": 6, "reopened": 1, "seen": 34, "cleared": 3,
+        "error": None}
+
+
 class RunOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        _RUN, {**_RUN, "id": 14, "status": "running", "started_at": "2026-07-01T03:00:00Z", "finished_at": None,
+               "found": None, "raised": None, "reopened": None, "seen": None, "cleared": None}]})
+
     id: int
     trigger: str
     status: str
@@ -319,7 +483,18 @@ class RunOut(BaseModel):
     error: str | None
 
 
+_RUN_RULES = [
+    {"rule_id": "deceased", "outcome": "ran", "reason": None, "flags": 10, "same_as_run_id": None},
+    {"rule_id": "hukou_not_found", "outcome": "unchanged", "reason": "inputs unchanged since run 12 输入未变化",
+     "flags": None, "same_as_run_id": 12},
+    {"rule_id": "assets_over_limit", "outcome": "skipped", "reason": "source deposits not provided (no snapshot held)",
+     "flags": None, "same_as_run_id": None},
+]
+
+
 class RunRuleOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": _RUN_RULES})
+
     rule_id: str
     outcome: str
     reason: str | None
@@ -328,12 +503,25 @@ class RunRuleOut(BaseModel):
 
 
 class RunDetailOut(RunOut):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        **_RUN, "timings": {"load": 1.204, "rules": 38.517, "store": 0.915, "total": 40.702},
+        "inputs": {key: 31 - number for number, key in enumerate(_SNAPSHOT_DATES)},
+        "rules": _RUN_RULES}]})
+
     timings: dict[str, float] | None
     inputs: dict[str, int] = Field(description="the snapshot id of each input")
     rules: list[RunRuleOut]
 
 
 class SourceOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"key": "roll", "zh": "救助对象名册", "cadence": "monthly", "snapshot_id": 31, "snapshot_date": "2026-06-30",
+         "received_at": "2026-07-01T01:10:22Z", "rows": 1834, "rejects": 2, "age_days": 1, "state": "current",
+         "snapshots": 6},
+        {"key": "deposits", "zh": "银行存款", "cadence": "annual", "snapshot_id": None, "snapshot_date": None,
+         "received_at": None, "rows": None, "rejects": None, "age_days": None, "state": "missing", "snapshots": 0},
+    ]})
+
     key: str
     zh: str
     cadence: str
@@ -348,6 +536,13 @@ class SourceOut(BaseModel):
 
 
 class SnapshotOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"id": 27, "key": "vehicles", "snapshot_date": "2026-06-15", "file_name": "车辆登记2026Q2.xlsx", "rows": 612,
+         "rejects": 1, "warnings": 0, "new": True, "problems": [
+             {"file": "车辆登记2026Q2.xlsx", "row": 37, "column": "id_number", "column_zh": "身份证号",
+              "value": "3203031974101144", "message": "身份证号应为 18 位，实为 16 位 (ID must have 18 characters, has 16)"}]},
+    ]})
+
     id: int
     key: str
     snapshot_date: date
@@ -359,7 +554,17 @@ class SnapshotOut(BaseModel):
     problems: list[ProblemOut]
 
 
+def _rule_out(rule_id: str) -> dict[str, Any]:
+    """A catalogue entry as GET /rules answers it."""
+    rule = RULES[rule_id]
+    return {"id": rule.id, "label_zh": rule.label_zh, "label_en": rule.label_en, "cadence": rule.cadence,
+            "programs": list(rule.programs) if rule.programs is not None else None, "level": rule.level,
+            "severity": rule.severity, "sources": [*rule.sources, *rule.optional_sources], "condition": rule.condition}
+
+
 class RuleOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_rule_out("vehicle_owned"), _rule_out("deceased")]})
+
     id: str
     label_zh: str
     label_en: str
@@ -372,6 +577,12 @@ class RuleOut(BaseModel):
 
 
 class HealthOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"status": "ok", "database": "ok", "version": "0.1.0", "snapshots": _SNAPSHOT_DATES, "uptime_seconds": 86400.2},
+        {"status": "degraded", "database": "error: (sqlite3.OperationalError) unable to open database file",
+         "version": "0.1.0", "snapshots": {}, "uptime_seconds": 12.5},
+    ]})
+
     status: Literal["ok", "degraded"]
     database: str
     version: str
@@ -379,7 +590,19 @@ class HealthOut(BaseModel):
     uptime_seconds: float
 
 
+_AUDIT = [
+    {"id": 5120, "at": "2026-07-08T15:30:12Z", "user_name": "王芳", "role": "caseworker", "address": "10.32.3.41",
+     "method": "POST", "path": "/api/v1/flags/47/events", "action": "write", "status_code": 201,
+     "detail": {"route": "/flags/{flag_id}/events", "ms": 18.4}},
+    {"id": 5119, "at": "2026-07-08T15:29:50Z", "user_name": "王芳", "role": "caseworker", "address": "10.32.3.41",
+     "method": "GET", "path": "/api/v1/flags?status=assigned&limit=50", "action": "read", "status_code": 200,
+     "detail": {"route": "/flags", "ms": 42.7}},
+]
+
+
 class AuditOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": _AUDIT})
+
     id: int
     at: datetime
     user_name: str | None
@@ -393,7 +616,36 @@ class AuditOut(BaseModel):
 
 
 class AuditPage(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"total": 5120, "limit": 2, "offset": 0, "items": _AUDIT}]})
+
     total: int
     limit: int
     offset: int
     items: list[AuditOut]
+
+
+def restore_examples(document: dict[str, Any]) -> dict[str, Any]:
+    """The generated OpenAPI document with the examples above whole again.
+
+    FastAPI drops every null from the document it generates (fastapi/fastapi#5559), examples
+    included: a queued batch's `"finished_at": null` goes, and with it a field the schema
+    requires, so the example no longer fits its own schema. This puts back each model's examples
+    and each error response's, as written here. In place and idempotent; returns `document`.
+    """
+    for name, schema in document.get("components", {}).get("schemas", {}).items():
+        model = globals().get(name)
+        if isinstance(model, type) and issubclass(model, BaseModel) and name in __all__:
+            extra = model.model_config.get("json_schema_extra")
+            if isinstance(extra, dict) and "examples" in extra:
+                schema["examples"] = copy.deepcopy(extra["examples"])
+    error_ref = "#/components/schemas/ErrorOut"
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                media = response.get("content", {}).get("application/json", {})
+                if media.get("schema", {}).get("$ref") == error_ref and status.isdigit() \
+                        and int(status) in _ERROR_EXAMPLES:
+                    media["examples"] = {example["error"]: {"value": copy.deepcopy(example)}
+                                         for example in _ERROR_EXAMPLES[int(status)]}
+    return document

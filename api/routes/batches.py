@@ -18,7 +18,16 @@ from store.models import Batch
 
 from .. import access
 from ..deps import Allowed, AppState, StateDep
-from ..schemas import AUTH_ERRORS, BINARY, BatchOut, FlagOut, FormDate, RowId, error_responses
+from ..schemas import (
+    AUTH_ERRORS,
+    BINARY,
+    ROLL_CSV_EXAMPLE,
+    BatchOut,
+    FlagOut,
+    FormDate,
+    RowId,
+    error_responses,
+)
 from ..uploads import save_upload
 from ._shape import flag_rows, problem_out
 
@@ -50,8 +59,9 @@ async def upload_batch(
     state: StateDep,
     user: Allowed("batches:write"),  # type: ignore[valid-type]
     file: Annotated[UploadFile, File(description="the roll, CSV (UTF-8 or GBK) or XLSX, Chinese headers accepted",
-                                     json_schema_extra=BINARY)],
-    as_of: Annotated[FormDate, Form(description="核对基准日 YYYY-MM-DD; empty or none: today")] = None,
+                                     json_schema_extra=BINARY, examples=[ROLL_CSV_EXAMPLE])],
+    as_of: Annotated[FormDate, Form(description="核对基准日 YYYY-MM-DD; empty or none: today",
+                                    examples=["2026-06-30"])] = None,
 ) -> JSONResponse:
     """Answers 202 at once with the batch id; validation and the check go on in the background
     (GET /batches/{id} for progress and the problems, row by row). Rows of a region outside

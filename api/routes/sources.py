@@ -14,7 +14,7 @@ from engine.files import SUFFIXES
 from store import snapshots
 
 from ..deps import Allowed, StateDep
-from ..schemas import AUTH_ERRORS, BINARY, FormDate, SnapshotOut, SourceOut, error_responses
+from ..schemas import AUTH_ERRORS, BINARY, SOURCE_CSV_EXAMPLE, FormDate, SnapshotOut, SourceOut, error_responses
 from ..uploads import save_upload
 from ._shape import problem_out
 
@@ -35,8 +35,10 @@ async def upload_snapshot(
                    Path(description="roll, or a source: hukou, deaths, vehicles, …")],
     state: StateDep,
     user: Allowed("sources:write"),  # type: ignore[valid-type]
-    file: Annotated[UploadFile, File(description="the source file: CSV, XLSX or Parquet", json_schema_extra=BINARY)],
-    snapshot_date: Annotated[FormDate, Form(description="the date the data describes; empty or none: today")] = None,
+    file: Annotated[UploadFile, File(description="the source file: CSV, XLSX or Parquet", json_schema_extra=BINARY,
+                                     examples=[SOURCE_CSV_EXAMPLE])],
+    snapshot_date: Annotated[FormDate, Form(description="the date the data describes; empty or none: today",
+                                            examples=["2026-06-15"])] = None,
 ) -> SnapshotOut:
     """Validated and kept as Parquet; the same file twice is a no-op (`new`: false). Rows that
     cannot be used are listed in `problems` and the rest is kept; a file that cannot be used at
