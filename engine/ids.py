@@ -295,7 +295,10 @@ def _check_char_expr(first17: pl.Expr) -> pl.Expr:
 
 
 def _birth_expr(digits8: pl.Expr) -> pl.Expr:
-    return digits8.str.to_date("%Y%m%d", strict=False)
+    # polars parses year 0000, which Python's date (and so `is_valid`) rejects: the column
+    # version must not call valid what the row version calls invalid.
+    born = digits8.str.to_date("%Y%m%d", strict=False)
+    return pl.when(born.dt.year() >= 1).then(born)
 
 
 def legacy15_expr(cleaned: pl.Expr) -> pl.Expr:

@@ -7,12 +7,13 @@ with any problem goes to `rejects` with all its problems in `reason`, the others
 (layout: docs/design.md, "Loaded frames"). Rows whose cells are all empty (blank lines, trailing
 formatted Excel rows) are no records and are skipped silently.
 
-Vectorised: every column is read as whole polars Series; Python runs per failing cell only (to
-build `Problem`s and `ids.problem`'s words). At most `PROBLEM_CAP` problems are kept per column;
-further failing rows of that column are summarised in one Problem (row None) that says how many
-more there are. `rejects` always keeps every rejected row with its full `reason`. Warnings (roll
-rows kept with an invalid ID, whether or not rejected for something else; invalid secondary IDs
-such as cadre_id_number) follow the same cap.
+Vectorised: the whole table is read in a few polars queries, every column at once (see "cells"
+below); Python runs per failing cell only (to build `Problem`s and `ids.problem`'s words). At
+most `PROBLEM_CAP` problems are kept per column; further failing rows of that column are
+summarised in one Problem (row None) that says how many more there are. `rejects` always keeps
+every rejected row with its full `reason`. Warnings (roll rows kept with an invalid ID, whether
+or not rejected for something else; invalid secondary IDs such as cadre_id_number) follow the
+same cap.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 
 import polars as pl
@@ -108,9 +110,18 @@ def _fold(header: str) -> str:
 def _map_headers(df: pl.DataFrame, ds: Dataset, label: str) -> tuple[dict[str, str], list[Problem]]:
     """Header → output name (canonical, or the header itself for unknown columns), and
     warnings. Raises SchemaError listing every header problem."""
+    names, warnings = _mapped_headers(tuple(df.columns), ds.key, label)
+    return dict(names), list(warnings)
+
+
+@lru_cache(maxsize=256)
+def _mapped_headers(
+    columns: tuple[str, ...], key: str, label: str
+) -> tuple[dict[str, str], tuple[Problem, ...]]:
+    ds = dataset(key)
     lookup = {_fold(h): c.name for c in ds.columns for h in c.headers}
     claimed: dict[str, list[str]] = defaultdict(list)
-    for header in df.columns:
+    for header in columns:
         if _fold(header) in lookup:
             claimed[lookup[_fold(header)]].append(header)
     problems = [
@@ -126,7 +137,7 @@ def _map_headers(df: pl.DataFrame, ds: Dataset, label: str) -> tuple[dict[str, s
     ]
     missing = [c for c in ds.required if c.name not in claimed]
     recognized = set(claimed) - {"id_number"}
-    found = ", ".join(df.columns) or "-"
+    found = ", ".join(columns) or "-"
     expected = ", ".join(f"{c.name}({c.zh}){'' if c.required else '?'}" for c in ds.columns)
     foreign = (
         f"文件不像是“{ds.zh}”数据。找到的列：{found}；应有的列：{expected} (the file does not "
@@ -148,12 +159,12 @@ def _map_headers(df: pl.DataFrame, ds: Dataset, label: str) -> tuple[dict[str, s
     if problems:
         raise SchemaError(f"{label}: 表头不符合“{ds.zh}”的要求 (header does not fit {ds.key})", problems)
     # Only optional columns besides the ID, none of them found: loadable, but suspicious.
-    suspicious = not recognized and df.width > 1 and len(ds.columns) > 1
+    suspicious = not recognized and len(columns) > 1 and len(ds.columns) > 1
     warnings = [Problem(label, foreign)] if suspicious else []
     names = {h: lookup[_fold(h)] for hs in claimed.values() for h in hs}
     reserved = {"_row", "reason", "id_valid", "id_method", *ds.names}
     reserved |= {f"{c.name}_raw" for c in ds.columns if c.kind == "id"}
-    for header in (h for h in df.columns if h not in names):
+    for header in (h for h in columns if h not in names):
         # Unknown columns must not shadow what the loader adds (a re-fed rejects file has
         # `_row` and `reason`).
         name = header
@@ -161,43 +172,41 @@ def _map_headers(df: pl.DataFrame, ds: Dataset, label: str) -> tuple[dict[str, s
             name += "_input"
         names[header] = name
         reserved.add(name)
-    return names, warnings
+    return names, tuple(warnings)
 
 
 # ---- cells ----------------------------------------------------------------------------------
-# Each column is computed on its own, as Series, so that no sub-expression is evaluated twice,
-# and the general parsers run only on the cells that the cheap common-case parse left over.
+# The whole table is read in a few polars queries, each for every column at once: a query costs
+# 0.1-1 ms however small the table, so per-column queries made small tables slow.
+#   1. the first pass reads each cell the cheap common way (an ID already canonical, a date as
+#      YYYY-MM-DD, a code as spelt in the schema) and leaves the other cells null;
+#   2. the general parsers run only on those left-over cells, column by column, and only when
+#      there are any (the general parsers are what costs on large tables);
+#   3. the checks: each cell's error message (null when fine), ID validity, which rows are
+#      rejected (blank rows, all cells empty, are dropped first).
+# The expressions are built once per kind of table (`_plan`) and reused.
+
+# Scratch columns besides _ERR, _RAW, _BAD, _GIVEN: trimmed text (null when empty, then the
+# default), ID empty after cleaning, ID was a legacy 15, ID validity, check character right.
+_TEXT, _EMPTY, _LEGACY = "\x00text:", "\x00empty:", "\x00legacy:"
+_VALID, _CHECKED = "\x00valid:", "\x00checked:"
+_PRESENT, _REJECTED = "\x00present", "\x00rejected"  # not a blank row; rejected
+_CANONICAL_ID = r"^[0-9]{17}[0-9X]$"
+_ID18 = re.compile(r"[0-9]{17}[0-9X]")
+# Tables of at most this many rows (an API request, a batch of them) are read with polars'
+# eager settings, half the fixed cost of a query, and the ID check characters are computed in
+# Python (`_checked`, `_converted`); larger tables need the optimizations (common
+# sub-expressions, parallelism) and run ids' expressions as they are. Measured crossover: 3-5k.
+_SMALL = 2000
 
 
-def _nulls(n: int, dtype: pl.DataType) -> pl.Series:
-    return pl.repeat(None, n, dtype=dtype, eager=True)
+def _opt(small: bool) -> pl.QueryOptFlags:
+    eager = getattr(pl.QueryOptFlags, "_eager", None)  # what DataFrame.select runs with
+    return eager() if small and eager is not None else pl.QueryOptFlags()
 
 
 def _eval(expr: pl.Expr, **columns: pl.Series) -> pl.Series:
     return pl.LazyFrame(columns).select(expr.alias("v")).collect().to_series()
-
-
-def _when(condition: pl.Series, message: str) -> pl.Series:
-    return _eval(pl.when(pl.col("c")).then(pl.lit(message)), c=condition.fill_null(False))
-
-
-def _first(*errors: pl.Series) -> pl.Series:
-    """Per row, the first error message that is not null."""
-    named = {f"e{i}": e for i, e in enumerate(errors)}
-    return _eval(pl.coalesce(*map(pl.col, named)), **named)
-
-
-def _parse_dates(text: pl.Series, parsers: list[pl.Expr]) -> pl.Series:
-    """Each parser (an expression over column `s`) tried on the cells earlier ones left null."""
-    value = _nulls(text.len(), pl.Date)
-    rows = text.is_not_null().arg_true()
-    for parser in parsers:
-        if rows.len() == 0:
-            break
-        found = _eval(parser, s=text.gather(rows))
-        value.scatter(rows, found)
-        rows = rows.filter(found.is_null())
-    return _eval(pl.when(pl.col("d").is_between(_FIRST, _LAST)).then(pl.col("d")), d=value)
 
 
 def _any_date(text: pl.Expr) -> pl.Expr:
@@ -223,19 +232,19 @@ def _any_month(text: pl.Expr) -> pl.Expr:
     )
 
 
-_s = pl.col("s")
+# Each parser is tried on the cells that the earlier ones left null; the first one on all.
 _PARSERS = {
     "date": [
-        _s.str.to_date("%Y-%m-%d", strict=False),
-        _s.str.to_date("%Y/%m/%d", strict=False),
-        pl.when(_s.str.len_bytes() == 8).then(_s.str.to_date("%Y%m%d", strict=False)),
-        _any_date(_s),
+        lambda s: s.str.to_date("%Y-%m-%d", strict=False),
+        lambda s: s.str.to_date("%Y/%m/%d", strict=False),
+        lambda s: pl.when(s.str.len_bytes() == 8).then(s.str.to_date("%Y%m%d", strict=False)),
+        _any_date,
     ],
     "month": [
-        (_s + "-01").str.to_date("%Y-%m-%d", strict=False),
-        (_s + "/01").str.to_date("%Y/%m/%d", strict=False),
-        pl.when(_s.str.len_bytes() == 6).then((_s + "01").str.to_date("%Y%m%d", strict=False)),
-        _any_month(_s),
+        lambda s: (s + "-01").str.to_date("%Y-%m-%d", strict=False),
+        lambda s: (s + "/01").str.to_date("%Y/%m/%d", strict=False),
+        lambda s: pl.when(s.str.len_bytes() == 6).then((s + "01").str.to_date("%Y%m%d", strict=False)),
+        _any_month,
     ],
 }
 
@@ -245,75 +254,212 @@ def _code_message(c: Column) -> str:
     return f"“{c.zh}”的取值无法识别，可选：{options} (unknown value, allowed: {options})"
 
 
-def _read_id(c: Column, cell: pl.Series, as_of: date | None) -> dict[str, pl.Series]:
-    # Most IDs are already canonical; only the others need ids' full normalization.
-    canonical = cell.str.contains(r"^[0-9]{17}[0-9X]$").fill_null(False)
-    value, empty = cell.clone(), cell.is_null()
-    legacy = pl.repeat(False, cell.len(), eager=True)
-    rows = (~canonical).arg_true()
-    if rows.len():
-        part = (
-            pl.LazyFrame({"r": cell.gather(rows)})
-            .with_columns(cleaned=ids.clean_expr(pl.col("r")))
-            .select(
-                value=ids.normalized_expr(pl.col("r")),
-                empty=pl.col("cleaned").is_null(),
-                legacy=ids.legacy15_expr(pl.col("cleaned")).fill_null(False),
-            )
-            .collect()
-        )
-        value.scatter(rows, part["value"])
-        empty.scatter(rows, part["empty"])
-        legacy.scatter(rows, part["legacy"])
-    valid = _eval(ids.valid_expr(pl.col("v"), as_of), v=value)
-    out = {
-        c.name: value,
-        _ERR + c.name: _when(empty & c.required, EMPTY),
-        _BAD + c.name: ~empty & ~valid,
-        _GIVEN + c.name: cell.str.strip_chars().str.len_bytes() > 0,
-        f"{c.name}_raw": cell,
-    }
-    if c.name == "id_number":
-        method = pl.when(pl.col("l")).then(pl.lit("legacy15")).otherwise(pl.lit("exact"))
-        out |= {"id_valid": valid, "id_method": _eval(method, l=legacy)}
-    return out
+def _spellings(c: Column) -> dict[str, str]:
+    """The usual spellings of c's codes → the code, for a plain replace in the first pass; any
+    other spelling is looked up case-folded (`Column.code_lookup`) in the second."""
+    lookup = c.code_lookup()
+    usual = {v for code, label in (c.codes or {}).items() for s in (code, label)
+             for v in (s, s.upper(), s.lower(), s.capitalize())}
+    return {s: lookup[s.casefold()] for s in usual if s.casefold() in lookup}
 
 
-def _read_column(c: Column, cell: pl.Series, as_of: date | None) -> dict[str, pl.Series]:
-    """The Series of one column: its value, its error message (null when fine), whether the
-    cell was filled, and for ID columns the raw cell, validity and method."""
+def _first_pass(ds: Dataset, given: tuple[str, ...], unknown: list[str]) -> list[list[pl.Expr]]:
+    """The first pass as steps of a query (each step's expressions see the previous step's
+    columns, so that no sub-expression is evaluated twice). A value is null where the cell is
+    empty and where the general parsers still have to try."""
+    trim: dict[str, pl.Expr] = {"_row": pl.col("_row").cast(pl.Int64)}
+    trim |= {_RAW + n: pl.col(n) for n in given}
+    marks: dict[str, pl.Expr] = {}
+    values: dict[str, pl.Expr] = {}
+    for c in ds.columns:
+        cell = pl.col(c.name) if c.name in given else pl.lit(None, pl.String)
+        if c.kind == "id":
+            trim[f"{c.name}_raw"] = cell
+            raw = pl.col(f"{c.name}_raw")
+            marks |= {
+                c.name: pl.when(raw.str.contains(_CANONICAL_ID)).then(raw),
+                _EMPTY + c.name: raw.is_null(),
+                _LEGACY + c.name: raw.is_null() & False,
+                _GIVEN + c.name: raw.str.strip_chars().str.len_bytes() > 0,
+            }
+            continue
+        trimmed = cell.str.strip_chars()
+        trim[_TEXT + c.name] = pl.when(trimmed.str.len_bytes() > 0).then(trimmed)
+        text = pl.col(_TEXT + c.name)
+        marks[_GIVEN + c.name] = text.is_not_null()
+        if c.default is not None:
+            marks[_TEXT + c.name] = text.fill_null(c.default)
+        if c.kind == "code":
+            value = text.replace_strict(_spellings(c), default=None, return_dtype=pl.String)
+        elif c.kind in ("date", "month"):
+            value = _PARSERS[c.kind][0](text)
+        elif c.kind in ("money", "number"):
+            number = text.str.replace_all(",", "", literal=True).cast(pl.Float64, strict=False) + 0.0
+            value = pl.when(text.str.contains(_NUMBER)).then(number)  # + 0.0: no -0.0
+        else:
+            value = text
+        values[c.name] = value
+    trim |= {n: pl.col(n) for n in unknown}
+    marks |= {_GIVEN + n: pl.col(n).str.strip_chars().str.len_bytes() > 0 for n in unknown}
+    present = pl.any_horizontal([_GIVEN + n for n in (*ds.names, *unknown)]).fill_null(False)
+    return [_named(trim), _named(marks), [*_named(values), present.alias(_PRESENT)]]
+
+
+def _second_pass(c: Column, read: pl.DataFrame, small: bool) -> list[pl.Series]:
+    """The general parsers on the cells of column c that the first pass left over (none: []).
+    Their expressions repeat sub-expressions: they need polars' default optimizations."""
+    value = read.get_column(c.name)
     if c.kind == "id":
-        return _read_id(c, cell, as_of)
-    t = pl.col("t")
-    text = _eval(pl.when(t.str.len_bytes() > 0).then(t), t=cell.str.strip_chars())
-    given = text.is_not_null()
-    if c.default is not None:
-        text = text.fill_null(c.default)
-    error = _when(~given & c.required, EMPTY)
-    if c.kind == "region":
-        value = text
-        error = _first(error, _when(given & ~text.str.contains(r"^[0-9]{6,12}$"), BAD_REGION))
-    elif c.kind == "code":
+        cell = read.get_column(f"{c.name}_raw")
+        if value.null_count() == cell.null_count():
+            return []
+        rows = (value.is_null() & cell.is_not_null()).arg_true()
+        cleaned = ids.clean_expr(pl.col("r"))
+        found = pl.LazyFrame({"r": cell.gather(rows)}).select(
+            value=cleaned if small else ids.normalized_expr(pl.col("r")),
+            empty=cleaned.is_null(),
+            legacy=ids.legacy15_expr(cleaned).fill_null(False),
+        ).collect()
+        if small and found.get_column("legacy").any():
+            found = found.with_columns(_converted(found.get_column("value"), found.get_column("legacy")))
+        return [
+            read.get_column(name).clone().scatter(rows, found.get_column(new))
+            for name, new in ((c.name, "value"), (_EMPTY + c.name, "empty"), (_LEGACY + c.name, "legacy"))
+        ]
+    if c.kind not in ("code", "date", "month"):
+        return []
+    text = read.get_column(_TEXT + c.name)
+    if value.null_count() == text.null_count():
+        return []
+    if c.kind == "code":
         # Few distinct spellings: look each up once rather than case-fold every cell.
         lookup = c.code_lookup()
-        spellings = {s: lookup.get(s.casefold()) for s in text.drop_nulls().unique().to_list()}
-        value = text.replace_strict(spellings, default=None, return_dtype=pl.String)
-        error = _first(error, _when(text.is_not_null() & value.is_null(), _code_message(c)))
-    elif c.kind in ("date", "month"):
-        value = _parse_dates(text, _PARSERS[c.kind])
-        message = BAD_DATE if c.kind == "date" else BAD_MONTH
-        error = _first(error, _when(text.is_not_null() & value.is_null(), message))
-    elif c.kind in ("money", "number"):
-        number = t.str.replace_all(",", "", literal=True).cast(pl.Float64, strict=False) + 0.0
-        value = _eval(pl.when(t.str.contains(_NUMBER)).then(number), t=text)  # + 0.0: no -0.0
-        error = _first(
-            error,
-            _when(text.is_not_null() & value.is_null(), NOT_NUMBER[c.kind]),
-            _when(value < 0, NEGATIVE[c.kind]),
-        )
-    else:
-        value = text
-    return {c.name: value, _ERR + c.name: error, _GIVEN + c.name: given}
+        left = text.filter(value.is_null()).drop_nulls().unique().to_list()
+        found = text.replace_strict({s: lookup.get(s.casefold()) for s in left}, default=None,
+                                    return_dtype=pl.String)
+        return [value.fill_null(found)]
+    value = value.clone()
+    rows = (value.is_null() & text.is_not_null()).arg_true()
+    for parser in _PARSERS[c.kind][1:]:
+        if rows.len() == 0:
+            break
+        found = _eval(parser(pl.col("s")), s=text.gather(rows))
+        value.scatter(rows, found)
+        rows = rows.filter(found.is_null())
+    return [value]
+
+
+def _converted(cleaned: pl.Series, legacy: pl.Series) -> pl.Series:
+    """`ids.normalized_expr` on cleaned IDs, its check character computed in Python (see
+    `_valid_small`): a valid legacy 15 as 18 characters, any other ID as it is."""
+    def convert(text: str) -> str:
+        first17 = text[:6] + "19" + text[6:15]
+        return first17 + ids.check_char(first17)
+
+    return pl.Series("value", [
+        convert(text) if old else text for text, old in zip(cleaned.to_list(), legacy.to_list(), strict=True)
+    ], dtype=pl.String)
+
+
+def _checked(values: pl.Series) -> pl.Series:
+    """Per ID, whether its last character is the check character of the first 17 (False when
+    it is not 17 digits and a check character: `_valid_small` rejects it anyway)."""
+    return pl.Series([
+        v is not None and _ID18.fullmatch(v) is not None and ids.check_char(v[:17]) == v[17]
+        for v in values.to_list()
+    ], dtype=pl.Boolean)
+
+
+def _valid_small(value: pl.Expr, checked: pl.Expr, as_of: date | None) -> pl.Expr:
+    """`ids.valid_expr`, its check character compared beforehand by `_checked`: the
+    expression's 17-term sum costs ~1.5 ms a query whatever the table's size, ids.check_char
+    microseconds an ID. The same terms, so the same result."""
+    born = ids.birth_date_expr(value)
+    ok = value.str.contains(_CANONICAL_ID) & born.is_not_null() & checked
+    if as_of is not None:
+        ok = ok & (born <= pl.lit(as_of))
+    return ok.fill_null(False)
+
+
+def _checks(ds: Dataset, as_of: date | None, small: bool) -> list[list[pl.Expr]]:
+    """The third pass as steps of a query: final values and ID validity, then each column's
+    error message (an invalid ID's words are put in later, on the rejected rows only)."""
+    values: dict[str, pl.Expr] = {}
+    errors: dict[str, pl.Expr] = {}
+    for c in ds.columns:
+        value = pl.col(c.name)
+        empty = pl.col(_EMPTY + c.name) if c.kind == "id" else ~pl.col(_GIVEN + c.name)
+        error = pl.when(empty).then(pl.lit(EMPTY)) if c.required else pl.lit(None, pl.String)
+        text = pl.col(_TEXT + c.name)
+        problems = [error]
+        if c.kind == "id":
+            checked = pl.col(_CHECKED + c.name)
+            valid = _valid_small(value, checked, as_of) if small else ids.valid_expr(value, as_of)
+            values[_VALID + c.name] = valid
+            errors[_BAD + c.name] = ~empty & ~pl.col(_VALID + c.name)
+        elif c.kind == "region":
+            bad_region = pl.col(_GIVEN + c.name) & ~text.str.contains(r"^[0-9]{6,12}$")
+            problems.append(pl.when(bad_region).then(pl.lit(BAD_REGION)))
+        elif c.kind == "code":
+            problems.append(pl.when(text.is_not_null() & value.is_null()).then(pl.lit(_code_message(c))))
+        elif c.kind in ("date", "month"):
+            values[c.name] = pl.when(value.is_between(_FIRST, _LAST)).then(value)
+            message = BAD_DATE if c.kind == "date" else BAD_MONTH
+            problems.append(pl.when(text.is_not_null() & value.is_null()).then(pl.lit(message)))
+        elif c.kind in ("money", "number"):
+            problems.append(pl.when(text.is_not_null() & value.is_null()).then(pl.lit(NOT_NUMBER[c.kind])))
+            problems.append(pl.when(value < 0).then(pl.lit(NEGATIVE[c.kind])))
+        errors[_ERR + c.name] = pl.coalesce(problems) if len(problems) > 1 else error
+    if "id_number" in ds.names:
+        method = pl.when(pl.col(_LEGACY + "id_number")).then(pl.lit("legacy15")).otherwise(pl.lit("exact"))
+        errors |= {"id_valid": pl.col(_VALID + "id_number"), "id_method": method}
+    return [_named(values), _named(errors)]
+
+
+def _named(exprs: dict[str, pl.Expr]) -> list[pl.Expr]:
+    return [e.alias(n) for n, e in exprs.items()]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How to read one kind of table (dataset, its headers, as_of, small or not): built once
+    and kept, for building the polars expressions costs as much as running them on a few rows."""
+
+    first: list[list[pl.Expr]]
+    checks: list[list[pl.Expr]]
+    outputs: list[str]  # the loaded frame's columns
+    scratch: list[str]  # what the rejected rows need further: raw cells, errors, invalid IDs
+    rejected: pl.Expr
+    id_columns: list[Column]
+    rejecting: list[Column]  # ID columns whose invalid IDs reject the row
+    no_rejects: pl.DataFrame  # `rejects` when no row is rejected (cloned)
+
+
+@lru_cache(maxsize=256)
+def _plan(key: str, given: tuple[str, ...], as_of: date | None, small: bool) -> _Plan:
+    ds = dataset(key)
+    unknown = [n for n in given if n not in ds.names]
+    id_columns = [c for c in ds.columns if c.kind == "id"]
+    # An invalid ID in a source can match nobody: the row is rejected. The roll keeps it (and
+    # so do secondary ID columns) with a warning.
+    rejecting = [c for c in id_columns if key != "roll" and c.name == "id_number"]
+    failed = [pl.col(_ERR + c.name).is_not_null() for c in ds.columns]
+    failed += [pl.col(_BAD + c.name) for c in rejecting]
+    extras = [f"{c.name}_raw" for c in id_columns]
+    extras += ["id_valid", "id_method"] if "id_number" in ds.names else []
+    return _Plan(
+        first=_first_pass(ds, given, unknown),
+        checks=_checks(ds, as_of, small),
+        outputs=["_row", *ds.names, *extras, *unknown],
+        scratch=[*[_RAW + n for n in given], *[_ERR + c.name for c in ds.columns],
+                 *[_BAD + c.name for c in id_columns]],
+        rejected=pl.any_horizontal(failed).alias(_REJECTED),
+        id_columns=id_columns,
+        rejecting=rejecting,
+        no_rejects=pl.DataFrame(
+            schema={"_row": pl.Int64, **dict.fromkeys(given, pl.String), "reason": pl.String}
+        ),
+    )
 
 
 # ---- rows -----------------------------------------------------------------------------------
@@ -329,70 +475,76 @@ def load_frame(
         df = files.to_text(df)
     names, warnings = _map_headers(df, ds, file_label)
     df = df.rename(names)
-    given, unknown = list(df.columns), [n for n in df.columns if n not in ds.names]
-    base = df.with_row_index("_row", offset=first_row).with_columns(pl.col("_row").cast(pl.Int64))
-    absent = _nulls(base.height, pl.String)
-    columns: dict[str, pl.Series] = {"_row": base["_row"]}
-    columns |= {_RAW + n: base[n] for n in given}
-    for c in ds.columns:
-        columns |= _read_column(c, base[c.name] if c.name in given else absent, as_of)
-    columns |= {n: base[n] for n in unknown}
-    columns |= {_GIVEN + n: base[n].str.strip_chars().str.len_bytes() > 0 for n in unknown}
-    full = pl.DataFrame([s.alias(n) for n, s in columns.items()])
-    marks = [_GIVEN + n for n in (*ds.names, *unknown)]
-    present = full.select(pl.any_horizontal(marks).fill_null(False)).to_series()
-    if not present.all():
-        full = full.filter(present)  # blank rows are no records
+    given = tuple(df.columns)
+    small = df.height <= _SMALL
+    plan, opt = _plan(key, given, as_of, small), _opt(small)
 
-    id_columns = [c for c in ds.columns if c.kind == "id"]
-    for c in id_columns:
-        if key != "roll" and c.name == "id_number":
-            full = _id_messages(full, c, as_of)  # an invalid ID can match nobody: reject
-        else:
+    query = df.lazy().with_row_index("_row", offset=first_row)
+    for step in plan.first:
+        query = query.with_columns(step)
+    read = query.collect(optimizations=opt)
+    redone = [s for c in ds.columns for s in _second_pass(c, read, small)]
+    if redone:
+        read = read.with_columns(redone)
+    if small:
+        read = read.with_columns(
+            _checked(read.get_column(c.name)).alias(_CHECKED + c.name) for c in plan.id_columns
+        )
+    query = read.lazy()
+    if not read.get_column(_PRESENT).all():
+        query = query.filter(_PRESENT)  # blank rows are no records
+    for step in plan.checks:
+        query = query.with_columns(step)
+    full = query.select(*plan.outputs, *plan.scratch, plan.rejected).collect(optimizations=opt)
+
+    for c in plan.id_columns:
+        if c not in plan.rejecting:
             warnings += _id_warnings(full, c, file_label, as_of)
-
-    errors = [c for c in ds.columns if full.get_column(_ERR + c.name).null_count() < full.height]
-    failed = [pl.col(_ERR + c.name).is_not_null() for c in errors]
-    rejected = full.select(pl.any_horizontal(failed)).to_series() if errors else None
-    extras = [f"{c.name}_raw" for c in id_columns]
-    extras += ["id_valid", "id_method"] if "id_number" in ds.names else []
-    frame = full.select("_row", *ds.names, *extras, *unknown)
+    rejected = full.get_column(_REJECTED)
+    if not rejected.any():
+        return Loaded(key, file_label, full[plan.outputs], plan.no_rejects.clone(), [], warnings)
+    # (df[names], not df.select(names), which copies every column of a large frame.)
+    frame = full[plan.outputs].filter(~rejected)
     # Only the rejected rows' scratch columns are needed further: filter a narrow frame.
-    bad = full.select("_row", *[_RAW + n for n in given], *[_ERR + c.name for c in errors])
-    bad = bad.filter(rejected) if rejected is not None else bad.clear()
-    if bad.height:
-        frame = frame.filter(~rejected)
+    bad = full[["_row", *plan.scratch]].filter(rejected)
+    for c in plan.rejecting:
+        bad = _id_messages(bad, c, as_of)
+    errors = [c for c in ds.columns if bad.get_column(_ERR + c.name).null_count() < bad.height]
     parts = [pl.lit(f"{c.name}({c.zh}): ") + pl.col(_ERR + c.name) for c in errors]
-    reason = pl.concat_str(parts, separator="; ", ignore_nulls=True) if parts else pl.lit(None)
     rejects = bad.select(
-        "_row", *[pl.col(_RAW + n).alias(n) for n in given], reason.cast(pl.String).alias("reason")
+        "_row", *[pl.col(_RAW + n).alias(n) for n in given],
+        pl.concat_str(parts, separator="; ", ignore_nulls=True).cast(pl.String).alias("reason"),
     )
     problems = _problems(bad, errors, file_label, given)
     return Loaded(key, file_label, frame, rejects, problems, warnings)
 
 
-def _id_messages(full: pl.DataFrame, c: Column, as_of: date | None) -> pl.DataFrame:
+def _id_messages(bad: pl.DataFrame, c: Column, as_of: date | None) -> pl.DataFrame:
     """Put `ids.problem`'s words in the error column of invalid IDs. It is a scalar function,
     so it runs once per distinct failing value and nowhere else."""
-    rows = full.get_column(_BAD + c.name).arg_true()
-    if rows.len() == 0:
-        return full
-    raws = full.get_column(f"{c.name}_raw").gather(rows)
+    invalid = pl.col(_BAD + c.name)
+    raws = bad.filter(invalid).get_column(_RAW + c.name)
+    if raws.len() == 0:
+        return bad
     messages = {v: ids.problem(v, as_of) or "" for v in raws.unique().to_list()}
-    found = raws.replace_strict(messages, return_dtype=pl.String)
-    error = full.get_column(_ERR + c.name)
-    return full.with_columns(error.clone().scatter(rows, error.gather(rows).fill_null(found)))
+    found = pl.col(_RAW + c.name).replace_strict(messages, default=None, return_dtype=pl.String)
+    error = pl.col(_ERR + c.name)
+    filled = pl.when(invalid & error.is_null()).then(found).otherwise(error)
+    return bad.with_columns(filled.alias(_ERR + c.name))
 
 
 def _id_warnings(full: pl.DataFrame, c: Column, label: str, as_of: date | None) -> list[Problem]:
     """Rows kept with an invalid ID (the roll, secondary ID columns): warnings, capped."""
-    bad = full.filter(pl.col(_BAD + c.name))
-    rows = bad.head(PROBLEM_CAP).select("_row", f"{c.name}_raw").iter_rows()
+    count = full.get_column(_BAD + c.name).sum()
+    if not count:
+        return []
+    shown = full.select(pl.col("_row", f"{c.name}_raw").filter(pl.col(_BAD + c.name)).head(PROBLEM_CAP))
     warnings = [
-        Problem(label, ids.problem(raw, as_of) or "", row, c.name, c.zh, raw) for row, raw in rows
+        Problem(label, ids.problem(raw, as_of) or "", row, c.name, c.zh, raw)
+        for row, raw in shown.iter_rows()
     ]
-    if bad.height > PROBLEM_CAP:
-        warnings.append(_summary(label, c, bad.height - PROBLEM_CAP))
+    if count > PROBLEM_CAP:
+        warnings.append(_summary(label, c, count - PROBLEM_CAP))
     return warnings
 
 
@@ -407,18 +559,26 @@ def _summary(label: str, c: Column, more: int) -> Problem:
 
 
 def _problems(
-    bad: pl.DataFrame, errors: list[Column], label: str, given: list[str]
+    bad: pl.DataFrame, errors: list[Column], label: str, given: tuple[str, ...]
 ) -> list[Problem]:
     """One Problem per failing cell, sorted by row then column, at most PROBLEM_CAP per column;
-    then one summary per column that had more."""
+    then one summary per column that had more. One query gathers every column's cells."""
+    shown = []
+    for c in errors:
+        error = pl.col(_ERR + c.name)
+        raw = pl.col(_RAW + c.name) if c.name in given else pl.when(False).then(error)  # null
+        shown += [
+            e.filter(error.is_not_null()).head(PROBLEM_CAP).implode()
+            for e in (pl.col("_row"), raw, error)
+        ]
+    lists = bad.select(e.alias(str(i)) for i, e in enumerate(shown)).row(0)
     found: list[tuple[int, int, Problem]] = []
     summaries = []
     for position, c in enumerate(errors):
-        raw = pl.col(_RAW + c.name) if c.name in given else pl.lit(None, pl.String)
-        failing = bad.filter(pl.col(_ERR + c.name).is_not_null())
-        shown = failing.head(PROBLEM_CAP).select("_row", raw, _ERR + c.name)
-        for row, value, message in shown.iter_rows():
+        rows, values, messages = lists[3 * position : 3 * position + 3]
+        for row, value, message in zip(rows, values, messages, strict=True):
             found.append((row, position, Problem(label, message, row, c.name, c.zh, value)))
-        if failing.height > PROBLEM_CAP:
-            summaries.append(_summary(label, c, failing.height - PROBLEM_CAP))
+        failing = bad.height - bad.get_column(_ERR + c.name).null_count()
+        if failing > PROBLEM_CAP:
+            summaries.append(_summary(label, c, failing - PROBLEM_CAP))
     return [p for _, _, p in sorted(found, key=lambda t: t[:2])] + summaries
