@@ -166,9 +166,15 @@ class CheckQueue:
                 warnings.setdefault(owner[warning.row], []).append(local(warning, owner[warning.row]))
         # Each request's rows numbered from 0 again, in a block of its own far beyond any roll
         # row, so that its evidence can name its own members and nobody else's rows change.
-        frames = {index: loaded.frame.filter(pl.col("_row").is_between(starts[index], starts[index] + r.members.height - 1))
-                  .with_columns(pl.col("_row") - starts[index] + index * _BLOCK)
-                  for index, r in enumerate(group) if index not in problems}
+        # One partition, not a filter per request: with 32 waiting, 32 filters cost more than the check.
+        block_of = pl.Series("_request", owner, dtype=pl.Int64)
+        numbered = loaded.frame.with_columns(
+            _request=block_of.gather(loaded.frame.get_column("_row")),
+            _start=pl.Series(starts, dtype=pl.Int64).gather(block_of.gather(loaded.frame.get_column("_row"))),
+        ).with_columns(pl.col("_row") - pl.col("_start") + pl.col("_request") * _BLOCK)
+        parts = numbered.drop("_start").partition_by("_request", as_dict=True, include_key=False)
+        frames = {index: parts[(index,)] for index in range(len(group))
+                  if index not in problems and (index,) in parts}
         index_, held = self.checker.current()
         answers: dict[int, CheckAnswer] = {
             index: CheckAnswer(flags=pl.DataFrame(), ran=[], skipped=[], held=held, problems=problems[index],
@@ -221,9 +227,10 @@ class CheckQueue:
         self.calls += 1
         self.checked += len(part)
         answers = {}
+        by_household = result.flags.partition_by("household_id", as_dict=True) if result.flags.height else {}
         for index in part:
             request = group[index]
-            mine = result.flags.filter(pl.col("household_id") == request.household)
+            mine = by_household.get((request.household,), result.flags.clear())
             if index and mine.height:
                 mine = mine.with_columns(pl.col("evidence").map_elements(_own_rows, return_dtype=pl.String))
             answers[index] = CheckAnswer(flags=mine, ran=result.ran, skipped=result.skipped, held=held,
