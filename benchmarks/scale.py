@@ -1,39 +1,59 @@
 """Crosscheck at city and province scale, against DuckDB and pandas on the same data, in one run.
 
     python benchmarks/scale.py --scale city          # ~290k roll persons, 27.75M source rows
-    python benchmarks/scale.py --scale province      # ten times everything
+    python benchmarks/scale.py --scale province      # 2.9M roll persons, 277.5M source rows
     python benchmarks/scale.py --scale 500           # any number of households (a smoke test)
 
-Data. The roll, the injected cases and a first layer of source records come from the fixtures
-generator (`fixtures.generator.generate(households, seed)`, so the run still has its ground
-truth). Every source is then padded to the scale's row count with background rows: rows of the
-generated source drawn at random (so every column looks like the real thing) whose IDs are
-replaced by valid IDs of people who are on no roll (region codes 3204xx, never generated for the
-city). Everything is vectorised (numpy, polars); the result is cached as Parquet under
-bench-data/scale-<name>-<seed>-<fingerprint>/ (git-ignored), with the vehicles source also as a
-CSV for the ingest step.
+Data (benchmarks/scale_data.py, whose docstring has the details): the fixtures generator's city
+with its injected cases and ground truth, every source padded to the issue's row count with
+inert background rows, written in chunks; beyond the city the roll is generated at the full
+count and the case households are kept at the city's number. Cached as Parquet under
+bench-data/scale-<name>-<seed>-<fingerprint>/ (git-ignored): ~25 s for the city, ~5 minutes and
+~9 GB for the province (generate() of 1.2M households is most of the memory).
 
 Measurement. Each step runs in a fresh child process (`--child STEP DIR`) so that its peak
 resident memory (its own ru_maxrss) is its own — the parent never loads data (it generates in a
 child as well), since Linux carries a parent's resident size at the fork into the child's
-high-water mark; wall and CPU time are measured inside the
-child around the step only (interpreter start and imports excluded, libraries imported before
-the clock). Steps:
+high-water mark; wall and CPU time are measured inside the child around the step only
+(interpreter start and imports excluded, libraries imported before the clock). The parent
+watches each child's resident memory and kills it above `--max-rss-gib` (default 14.5): a step
+that does not fit, runs out of memory (MemoryError) or is killed by the kernel becomes a row of
+the table saying so, not a crash. Steps:
 
-* ingest      — the vehicles CSV to a Parquet snapshot through store.snapshots.ingest
-                (engine.loaders: read, validate, normalize IDs; write Parquet; register in SQLite);
+* ingest      — the vehicles CSV (a city's delivery: at most 3M rows) to a Parquet snapshot
+                through store.snapshots.ingest (engine.loaders: read, validate, normalize IDs;
+                write Parquet; register in SQLite);
 * run all     — engine.batch.run_files on the Parquet files: load + validate every file, resolve
                 roll IDs against hukou, all rules (what a nightly job does, writing flags aside);
 * run <cadence> — the same with `cadences=[<cadence>]` (only the sources those rules use);
 * snapshots   — the roll and every source validated once through engine.loaders and kept as
-                Parquet (what store.snapshots.ingest does per delivery; not a run cost);
+                Parquet (what store.snapshots.ingest does per delivery; not a run cost), in
+                chunks of 4M rows;
 * run:snapshots — the nightly path of store.runs: engine.run.run on lazy scans of those
                 snapshots, no re-validation (the roll's ID validity re-judged at the as-of date);
-* polars joins — not crosscheck: a bare lazy polars scan + inner join of the roll against every
-                source on the ID column, the floor the engine's joins stand on;
+* run:partitioned — the same scans through engine.partition.run_partitioned (`--parts`): the
+                sources narrowed to the roll's people and the resolver's candidates by
+                streaming passes, then the engine per partition of households;
+* polars      — not crosscheck: a bare lazy polars scan + inner join of the roll against every
+                source on the ID column, the floor the engine's joins stand on (in-memory engine);
+* polars:streaming — the same joins on polars' streaming engine;
 * duckdb      — DuckDB, one query per source: the roll's Parquet joined to the source's Parquet
                 on the ID column, the result fetched as Arrow;
-* pandas      — pandas: read_parquet of the roll and of each source, `merge` on the ID column.
+* pandas      — pandas: read_parquet of the roll and of each source, `merge` on the ID column;
+* api         — benchmarks/bench_api.py (`--json`) as a subprocess, on this scale's data: the roll
+                and every source ingested as snapshots, `crosscheck serve` started, then
+                `POST /api/v1/checks` latency at concurrency 1 and 32 (`--api-requests` each) and a
+                `--api-xlsx-rows`-row XLSX batch, upload to flags. Its rows give p50/p99 (latency
+                rows) or the end-to-end wall time (XLSX), and the server's peak resident memory
+                (VmHWM of the `serve` process, watched from here). bench_api finds its data through
+                bench_run.prepare's cache name, which is linked to this scale's directory (in
+                <data>/scale-...-api/); if that fails it generates its own city and the note says so. If
+                bench_api fails, its rows say so. Run once, whatever `--repeat`.
+
+Default steps: all of them at city scale and below, `api` only at `--scale city` (`--no-api`
+skips it); at province scale the ones that can fit (snapshots, run:snapshots, run:partitioned,
+polars:streaming, duckdb, pandas) — the file path re-validates 277M rows in memory (4.5 GiB for
+the city's 28M), and the API is the city's figure. `--steps` runs any subset (`api` included).
 
 With `--repeat N` the steps run N times, interleaved; the table gives the best and the median
 wall time, the best run's CPU time and the highest peak. crosscheck's best wall time is divided by
@@ -43,149 +63,39 @@ each peer's best.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-CITY_HOUSEHOLDS = 120_000
-# Source rows at city scale (issue 7); province is ten times each, a number of households scales them.
-CITY_ROWS = {
-    "hukou": 10_000_000,
-    "vehicles": 3_000_000,
-    "property": 4_000_000,
-    "deaths": 100_000,
-    "pensions": 2_000_000,
-    "payroll": 500_000,
-    "prisoners": 30_000,
-    "housing_fund": 2_000_000,
-    "farm_machinery": 100_000,
-    "deposits": 5_000_000,
-    "medical": 1_000_000,
-    "cadre_relatives": 20_000,
-}
-SCALES = {"city": 1.0, "province": 10.0}
+from scale_data import (  # noqa: E402  (after the path set-up, as a script)
+    CITY_HOUSEHOLDS,
+    CITY_ROWS,
+    INGEST_SOURCE,
+    SCALES,
+    background_ids,
+    parse_scale,
+    prepare,
+    snapshots,
+    source_paths,
+)
+
+__all__ = ["CITY_HOUSEHOLDS", "CITY_ROWS", "SCALES", "background_ids", "parse_scale", "prepare", "main"]
+
 CADENCES = ("monthly", "quarterly", "semiannual", "annual")
-INGEST_SOURCE = "vehicles"
-# Background people: region codes the generated city never uses (its IDs are 3203xx).
-_BACKGROUND_REGIONS = (320402, 320404, 320411, 320412, 320413, 320481, 320502, 320505)
-_BIRTH_FIRST = date(1940, 1, 1)
-_BIRTH_DAYS = 365 * 80
-_SEQ = 898
-
-
-def parse_scale(text: str) -> tuple[str, int, float]:
-    """'city' | 'province' | a number of households -> (name, households, factor on CITY_ROWS)."""
-    if text in SCALES:
-        factor = SCALES[text]
-        return text, int(CITY_HOUSEHOLDS * factor), factor
-    try:
-        households = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--scale: city, province or a number of households, not {text!r}") from None
-    if households < 1:
-        raise argparse.ArgumentTypeError("--scale: at least one household")
-    return str(households), households, households / CITY_HOUSEHOLDS
-
-
-DATA_VERSION = "1"  # bump when prepare(), pad() or background_ids() change what they write
-
-
-def _fingerprint() -> str:
-    """The generator's code and DATA_VERSION: cached data of an older generator is not reused."""
-    code = b"".join((ROOT / "fixtures" / n).read_bytes() for n in ("generator.py", "cases.py", "population.py"))
-    return hashlib.sha1(code + DATA_VERSION.encode()).hexdigest()[:8]
-
-
-# ---- data -----------------------------------------------------------------------------------
-
-
-def background_ids(start: int, n: int):
-    """`n` distinct valid IDs of background people, the `start`-th onwards (a bijection of
-    the index onto region x birth date x sequence number, scrambled so neighbours differ)."""
-    import numpy as np
-    import polars as pl
-
-    from fixtures.population import make_ids, ymd_int
-
-    capacity = len(_BACKGROUND_REGIONS) * _BIRTH_DAYS * _SEQ
-    if start + n > capacity:
-        raise ValueError(f"at most {capacity:,} background IDs")
-    index = np.arange(start, start + n, dtype=np.int64)
-    scrambled = (index * 1_000_000_007) % capacity  # 1e9+7 is prime and does not divide capacity
-    seq = scrambled % _SEQ + 1
-    day = (scrambled // _SEQ) % _BIRTH_DAYS
-    region = np.asarray(_BACKGROUND_REGIONS, dtype=np.int64)[scrambled // (_SEQ * _BIRTH_DAYS)]
-    births = pl.select(pl.lit(_BIRTH_FIRST) + pl.duration(days=pl.Series("d", day))).to_series()
-    return make_ids(region, ymd_int(births), seq)
-
-
-def pad(df, target: int, ids, rng):
-    """`df` with random copies of its own rows added up to `target` rows, their ID columns
-    taken from `ids` (a Series of background IDs, one per added row)."""
-    import polars as pl
-
-    extra = target - df.height
-    if extra <= 0:
-        return df
-    filler = df[rng.integers(0, df.height, extra)]
-    filler = filler.with_columns(ids.alias("id_number"))
-    if "cadre_id_number" in filler.columns:  # nobody of the roll may be a padded cadre either
-        filler = filler.with_columns(ids.sample(fraction=1.0, shuffle=True, seed=1).alias("cadre_id_number"))
-    return pl.concat([df, filler.cast(df.schema)])
-
-
-def prepare(scale: str, seed: int, data_root: Path) -> Path:
-    """Generate (or find cached) data for `scale`; returns its directory."""
-    import numpy as np
-
-    from fixtures.generator import DEFAULT_AS_OF, generate, write
-
-    name, households, factor = parse_scale(scale)
-    directory = data_root / f"scale-{name}-{seed}-{_fingerprint()}"
-    if (directory / "done.json").exists():
-        return directory
-    started = time.perf_counter()
-    generated = generate(households, seed=seed, as_of=DEFAULT_AS_OF)
-    print(f"generated the city: {households:,} households, {generated.roll.height:,} roll rows "
-          f"({time.perf_counter() - started:.1f} s)", flush=True)
-    rng = np.random.default_rng(seed)
-    hukou_target = max(int(CITY_ROWS["hukou"] * factor), generated.sources["hukou"].height)
-    n_people = hukou_target - generated.sources["hukou"].height
-    people = background_ids(0, max(n_people, 1))  # hukou's background: one row per person
-    for key, df in generated.sources.items():
-        target = int(CITY_ROWS[key] * factor)
-        extra = target - df.height
-        if extra <= 0:
-            continue
-        if key == "hukou":
-            ids = people.head(extra)
-        else:  # registries hold people of the city's hukou, several rows for some
-            ids = people.gather(rng.integers(0, people.len(), extra))
-        generated.sources[key] = pad(df, target, ids, rng)
-    write(generated, directory, formats="parquet")
-    ingest_dir = directory / "ingest"
-    ingest_dir.mkdir(exist_ok=True)
-    generated.sources[INGEST_SOURCE].write_csv(ingest_dir / f"{INGEST_SOURCE}.csv")
-    counts = {"roll": generated.roll.height, **{k: v.height for k, v in generated.sources.items()}}
-    (directory / "done.json").write_text(json.dumps({"households": households, "rows": counts}), encoding="utf-8")
-    print(f"wrote {sum(counts.values()) - counts['roll']:,} source rows -> {directory} "
-          f"({time.perf_counter() - started:.1f} s)", flush=True)
-    return directory
+DEFAULT_PARTS = 1
+MAX_RSS_GIB = 14.5  # GiB: 15.6 GB, under the 16 GB the machine allows one process
 
 
 # ---- the measured steps (each in its own child process) -----------------------------------
-
-
-def _sources(directory: Path) -> list[Path]:
-    return sorted((directory / "sources").glob("*.parquet"))
 
 
 def step_ingest(directory: Path) -> dict:
@@ -203,8 +113,21 @@ def step_ingest(directory: Path) -> dict:
     return {"wall": wall, "cpu": cpu, "note": f"{done.snapshot.rows:,} rows kept, {done.snapshot.rejects:,} rejected"}
 
 
-def step_run(directory: Path, cadence: str | None) -> dict:
+def _truth_note(flags, directory: Path) -> str:
     import polars as pl
+
+    truth = pl.read_csv(directory / "truth.csv", schema_overrides={"household_id": pl.String})
+    found = set(flags.select("household_id", "rule_id").iter_rows())
+    expected = set(truth.select("household_id", "rule_id").iter_rows())
+    if found == expected:
+        return "equal to the ground truth: yes"
+    missing, extra = sorted(expected - found), sorted(found - expected)
+    shown = ", ".join(f"{h} {r}" for h, r in (missing + extra)[:3])
+    return (f"equal to the ground truth: NO ({len(missing)} of {len(expected):,} (household, rule) pairs "
+            f"missing, {len(extra)} extra: {shown})")
+
+
+def step_run(directory: Path, cadence: str | None) -> dict:
     import pypinyin  # noqa: F401  # engine.names imports it on first use: load it before the clock
 
     from engine.batch import run_files
@@ -224,75 +147,78 @@ def step_run(directory: Path, cadence: str | None) -> dict:
     rules = started + wall - steps[-1] if steps else float("nan")
     note = f"{flags.height:,} flags; load {load:.1f} s, resolve {resolve:.1f} s, rules {rules:.1f} s"
     if cadence is None:
-        truth = pl.read_csv(directory / "truth.csv", schema_overrides={"household_id": pl.String})
-        same = set(flags.select("household_id", "rule_id").iter_rows()) == set(
-            truth.select("household_id", "rule_id").iter_rows()
-        )
-        note += f"; equal to the ground truth: {'yes' if same else 'NO'}"
+        note += "; " + _truth_note(flags, directory)
     return {"wall": wall, "cpu": cpu, "note": note, "load": load, "resolve": resolve, "rules": rules}
 
 
 def step_snapshots(directory: Path) -> dict:
     """Validate the roll and every source once, as store.snapshots.ingest does for each delivery,
-    and keep the usable rows as Parquet under snapshots/ (what `run:snapshots` reads)."""
-    from engine import loaders
+    and keep the usable rows as Parquet under snapshots/ (what the run:* steps on snapshots read)."""
     from fixtures.generator import DEFAULT_AS_OF
 
-    target = directory / "snapshots"
-    target.mkdir(exist_ok=True)
     started, cpu = time.perf_counter(), time.process_time()
-    rows = 0
-    for path in [directory / "roll.parquet", *_sources(directory)]:
-        key = "roll" if path.stem == "roll" else path.stem
-        frame = loaders.load(path, key, DEFAULT_AS_OF).frame
-        rows += frame.height
-        frame.write_parquet(target / f"{key}.parquet")
-        del frame
+    rows = snapshots(directory, DEFAULT_AS_OF)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     return {"wall": wall, "cpu": cpu, "note": f"{rows:,} rows validated and kept"}
 
 
-def step_run_snapshots(directory: Path) -> dict:
-    """The nightly path of store.runs: engine.run.run on lazy scans of validated snapshots (no
-    re-parsing, no re-validation), the roll's ID validity judged at the as-of date."""
+def _snapshot_inputs(directory: Path):
+    """Lazy scans of the validated snapshots, the roll's ID validity judged at the as-of date."""
     import polars as pl
-    import pypinyin  # noqa: F401
 
     from engine.ids import valid_expr
+    from fixtures.generator import DEFAULT_AS_OF
+
+    held = directory / "snapshots"
+    if not (held / "done.json").exists():
+        raise SystemExit("the run:* steps on snapshots need the snapshots step first (--steps snapshots,...)")
+    roll = pl.scan_parquet(held / "roll.parquet")
+    roll = roll.with_columns(valid_expr(pl.col("id_number"), DEFAULT_AS_OF).alias("id_valid"))
+    sources = {p.stem: pl.scan_parquet(p) for p in sorted(held.glob("*.parquet")) if p.stem != "roll"}
+    return roll, sources
+
+
+def _phase(text: str) -> str:
+    """'resolving roll IDs against hukou' -> 'resolving'; 'narrowing hukou to ...' -> 'narrowing hukou'."""
+    words = text.split()
+    return " ".join(words[:2]) if words[0] == "narrowing" else words[0]
+
+
+def step_run_snapshots(directory: Path, parts: int | None) -> dict:
+    """The nightly path of store.runs: engine.run.run (parts None) or engine.partition's run on
+    lazy scans of validated snapshots (no re-parsing, no re-validation)."""
+    import pypinyin  # noqa: F401
+
+    from engine.partition import run_partitioned
     from engine.policy import load_policy
     from engine.run import run
     from fixtures.generator import DEFAULT_AS_OF
 
-    snapshots = directory / "snapshots"
-    if not (snapshots / "roll.parquet").exists():
-        raise SystemExit("run:snapshots needs the snapshots step first (--steps snapshots,run:snapshots)")
     policy = load_policy(directory / "policy.toml")
-    steps: list[float] = []
+    steps: list[tuple[str, float]] = []
     started, cpu = time.perf_counter(), time.process_time()
-    roll = pl.scan_parquet(snapshots / "roll.parquet")
-    roll = roll.with_columns(valid_expr(pl.col("id_number"), DEFAULT_AS_OF).alias("id_valid"))
-    sources = {p.stem: pl.scan_parquet(p) for p in sorted(snapshots.glob("*.parquet")) if p.stem != "roll"}
-    result = run(roll, sources, DEFAULT_AS_OF, policy, on_step=lambda _: steps.append(time.perf_counter()))
+    roll, sources = _snapshot_inputs(directory)
+    on_step = lambda text: steps.append((text.split(" ", 1)[1], time.perf_counter()))  # noqa: E731
+    if parts is None:
+        result = run(roll, sources, DEFAULT_AS_OF, policy, on_step=on_step)
+    else:
+        result = run_partitioned(roll, sources, DEFAULT_AS_OF, policy, parts=parts, on_step=on_step)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-    flags = result.flags
-    truth = pl.read_csv(directory / "truth.csv", schema_overrides={"household_id": pl.String})
-    same = set(flags.select("household_id", "rule_id").iter_rows()) == set(
-        truth.select("household_id", "rule_id").iter_rows()
-    )
-    resolve = steps[-1] - steps[0] if len(steps) >= 2 else float("nan")
-    rules = started + wall - steps[-1] if steps else float("nan")
-    note = (f"{flags.height:,} flags; resolve {resolve:.1f} s, rules {rules:.1f} s; "
-            f"equal to the ground truth: {'yes' if same else 'NO'}")
-    return {"wall": wall, "cpu": cpu, "note": note, "resolve": resolve, "rules": rules}
+    ends = [t for _, t in steps[1:]] + [started + wall]
+    phases = {_phase(text): end - t for (text, t), end in zip(steps, ends, strict=True)}
+    note = (f"{result.flags.height:,} flags; "
+            + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items())
+            + "; " + _truth_note(result.flags, directory))
+    return {"wall": wall, "cpu": cpu, "note": note, "phases": phases}
 
 
-def step_polars(directory: Path) -> dict:
+def step_polars(directory: Path, engine: str = "auto") -> dict:
     import polars as pl
 
     started, cpu = time.perf_counter(), time.process_time()
     roll = pl.scan_parquet(directory / "roll.parquet").select("household_id", "program", "id_number")
-    plans = [roll.join(pl.scan_parquet(p), on="id_number", how="inner") for p in _sources(directory)]
-    rows = sum(frame.height for frame in pl.collect_all(plans))
+    plans = [roll.join(pl.scan_parquet(p), on="id_number", how="inner") for p in source_paths(directory)]
+    rows = sum(frame.height for frame in pl.collect_all(plans, engine=engine))
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     return {"wall": wall, "cpu": cpu, "note": f"{len(plans)} joins, {rows:,} joined rows"}
 
@@ -303,16 +229,16 @@ def step_duckdb(directory: Path) -> dict:
     con = duckdb.connect()
     started, cpu = time.perf_counter(), time.process_time()
     rows = 0
-    for path in _sources(directory):
+    for path in source_paths(directory):
         query = (
             f"SELECT r.household_id, r.program, s.* FROM read_parquet('{directory / 'roll.parquet'}') r "
             f"JOIN read_parquet('{path}') s ON r.id_number = s.id_number"
         )
-        result = con.execute(query)
+        result = con.sql(query)  # a relation: to Arrow without the extra copy of a DB-API result
         fetch = getattr(result, "to_arrow_table", None) or result.fetch_arrow_table  # DuckDB 2 renamed it
         rows += fetch().num_rows
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-    return {"wall": wall, "cpu": cpu, "note": f"{len(_sources(directory))} queries, {rows:,} joined rows"}
+    return {"wall": wall, "cpu": cpu, "note": f"{len(source_paths(directory))} queries, {rows:,} joined rows"}
 
 
 def step_pandas(directory: Path) -> dict:
@@ -321,13 +247,13 @@ def step_pandas(directory: Path) -> dict:
     started, cpu = time.perf_counter(), time.process_time()
     roll = pd.read_parquet(directory / "roll.parquet", columns=["household_id", "program", "id_number"])
     rows = 0
-    for path in _sources(directory):
+    for path in source_paths(directory):
         rows += len(roll.merge(pd.read_parquet(path), on="id_number", how="inner"))
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-    return {"wall": wall, "cpu": cpu, "note": f"{len(_sources(directory))} merges, {rows:,} joined rows"}
+    return {"wall": wall, "cpu": cpu, "note": f"{len(source_paths(directory))} merges, {rows:,} joined rows"}
 
 
-def child(step: str, directory: Path) -> dict:
+def child(step: str, directory: Path, parts: int) -> dict:
     if step == "ingest":
         return step_ingest(directory)
     if step == "run":
@@ -335,25 +261,223 @@ def child(step: str, directory: Path) -> dict:
     if step == "snapshots":
         return step_snapshots(directory)
     if step == "run:snapshots":
-        return step_run_snapshots(directory)
+        return step_run_snapshots(directory, None)
+    if step == "run:partitioned":
+        return step_run_snapshots(directory, parts)
     if step.startswith("run:"):
         return step_run(directory, step.split(":", 1)[1])
+    if step == "polars:streaming":
+        return step_polars(directory, "streaming")
     return {"polars": step_polars, "duckdb": step_duckdb, "pandas": step_pandas}[step](directory)
 
 
-def measure(step: str, directory: Path) -> dict:
+# ---- the parent: children, watched ----------------------------------------------------------
+
+
+def _status_kib(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM of a process, in KiB (empty once it is gone)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return {}
+    return {line.split(":")[0]: int(line.split()[1]) for line in text.splitlines()
+            if line.startswith(("VmRSS:", "VmHWM:"))}
+
+
+def load_average() -> str:
+    """The machine's load averages (1, 5, 15 minutes), to judge whether a figure was disturbed."""
+    try:
+        return "load " + " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "load ?"
+
+
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (every core, /proc/stat), or nan."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        return float("nan")
+
+
+def wait_quiet(max_wait_s: float, threshold: float = 0.25, sample_s: float = 2.0) -> float:
+    """Wait (at most `max_wait_s`) until the rest of the machine keeps fewer than `threshold`
+    cores busy, measured over `sample_s`; returns the last reading. For a shared machine."""
+    deadline = time.monotonic() + max_wait_s
+    while True:
+        before = _busy_seconds()
+        time.sleep(sample_s)
+        busy = (_busy_seconds() - before) / sample_s
+        if busy < threshold or time.monotonic() >= deadline:
+            return busy
+
+
+def measure(step: str, directory: Path, parts: int = DEFAULT_PARTS, max_rss_gib: float = MAX_RSS_GIB) -> dict:
     """Run `step` in a fresh child process; its result and its own peak resident memory (the
-    child reports its ru_maxrss: imports included, nothing of this parent or the generator)."""
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--child", step, str(directory)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
-    )
-    out, err = process.communicate()
-    if process.returncode != 0:
-        raise SystemExit(f"step {step} failed:\n{err}")
-    result = json.loads(out.strip().splitlines()[-1])
+    child reports its ru_maxrss: imports included, nothing of this parent or the generator).
+    A child over `max_rss_gib`, out of memory or killed is a result with `failed` saying so."""
+    with tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(
+            [sys.executable, __file__, "--child", step, str(directory), "--parts", str(parts)],
+            stdout=subprocess.PIPE, stderr=err, text=True,
+        )
+        limit_kib, high, started, busy = max_rss_gib * 1024**2, 0, time.perf_counter(), _busy_seconds()
+        killed = None
+        while process.poll() is None:
+            status = _status_kib(process.pid)
+            high = max(high, status.get("VmHWM", 0))
+            if status.get("VmRSS", 0) > limit_kib:
+                process.kill()
+                killed = f"killed above {max_rss_gib:g} GiB resident after {time.perf_counter() - started:.0f} s"
+            time.sleep(0.05)
+        out = process.stdout.read() if process.stdout else ""
+        err.seek(0)
+        errors = err.read()
+    elapsed = time.perf_counter() - started
+    lines = out.strip().splitlines()
+    if killed or process.returncode != 0 or not lines:
+        if killed is None and process.returncode < 0:
+            killed = f"killed by signal {-process.returncode} after {elapsed:.0f} s (the kernel's OOM killer?)"
+        if killed is None and "MemoryError" not in errors:
+            raise SystemExit(f"step {step} failed:\n{errors}")
+        why = killed or f"MemoryError after {elapsed:.0f} s"
+        return {"failed": why, "wall": elapsed, "cpu": float("nan"), "peak_mib": high / 1024, "note": why}
+    result = json.loads(lines[-1])
     result["peak_mib"] = result.pop("maxrss_kib") / 1024
+    # What the rest of the machine did meanwhile, in cores (this parent's polling is ~0.01):
+    # above ~0.3 another job shared the 2 cores and the figure is disturbed.
+    result["others"] = max(0.0, (_busy_seconds() - busy - result.pop("cpu_process")) / elapsed)
     return result
+
+
+# ---- the API (benchmarks/bench_api.py as a subprocess) ---------------------------------------
+
+API_SCRIPT = ROOT / "benchmarks" / "bench_api.py"
+API_LEVELS = (1, 32)
+API_REQUESTS = 2000
+API_XLSX_ROWS = 10_000
+API_TIMEOUT_S = 3600.0
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _descendants(pid: int) -> list[int]:
+    found, stack = [], [pid]
+    while stack:
+        for child_pid in _children(stack.pop()):
+            found.append(child_pid)
+            stack.append(child_pid)
+    return found
+
+
+def _is_server(pid: int) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"serve" in argv and b"engine" in argv
+
+
+def _api_data_root(directory: Path, households: int, seed: int) -> tuple[Path | None, str]:
+    """A data root in which bench_api (through bench_run.prepare's cache name) finds this scale's
+    directory, and a note saying which data it ran on."""
+    try:
+        from bench_run import _generator_version
+
+        root = directory.parent / f"{directory.name}-api"  # beside it: a link inside would make a cycle
+        root.mkdir(exist_ok=True)
+        link = root / f"{households}-{seed}-{_generator_version()}"
+        if not link.exists():
+            link.symlink_to(directory.resolve(), target_is_directory=True)
+        return root, "this scale's data"
+    except Exception as error:  # noqa: BLE001  (bench_run is not ours: fall back, and say so)
+        return None, f"bench_api's own {households:,}-household city (could not use this scale's data: {error})"
+
+
+def api_rows(found: dict, data_note: str, server_peak_mib: float) -> dict[str, dict]:
+    """bench_api's --json figures as rows of the table (keys api:c<level>, api:xlsx)."""
+    rows: dict[str, dict] = {}
+    for check in found.get("checks", []):
+        level = int(check["concurrency"])
+        rows[f"api:c{level}"] = {
+            "kind": "api", "wall": None, "p50_ms": check["p50_ms"], "p99_ms": check["p99_ms"],
+            "peak_mib": server_peak_mib,
+            "note": (f"**p50 {check['p50_ms']:.1f} ms, p99 {check['p99_ms']:.1f} ms** (p90 {check['p90_ms']:.1f}, "
+                     f"max {check['max_ms']:.1f}); {check['requests']:,} requests, {check['failures']} non-200, "
+                     f"{check['requests_per_s']:.0f}/s; {data_note}"),
+        }
+        if check["failures"]:
+            rows[f"api:c{level}"]["failed_requests"] = check["failures"]
+    batch = found.get("xlsx_batch")
+    if batch:
+        row = {"kind": "api", "wall": batch["elapsed_s"], "peak_mib": server_peak_mib,
+               "note": (f"{batch['rows']:,} rows ({batch['households']:,} households): 202 after "
+                        f"{batch['accepted_s'] * 1000:.0f} ms, {batch['status']}, {batch['flags']:,} flags, "
+                        f"{batch['rejects']:,} rejected")}
+        if batch["status"] != "completed":
+            row["failed"] = f"batch {batch['status']}"
+        rows["api:xlsx"] = row
+    first = found.get("first_check_s")
+    if first is not None and rows:
+        rows[next(iter(rows))]["note"] += f"; first check (builds the index) {first:.2f} s"
+    return rows
+
+
+def measure_api(directory: Path, households: int, seed: int, requests: int = API_REQUESTS,
+                xlsx_rows: int = API_XLSX_ROWS, script: Path = API_SCRIPT,
+                timeout_s: float = API_TIMEOUT_S) -> dict[str, dict]:
+    """Run bench_api.py on this scale's data; its rows, or rows saying why there are none."""
+    root, data_note = _api_data_root(directory, households, seed)
+    expected = [f"api:c{level}" for level in API_LEVELS] + (["api:xlsx"] if xlsx_rows else [])
+
+    def failed(why: str, peak: float = 0.0) -> dict[str, dict]:
+        return {key: {"kind": "api", "failed": why, "wall": None, "peak_mib": peak, "note": why} for key in expected}
+
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryFile("w+") as log:
+        out = Path(tmp) / "api.json"
+        command = [sys.executable, str(script), "--households", str(households), "--seed", str(seed),
+                   "--requests", str(requests), "--concurrency", ",".join(map(str, API_LEVELS)),
+                   "--xlsx-rows", str(xlsx_rows), "--json", str(out)]
+        if root is not None:
+            command += ["--data", str(root)]
+        try:
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+        except OSError as error:
+            return failed(f"bench_api.py did not start: {error}")
+        started, peak_kib, timed_out = time.perf_counter(), 0, False
+        while process.poll() is None:
+            for pid in _descendants(process.pid):
+                if _is_server(pid):
+                    peak_kib = max(peak_kib, _status_kib(pid).get("VmHWM", 0))
+            if time.perf_counter() - started > timeout_s:
+                for pid in reversed(_descendants(process.pid)):  # the server first, then bench_api
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                process.kill()
+                timed_out = True
+            time.sleep(0.1)
+        log.seek(0)
+        text = log.read()
+        peak = peak_kib / 1024
+        if timed_out:
+            return failed(f"bench_api.py killed after {timeout_s:.0f} s", peak)
+        if process.returncode != 0 or not out.exists():
+            last = [line for line in text.strip().splitlines() if line.strip()][-1:] or ["no output"]
+            return failed(f"bench_api.py failed (exit {process.returncode}): {last[0][:200]}", peak)
+        try:
+            rows = api_rows(json.loads(out.read_text(encoding="utf-8")), data_note, peak)
+        except (ValueError, KeyError, TypeError) as error:
+            return failed(f"bench_api.py's --json not understood: {error!r}", peak)
+    return rows or failed("bench_api.py measured nothing", peak)
 
 
 LABELS = {
@@ -362,39 +486,101 @@ LABELS = {
     **{f"run:{c}": f"crosscheck {c} rules" for c in CADENCES},
     "snapshots": "validate roll + every source once -> snapshots",
     "run:snapshots": "crosscheck full run from validated snapshots",
+    "run:partitioned": "crosscheck full run from validated snapshots, narrowed + partitioned",
     "polars": "(floor) bare polars joins, no engine",
+    "polars:streaming": "(floor) bare polars joins, streaming engine",
     "duckdb": "DuckDB exact joins, roll x every source",
     "pandas": "pandas merge, roll x every source",
+    "api": "POST /checks and XLSX batch (benchmarks/bench_api.py)",
+    **{f"api:c{level}": f"`POST /checks`, concurrency {level}, server with this scale's sources"
+       for level in API_LEVELS},
+    "api:xlsx": "XLSX batch, upload to flags, end to end",
 }
+STEPS = [key for key in LABELS if not key.startswith("api:")]  # api:* are the api step's rows
+CITY_STEPS = ["ingest", "run", *(f"run:{c}" for c in CADENCES), "snapshots", "run:snapshots", "run:partitioned",
+              "polars", "polars:streaming"]
+PROVINCE_STEPS = ["snapshots", "run:snapshots", "run:partitioned", "polars:streaming"]
+PEERS = ["duckdb", "pandas"]
 
 
 def best_of(runs: list[dict]) -> dict:
-    """The fastest of a step's repetitions, with the median wall time and the highest peak."""
-    best = dict(min(runs, key=lambda r: r["wall"]))
-    walls = sorted(r["wall"] for r in runs)
+    """The fastest of a step's completed repetitions, with the median wall time and the highest
+    peak; a step that never completed is its first failure."""
+    done = [r for r in runs if "failed" not in r] or runs[:1]
+    best = dict(min(done, key=lambda r: r["wall"]))
+    walls = sorted(r["wall"] for r in done)
     best["median_wall"] = walls[len(walls) // 2]
     best["walls"] = [r["wall"] for r in runs]
     best["peak_mib"] = max(r["peak_mib"] for r in runs)
+    failures = [r["failed"] for r in runs if "failed" in r]
+    if failures and "failed" not in best:
+        best["note"] = f"{best.get('note', '')} ({len(failures)} of {len(runs)} repetitions failed: {failures[0]})"
     return best
 
 
 def table(results: dict[str, dict]) -> str:
     """Wall (best and median of the repetitions), CPU and peak of the best, the highest peak;
-    crosscheck's best wall divided by each peer's best."""
-    duck, pandas_ = results.get("duckdb"), results.get("pandas")
+    crosscheck's best wall divided by each peer's best; `others`: the cores the rest of the
+    machine kept busy during the best repetition (disturbed above ~0.3). A failed step shows why."""
+    duck, pandas_ = (r if r and "failed" not in r else None for r in (results.get("duckdb"), results.get("pandas")))
     lines = [
-        "| step | wall s, best | wall s, median | CPU s | peak MiB | ÷ DuckDB | ÷ pandas | notes |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| step | wall s, best | wall s, median | CPU s | peak MiB | ÷ DuckDB | ÷ pandas | others | notes |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
+
     def ratio(step: str, r: dict, peer: dict | None) -> str:
-        return f"{r['wall'] / peer['wall']:.2f}×" if peer and step.startswith("run") else ""
+        return f"{r['wall'] / peer['wall']:.2f}×" if peer and step.startswith("run") and "failed" not in r else ""
 
     for step, r in results.items():
+        if r.get("kind") == "api":  # latency rows: p50/p99 in the notes; the XLSX batch: its wall time
+            wall = "—" if r.get("wall") is None else f"{r['wall']:.2f}"
+            peak = f"{r['peak_mib']:,.0f}" if r.get("peak_mib") else "—"
+            note = f"**did not complete**: {r['failed']}" if "failed" in r and "p50_ms" not in r else r["note"]
+            lines.append(f"| {LABELS[step]} | {wall} | (once) | — | {peak} |  |  |  | {note} |")
+            continue
+        if "failed" in r:
+            lines.append(f"| {LABELS[step]} | — | — | — | ≥ {r['peak_mib']:,.0f} |  |  |  "
+                         f"| **did not complete**: {r['failed']} |")
+            continue
+        others = f"{r['others']:.2f}" if "others" in r else ""
         lines.append(
             f"| {LABELS[step]} | {r['wall']:.2f} | {r['median_wall']:.2f} | {r['cpu']:.2f} | {r['peak_mib']:,.0f} | "
-            f"{ratio(step, r, duck)} | {ratio(step, r, pandas_)} | {r.get('note', '')} |"
+            f"{ratio(step, r, duck)} | {ratio(step, r, pandas_)} | {others} | {r.get('note', '')} |"
         )
     return "\n".join(lines)
+
+
+def targets(scale: str, results: dict[str, dict]) -> list[str]:
+    """The issue's targets for the crosscheck runs measured, met or not."""
+    duck = results.get("duckdb")
+    lines = []
+    for step in ("run", "run:snapshots", "run:partitioned"):
+        run = results.get(step)
+        if run is None:
+            continue
+        done = "failed" not in run
+        if scale == "province":
+            checks = [("completes", done), ("≤ 16 GB peak", done and run["peak_mib"] <= 16 * 1000**3 / 1024**2),
+                      ("≤ 90 s wall", done and run["wall"] <= 90)]
+        else:
+            checks = [("≤ 5 s wall", done and run["wall"] <= 5),
+                      ("≤ 3 GB peak", done and run["peak_mib"] <= 3 * 1000**3 / 1024**2)]
+            if duck and "failed" not in duck:
+                checks.append(("no slower than DuckDB's exact joins", done and run["wall"] <= duck["wall"]))
+        kind = "province" if scale == "province" else "city (meaningful at --scale city)"
+        lines.append(f"{kind} targets for the {LABELS[step]}: "
+                     + "; ".join(f"{text}: {'met' if ok else 'NOT met'}" for text, ok in checks))
+    api = results.get(f"api:c{max(API_LEVELS)}")
+    if api is not None:
+        ok = "p99_ms" in api and api["p99_ms"] <= 20 and not api.get("failed_requests")
+        lines.append(f"API target: POST /checks p99 ≤ 20 ms at concurrency {max(API_LEVELS)}: "
+                     f"{'met' if ok else 'NOT met'}" + ("" if "p99_ms" in api else f" ({api.get('failed')})"))
+    batch = results.get("api:xlsx")
+    if batch is not None:
+        ok = "failed" not in batch and batch["wall"] is not None and batch["wall"] <= 3
+        lines.append(f"API target: XLSX batch, upload to flags, ≤ 3 s: {'met' if ok else 'NOT met'}"
+                     + (f" ({batch['failed']})" if "failed" in batch else ""))
+    return lines
 
 
 def main() -> None:
@@ -403,11 +589,24 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="generator seed")
     parser.add_argument("--data", type=Path, default=ROOT / "bench-data", help="where generated data is cached")
     parser.add_argument("--steps", default=None,
-                        help="comma-separated subset of: ingest,run," + ",".join(f"run:{c}" for c in CADENCES)
-                        + ",snapshots,run:snapshots,polars,duckdb,pandas (default all, in this order)")
+                        help="comma-separated subset of: " + ",".join(STEPS) + " (default: see above)")
     parser.add_argument("--repeat", type=int, default=1, help="run every step this many times, report the best")
+    parser.add_argument("--parts", type=int, default=DEFAULT_PARTS,
+                        help=f"partitions of households for run:partitioned (default {DEFAULT_PARTS})")
+    parser.add_argument("--max-rss-gib", type=float, default=MAX_RSS_GIB,
+                        help=f"kill a step above this resident memory (default {MAX_RSS_GIB:g}); it shows as a row")
     parser.add_argument("--no-peers", action="store_true", help="skip DuckDB and pandas (not installed)")
+    parser.add_argument("--api", action="store_true", help="add the api step (default only at --scale city)")
+    parser.add_argument("--no-api", action="store_true", help="skip the api step")
+    parser.add_argument("--api-requests", type=int, default=API_REQUESTS,
+                        help=f"POST /checks requests per concurrency level (default {API_REQUESTS})")
+    parser.add_argument("--api-xlsx-rows", type=int, default=API_XLSX_ROWS,
+                        help=f"rows of the XLSX batch (default {API_XLSX_ROWS}; 0: none)")
+    parser.add_argument("--api-script", type=Path, default=API_SCRIPT, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help="also write the results here as JSON")
+    parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                        help="before each step, wait up to SECONDS for the rest of the machine to keep "
+                             "fewer than 0.25 cores busy (a shared machine; default 0: do not wait)")
     parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", nargs=2, metavar=("STEP", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -415,8 +614,14 @@ def main() -> None:
     if args.child:
         import resource
 
-        result = child(args.child[0], Path(args.child[1]))
-        result["maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: KiB
+        try:
+            result = child(args.child[0], Path(args.child[1]), args.parts)
+        except MemoryError:
+            print("MemoryError", file=sys.stderr)
+            raise SystemExit(3) from None
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        result["maxrss_kib"] = usage.ru_maxrss  # Linux: KiB
+        result["cpu_process"] = usage.ru_utime + usage.ru_stime  # imports included: for `others` below
         print(json.dumps(result))
         return
 
@@ -424,14 +629,14 @@ def main() -> None:
         print(prepare(args.scale, args.seed, args.data))
         return
     try:
-        parse_scale(args.scale)  # fail early on a bad --scale
+        name, _, _ = parse_scale(args.scale)  # fail early on a bad --scale
     except argparse.ArgumentTypeError as error:
         parser.error(str(error))
-    steps = args.steps.split(",") if args.steps else [
-        "ingest", "run", *(f"run:{c}" for c in CADENCES), "snapshots", "run:snapshots", "polars",
-        *([] if args.no_peers else ["duckdb", "pandas"]),
-    ]
-    unknown = [s for s in steps if s not in LABELS]
+    defaults = PROVINCE_STEPS if name == "province" else CITY_STEPS
+    with_api = not args.no_api and (args.api or name == "city")
+    steps = args.steps.split(",") if args.steps else [*defaults, *([] if args.no_peers else PEERS),
+                                                      *(["api"] if with_api else [])]
+    unknown = [s for s in steps if s not in STEPS]
     if unknown:
         parser.error(f"unknown steps: {', '.join(unknown)}")
     # Generated in a child too: a child's ru_maxrss starts from its parent's resident size at
@@ -449,31 +654,39 @@ def main() -> None:
     print(f"scale {args.scale}: {counts['households']:,} households, roll {rows['roll']:,} rows, "
           f"sources {sum(v for k, v in rows.items() if k != 'roll'):,} rows "
           f"({', '.join(f'{k} {v:,}' for k, v in rows.items() if k != 'roll')})", flush=True)
-    runs: dict[str, list[dict]] = {step: [] for step in steps}
+    measured = [step for step in steps if step != "api"]
+    runs: dict[str, list[dict]] = {step: [] for step in measured}
     for repetition in range(args.repeat):  # interleaved: a slow spell of the machine hits every step
-        for step in steps:
+        for step in measured:
             if step == "snapshots" and repetition:
-                continue  # preparation for run:snapshots; once is enough
-            result = measure(step, directory)
+                continue  # preparation for the runs on snapshots; once is enough
+            if args.wait_quiet:
+                wait_quiet(args.wait_quiet)
+            result = measure(step, directory, args.parts, args.max_rss_gib)
+            result["loadavg"] = load_average()  # the 1-minute figure includes this step's own ~1-2
             runs[step].append(result)
+            state = f" — {result['failed']}" if "failed" in result else ""
+            others = f"other processes {result['others']:.2f} cores, " if "others" in result else ""
             print(f"  [{repetition + 1}/{args.repeat}] {LABELS[step]}: wall {result['wall']:.2f} s, "
-                  f"cpu {result['cpu']:.2f} s, peak {result['peak_mib']:,.0f} MiB", flush=True)
+                  f"cpu {result['cpu']:.2f} s, peak {result['peak_mib']:,.0f} MiB{state} ({others}{result['loadavg']})",
+                  flush=True)
     results = {step: best_of(found) for step, found in runs.items()}
+    if "api" in steps:
+        if args.wait_quiet:
+            wait_quiet(args.wait_quiet)
+        print(f"  {LABELS['api']}: {load_average()}", flush=True)
+        found = measure_api(directory, counts["households"], args.seed, args.api_requests, args.api_xlsx_rows,
+                            args.api_script)
+        results.update(found)
+        for key, r in found.items():
+            print(f"  {LABELS[key]}: {r['note']}", flush=True)
     print()
     print(table(results))
-    duck = results.get("duckdb")
-    for step in ("run", "run:snapshots"):
-        if step not in results:
-            continue
-        run = results[step]
-        checks = [("≤ 5 s wall", run["wall"] <= 5), ("≤ 3 GB peak", run["peak_mib"] <= 3 * 1024)]
-        if duck:
-            checks.append(("no slower than DuckDB's exact joins", run["wall"] <= duck["wall"]))
-        print(f"city targets for the {LABELS[step]} (meaningful at --scale city): "
-              + "; ".join(f"{text}: {'met' if ok else 'NOT met'}" for text, ok in checks))
+    for line in targets(name, results):
+        print(line)
     if args.json:
-        args.json.write_text(json.dumps({"scale": args.scale, "rows": rows, "results": results}, indent=1),
-                             encoding="utf-8")
+        args.json.write_text(json.dumps({"scale": args.scale, "parts": args.parts, "rows": rows, "results": results},
+                                        indent=1), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -27,21 +27,87 @@ def test_scale_smoke(tmp_path: Path) -> None:
     assert "equal to the ground truth: yes" in completed.stdout
     results = json.loads(out.read_text(encoding="utf-8"))["results"]
     expected = {"ingest", "run", "run:monthly", "run:quarterly", "run:semiannual", "run:annual", "snapshots",
-                "run:snapshots", "polars"}
+                "run:snapshots", "run:partitioned", "polars", "polars:streaming"}
     assert expected | ({"duckdb", "pandas"} if peers else set()) == set(results)
     assert all(r["wall"] >= 0 and r["peak_mib"] > 0 for r in results.values())
     # every peer joined the same rows
-    joined = {s: results[s]["note"].split(", ")[1] for s in ("polars", "duckdb", "pandas") if s in results}
+    joined = {s: results[s]["note"].split(", ")[1] for s in ("polars", "polars:streaming", "duckdb", "pandas")
+              if s in results}
     assert len(set(joined.values())) == 1, joined
 
 
-def test_background_ids_are_valid_distinct_and_off_the_roll() -> None:
+def test_a_step_over_the_memory_limit_is_a_row_not_a_crash(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPT), "--scale", "50", "--data", str(tmp_path), "--json", str(out),
+         "--steps", "polars", "--max-rss-gib", "0.02"],  # below what importing polars takes
+        capture_output=True, text=True, check=False, timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "did not complete" in completed.stdout
+    assert "killed above 0.02 GiB" in json.loads(out.read_text(encoding="utf-8"))["results"]["polars"]["failed"]
+
+
+def _scale():
     spec = importlib.util.spec_from_file_location("scale", SCRIPT)
     scale = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(scale)
+    return scale
+
+
+def test_province_steps_are_known_and_skip_the_file_path() -> None:
+    scale = _scale()
+    assert set(scale.PROVINCE_STEPS) <= set(scale.LABELS)
+    assert "run" not in scale.PROVINCE_STEPS and "run:partitioned" in scale.PROVINCE_STEPS
+    assert scale.parse_scale("province") == ("province", 1_200_000, 10.0)
+
+
+def test_background_ids_are_valid_distinct_and_off_the_roll() -> None:
+    scale = _scale()
     from engine.ids import valid_expr
 
     ids = scale.background_ids(0, 50_000)
     assert ids.n_unique() == 50_000
     assert pl.select(valid_expr(pl.lit(ids)).all()).item()
     assert not ids.str.starts_with("3203").any()  # the generated city's IDs are 3203xx
+
+
+_API_JSON = {
+    "households": 300, "first_check_s": 0.8, "server_rss_mib": 400.0,
+    "checks": [
+        {"concurrency": 1, "requests": 200, "failures": 0, "p50_ms": 3.1, "p90_ms": 4.0, "p99_ms": 6.5,
+         "max_ms": 9.0, "mean_ms": 3.3, "requests_per_s": 290.0},
+        {"concurrency": 32, "requests": 200, "failures": 0, "p50_ms": 15.2, "p90_ms": 19.0, "p99_ms": 24.9,
+         "max_ms": 30.0, "mean_ms": 15.9, "requests_per_s": 600.0},
+    ],
+    "xlsx_batch": {"rows": 700, "households": 300, "accepted_s": 0.05, "elapsed_s": 1.25, "status": "completed",
+                   "flags": 40, "rejects": 0},
+}
+
+
+def test_bench_api_figures_become_rows_and_targets() -> None:
+    scale = _scale()
+    rows = scale.api_rows(_API_JSON, "this scale's data", 512.0)
+    assert set(rows) == {"api:c1", "api:c32", "api:xlsx"}
+    text = scale.table(rows)
+    assert "p50 15.2 ms, p99 24.9 ms" in text and "| 1.25 |" in text
+    lines = "\n".join(scale.targets("city", rows))
+    assert "p99 ≤ 20 ms at concurrency 32: NOT met" in lines
+    assert "XLSX batch, upload to flags, ≤ 3 s: met" in lines
+
+
+def test_a_failing_api_benchmark_is_a_row_not_a_crash(tmp_path: Path) -> None:
+    broken = tmp_path / "broken_bench_api.py"
+    broken.write_text("import sys\nprint('the server did not start')\nsys.exit(1)\n", encoding="utf-8")
+    out = tmp_path / "results.json"
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPT), "--scale", "50", "--data", str(tmp_path), "--json", str(out),
+         "--steps", "api", "--api-script", str(broken)],
+        capture_output=True, text=True, check=False, timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr
+    results = json.loads(out.read_text(encoding="utf-8"))["results"]
+    assert set(results) == {"api:c1", "api:c32", "api:xlsx"}
+    assert all("bench_api.py failed (exit 1): the server did not start" in r["failed"] for r in results.values())
+    assert completed.stdout.count("did not complete") == 3
+    assert "POST /checks p99 ≤ 20 ms at concurrency 32: NOT met" in completed.stdout
