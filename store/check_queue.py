@@ -192,11 +192,7 @@ class CheckQueue:
         persons = {i: set(f.get_column("id_number").to_list()) for i, f in frames.items()}
         resolvable = {i for i, f in frames.items() if not f.get_column("id_valid").all()}
         everyone = set().union(*persons.values()) if persons else set()
-        enrolled: dict[str, set[str]] = {}
-        if everyone and self.checker.enrolments.height:
-            found = self.checker.enrolments.filter(pl.col("id_number").is_in(list(everyone)))
-            for person, household in found.iter_rows():
-                enrolled.setdefault(person, set()).add(household)
+        enrolled = self.checker.enrolled_in(list(everyone))
         parts: list[tuple[list[int], set[str], set[str], set[str]]] = []  # members, persons, households, enrolled in
         out: list[list[int]] = []
         for index in frames:

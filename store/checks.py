@@ -78,9 +78,24 @@ class Checker:
         # Who is enrolled in which household of the roll: store.check_queue keeps checks that
         # could see each other's households apart.
         self.enrolments = (roll.filter(pl.col("id_valid")).select("id_number", "household_id").unique()
+                           .sort("id_number")
                            if roll is not None else pl.DataFrame(schema={"id_number": pl.String,
                                                                         "household_id": pl.String}))
         return CheckIndex(roll, sources, self.policy)
+
+    def enrolled_in(self, persons: list[str]) -> dict[str, set[str]]:
+        """The roll's households of each of `persons` (valid IDs), by binary search of the
+        enrolments sorted by ID: a filter of the whole roll per request costs milliseconds."""
+        enrolments = self.enrolments
+        if not persons or not enrolments.height:
+            return {}
+        ids = enrolments.get_column("id_number")
+        wanted = pl.Series(sorted(set(persons)), dtype=pl.String)
+        starts = ids.search_sorted(wanted, side="left").to_list()
+        ends = ids.search_sorted(wanted, side="right").to_list()
+        households = enrolments.get_column("household_id")
+        return {person: set(households.slice(start, end - start).to_list())
+                for person, start, end in zip(wanted.to_list(), starts, ends, strict=True) if end > start}
 
     def check(self, households: pl.DataFrame, as_of: date, rules: list[str] | None = None,
               cadences: list[str] | None = None) -> tuple[RunResult, dict[str, Snapshot]]:

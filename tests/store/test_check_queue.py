@@ -90,3 +90,43 @@ def test_the_same_household_twice_is_checked_twice_not_merged(checker, city):
     assert first.frame.get_column("_row").to_list() == list(range(members.height))
 
 
+
+
+@pytest.fixture
+def checker_with_roll(store, deliver, city):
+    deliver.all(city)
+    checker = Checker(store)
+    checker.current()
+    return checker
+
+
+def test_enrolled_in_finds_every_household_of_each_person(checker_with_roll):
+    enrolments = checker_with_roll.enrolments
+    twice = enrolments.group_by("id_number").len().filter(pl.col("len") > 1).get_column("id_number").to_list()[:3]
+    once = enrolments.get_column("id_number").unique().sort().to_list()[:5]
+    persons = [*twice, *once, "110105199001011234"]  # the last is enrolled nowhere
+    expected = {person: set(enrolments.filter(pl.col("id_number") == person).get_column("household_id").to_list())
+                for person in persons}
+    assert checker_with_roll.enrolled_in(persons) == {p: h for p, h in expected.items() if h}
+    assert checker_with_roll.enrolled_in([]) == {}
+
+
+def test_a_household_enrolling_anothers_member_is_checked_apart_from_it(checker_with_roll, city):
+    sizes = city.roll.group_by("household_id").len().filter(pl.col("len") >= 2).sort("household_id")
+    household = sizes.get_column("household_id")[0]
+    members = _members(city, household)
+    # The applicant is still enrolled in their old household, which is checked at the same moment
+    # without them: no person is in both requests, yet the roll ties the two households.
+    applicant = members.head(1).with_columns(pl.lit("APP-1").alias("household_id"))
+    theirs = members.slice(1)
+    queue = CheckQueue(checker_with_roll)
+    futures = [queue.submit(applicant, AS_OF), queue.submit(theirs, AS_OF)]  # waiting together
+    queue.start()
+    try:
+        answers = [f.result(timeout=60) for f in futures]
+    finally:
+        queue.stop()
+    for members, answer in zip((applicant, theirs), answers, strict=True):
+        assert answer.flags.equals(_alone(checker_with_roll, members))
+    assert "duplicate_enrollment" in answers[0].flags.get_column("rule_id").to_list()
+    assert queue.calls == 2  # taken as one group, then checked in two parts
