@@ -211,9 +211,11 @@ _RID = "_resolve_rid"
 _SMALL = 1000  # rows: a household or a few (engine.check), not a roll
 
 
-def _collect(plan: pl.LazyFrame, rows: int) -> pl.DataFrame:
-    """Over a few rows, planning costs more than the work: no optimizer, no streaming engine."""
-    if rows <= _SMALL:
+def _collect(plan: pl.LazyFrame, rows: int, hukou: HukouLookup | None = None) -> pl.DataFrame:
+    """Over a few rows, planning costs more than the work: no optimizer, no streaming engine.
+    Not when the plan reads a hukou scan: without projection pushdown it would read every
+    column of every row (a 3-row roll against a 100M-row hukou Parquet took 24 GB)."""
+    if rows <= _SMALL and getattr(hukou, "in_memory", True):
         return plan.collect(engine="in-memory", optimizations=pl.QueryOptFlags.none())
     return plan.collect()
 
@@ -243,6 +245,7 @@ class ScanLookup:
 
     def __init__(self, hukou: pl.DataFrame | pl.LazyFrame) -> None:
         self.hukou = _lazy(hukou)
+        self.in_memory = isinstance(hukou, pl.DataFrame)  # else a scan: keep the optimizer (see _collect)
 
     def holders(self, ids: pl.Series) -> pl.LazyFrame:
         # Narrow hukou to the roll's IDs first: the semi-join hashes the small roll side, whereas
@@ -309,7 +312,7 @@ def _attempts(frame: pl.DataFrame, hukou: HukouLookup) -> pl.DataFrame:
             valid.filter(pl.col("_hit").is_null()).select(columns).with_columns(pl.lit("absent").alias("kind")),
             valid.filter(pl.col("_hit") & differs).select(columns).with_columns(pl.lit("mismatch").alias("kind")),
         ]
-    ).unique(_RID, keep="first", maintain_order=True).pipe(_collect, frame.height)
+    ).unique(_RID, keep="first", maintain_order=True).pipe(_collect, frame.height, hukou)
 
 
 def _pairs(attempts: pl.DataFrame, spellings: dict[int, Reading], hukou: HukouLookup,
@@ -341,7 +344,7 @@ def _pairs(attempts: pl.DataFrame, spellings: dict[int, Reading], hukou: HukouLo
             names.key_expr(pl.col("name")).alias("name_key"),
             town,
         )
-        .pipe(_collect, attempts.height)
+        .pipe(_collect, attempts.height, hukou)
     )
     columns = [_RID, "id_number", "name", "name_key", "region_code"]
     return pl.concat(

@@ -295,3 +295,24 @@ def test_resolving_is_deterministic_and_ignores_hukou_order(city):
     assert first.equals(resolve(roll, sources["hukou"], AS_OF))
     assert first.equals(resolve(roll, shuffled, AS_OF))
     assert resolve(first, sources["hukou"], AS_OF).equals(first)  # a resolved roll stays as it is
+
+
+@SETTINGS
+@given(cities())
+def test_a_hukou_scan_resolves_as_the_frame_does(tmp_path_factory, city):
+    # A few rows take the small path; against a scan it must keep projection pushdown (else it
+    # reads every column of a 100M-row hukou), and answer exactly as against the frame.
+    rows, hukou_rows, _ = city
+    roll, sources = frames(rows, {"hukou": hukou_rows})
+    path = tmp_path_factory.mktemp("hukou") / "hukou.parquet"
+    sources["hukou"].write_parquet(path)
+    assert resolve(roll, pl.scan_parquet(path), AS_OF).equals(resolve(roll, sources["hukou"], AS_OF))
+
+
+def test_only_an_in_memory_hukou_takes_the_unoptimized_small_path(tmp_path):
+    from engine.resolve import ScanLookup
+
+    frame = pl.DataFrame({"id_number": ["x"], "name": ["y"], "region_code": ["z"]})
+    frame.write_parquet(tmp_path / "h.parquet")
+    assert ScanLookup(frame).in_memory
+    assert not ScanLookup(pl.scan_parquet(tmp_path / "h.parquet")).in_memory
