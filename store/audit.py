@@ -32,6 +32,7 @@ class AuditLog:
         self.interval = interval
         self._queue: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -44,17 +45,20 @@ class AuditLog:
             self._queue.append(entry)
 
     def flush(self) -> int:
-        with self._lock:
-            queued, self._queue = self._queue, []
-        if queued:
-            try:
-                with self.store.write() as session:
-                    session.execute(sa.insert(AuditEntry), queued)
-            except Exception:
-                with self._lock:  # keep them for the next attempt, in order
-                    self._queue = queued + self._queue
-                raise
-        return len(queued)
+        # One flush at a time: a reader's flush (GET /audit) must wait for the entries the
+        # background thread has taken and is still writing, or it reads the log without them.
+        with self._flushing:
+            with self._lock:
+                queued, self._queue = self._queue, []
+            if queued:
+                try:
+                    with self.store.write() as session:
+                        session.execute(sa.insert(AuditEntry), queued)
+                except Exception:
+                    with self._lock:  # keep them for the next attempt, in order
+                        self._queue = queued + self._queue
+                    raise
+            return len(queued)
 
     def start(self) -> None:
         if self._thread is None:
