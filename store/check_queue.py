@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -59,23 +60,34 @@ class CheckAnswer:
     problems: list[Problem] = field(default_factory=list)  # rows that cannot be used: nothing was checked
     warnings: list[Problem] = field(default_factory=list)
     as_of: date | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)  # the flags as dicts, made on the queue's thread
+
+
+Columns = Mapping[str, list[Any]]  # a household's String columns as lists, one entry per member
+
+
+def _frame(members: pl.DataFrame | Columns) -> pl.DataFrame:
+    if isinstance(members, pl.DataFrame):
+        return members
+    return pl.DataFrame(dict(members), schema=dict.fromkeys(members, pl.String))
 
 
 @dataclass
 class _Request:
-    members: pl.DataFrame  # String columns of the roll, one household
+    members: pl.DataFrame | Columns  # String columns of the roll, one household
     as_of: date
     rules: tuple[str, ...] | None
     cadences: tuple[str, ...] | None
     future: Future[CheckAnswer]
+    household: str = ""
+
+    def __post_init__(self) -> None:
+        ids = self.members["household_id"]
+        self.household = str(ids[0])
 
     @property
     def key(self) -> tuple[Any, ...]:
         return (self.as_of, self.rules, self.cadences)
-
-    @property
-    def household(self) -> str:
-        return str(self.members.get_column("household_id")[0])
 
 
 class CheckQueue:
@@ -102,9 +114,11 @@ class CheckQueue:
             self._thread.join(timeout=10)
             self._thread = None
 
-    def submit(self, members: pl.DataFrame, as_of: date, rules: list[str] | None = None,
+    def submit(self, members: pl.DataFrame | Columns, as_of: date, rules: list[str] | None = None,
                cadences: list[str] | None = None) -> Future[CheckAnswer]:
-        """Queue one household's rows (String columns as a roll file has them)."""
+        """Queue one household's rows (String columns as a roll file has them). Given as lists,
+        the frame is made on the queue's thread: on an event loop every polars call may wait
+        for the GIL the checking thread holds."""
         request = _Request(members, as_of, tuple(rules) if rules is not None else None,
                            tuple(cadences) if cadences is not None else None, Future())
         with self._ready:
@@ -144,14 +158,15 @@ class CheckQueue:
                 request.future.set_result(answer)
 
     def _check(self, group: list[_Request]) -> list[CheckAnswer]:
+        members = [_frame(request.members) for request in group]
         first = group[0]
         starts, offset = [], 0
-        for request in group:
+        for rows in members:
             starts.append(offset)
-            offset += request.members.height
-        loaded = load_frame(pl.concat([r.members for r in group], how="vertical"), "roll", "request", first.as_of,
+            offset += rows.height
+        loaded = load_frame(pl.concat(members, how="vertical"), "roll", "request", first.as_of,
                             first_row=0)
-        owner = [index for index, request in enumerate(group) for _ in range(request.members.height)]
+        owner = [index for index, rows in enumerate(members) for _ in range(rows.height)]
 
         def local(problem: Problem, index: int) -> Problem:
             return replace(problem, row=problem.row - starts[index]) if problem.row is not None else problem
@@ -231,5 +246,5 @@ class CheckQueue:
                 mine = mine.with_columns(pl.col("evidence").map_elements(_own_rows, return_dtype=pl.String))
             answers[index] = CheckAnswer(flags=mine, ran=result.ran, skipped=result.skipped, held=held,
                                          frame=frames[index].with_columns(pl.col("_row") % _BLOCK),
-                                         warnings=warnings.get(index, []), as_of=first.as_of)
+                                         warnings=warnings.get(index, []), as_of=first.as_of, rows=mine.to_dicts())
         return answers

@@ -19,10 +19,10 @@ __all__ = ["flag_rows", "stored_flag", "event_out", "problem_out"]
 _FLAG_FIELDS = tuple(FlagOut.model_fields)
 
 
-def flag_rows(flags: pl.DataFrame, role: str) -> list[FlagOut]:
-    """Engine flags (with flag_id when recorded) as FlagOut, IDs masked for `role`."""
+def flag_rows(flags: pl.DataFrame | list[dict[str, Any]], role: str) -> list[FlagOut]:
+    """Engine flags (with flag_id when recorded; a frame or its rows) as FlagOut, IDs masked for `role`."""
     out = []
-    for row in flags.iter_rows(named=True):
+    for row in flags.iter_rows(named=True) if isinstance(flags, pl.DataFrame) else flags:
         row = masked(role, row)
         out.append(FlagOut(**{k: row.get(k) for k in _FLAG_FIELDS if k != "evidence"},
                            evidence=parse_evidence(row.get("evidence"))))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date
+from typing import Any
 
 import polars as pl
 from fastapi import APIRouter
@@ -20,19 +21,22 @@ from ._shape import flag_rows
 
 router = APIRouter(tags=["checks 单户核对"], responses=AUTH_ERRORS)
 
-_COLUMNS = ("program", "household_id", "id_number", "name", "region_code", "benefit_monthly", "relation",
-            "declared_income_monthly", "enrolled_on")
 
-
-def _roll(body: CheckIn) -> pl.DataFrame:
-    rows = [
-        {"program": m.program, "household_id": body.household_id, "id_number": m.id_number, "name": m.name,
-         "region_code": m.region_code, "benefit_monthly": repr(m.benefit_monthly), "relation": m.relation,
-         "declared_income_monthly": repr(m.declared_income_monthly),
-         "enrolled_on": m.enrolled_on.isoformat() if m.enrolled_on else None}
-        for m in body.members
-    ]
-    return pl.DataFrame(rows, schema={c: pl.String for c in _COLUMNS}, orient="row")
+def _roll(body: CheckIn) -> dict[str, list[str | None]]:
+    """The household as a roll's String columns, as lists: the check queue makes the frame on its
+    own thread, since on the event loop every polars call may wait for the GIL it holds."""
+    members = body.members
+    return {
+        "program": [m.program for m in members],
+        "household_id": [body.household_id] * len(members),
+        "id_number": [m.id_number for m in members],
+        "name": [m.name for m in members],
+        "region_code": [m.region_code for m in members],
+        "benefit_monthly": [repr(m.benefit_monthly) for m in members],
+        "relation": [m.relation for m in members],
+        "declared_income_monthly": [repr(m.declared_income_monthly) for m in members],
+        "enrolled_on": [m.enrolled_on.isoformat() if m.enrolled_on else None for m in members],
+    }
 
 
 @router.post("/checks", response_model=CheckOut, summary="核对一户 check one household now",
@@ -59,16 +63,16 @@ async def check_household(body: CheckIn, state: StateDep, user: Allowed("checks:
             for p in answer.problems
         ])
     state.metrics.checks.inc()
-    state.metrics.check_flags.inc(answer.flags.height)
+    state.metrics.check_flags.inc(len(answer.rows))
     run_id = None
-    flags = answer.flags
+    flags: pl.DataFrame | list[dict[str, Any]] = answer.rows
     if body.record:
         from store.checks import flag_ids, record
 
         result = RunResult(flags=answer.flags, as_of=as_of, ran=answer.ran, skipped=answer.skipped)
         run_id, _ = await run_in_threadpool(record, state.store, result, [body.household_id], "api", answer.held,
                                             {"check": body.household_id}, region=user.region)
-        flags = flags.with_columns(await run_in_threadpool(flag_ids, state.store, flags))
+        flags = answer.flags.with_columns(await run_in_threadpool(flag_ids, state.store, answer.flags))
     held = answer.held
     return CheckOut(
         household_id=body.household_id, as_of=as_of, flags=flag_rows(flags, user.role), ran=answer.ran,

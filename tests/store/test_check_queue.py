@@ -130,3 +130,16 @@ def test_a_household_enrolling_anothers_member_is_checked_apart_from_it(checker_
         assert answer.flags.equals(_alone(checker_with_roll, members))
     assert "duplicate_enrollment" in answers[0].flags.get_column("rule_id").to_list()
     assert queue.calls == 2  # taken as one group, then checked in two parts
+
+
+def test_a_household_given_as_columns_is_checked_as_its_frame_is(checker, city):
+    household = city.roll.get_column("household_id").unique().sort().to_list()[0]
+    frame = _members(city, household)
+    queue = CheckQueue(checker)
+    queue.start()
+    try:
+        as_frame = queue.submit(frame, AS_OF).result(timeout=60)
+        as_columns = queue.submit(frame.to_dict(as_series=False), AS_OF).result(timeout=60)
+    finally:
+        queue.stop()
+    assert as_columns.flags.equals(as_frame.flags) and as_columns.rows == as_frame.flags.to_dicts()
