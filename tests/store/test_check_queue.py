@@ -4,6 +4,7 @@ household alone gives."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import polars as pl
 import pytest
@@ -36,6 +37,17 @@ def _alone(checker: Checker, members: pl.DataFrame) -> pl.DataFrame:
     return index.check(loaded.frame, AS_OF).flags
 
 
+def _gathered(checker: Checker, *households: Any) -> tuple[CheckQueue, list[Any]]:
+    """Every household queued before the worker starts, so that they are taken together."""
+    queue = CheckQueue(checker)
+    futures = [queue.submit(members, AS_OF) for members in households]
+    queue.start()
+    try:
+        return queue, [future.result(timeout=60) for future in futures]
+    finally:
+        queue.stop()
+
+
 def test_gathered_checks_equal_single_checks(checker, city):
     households = city.roll.get_column("household_id").unique().sort().to_list()[:60]
     queue = CheckQueue(checker)
@@ -61,14 +73,7 @@ def test_a_bad_request_does_not_spoil_the_others(checker, city):
     good, bad = _members(city, households[0]), _members(city, households[1])
     bad = bad.with_columns(pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("nonsense"))
                            .otherwise(pl.col("program")).alias("program"))
-    queue = CheckQueue(checker)
-    # Both queued before the worker starts: they are checked in one call.
-    futures = [queue.submit(good, AS_OF), queue.submit(bad, AS_OF)]
-    queue.start()
-    try:
-        good_answer, bad_answer = (f.result(timeout=60) for f in futures)
-    finally:
-        queue.stop()
+    queue, (good_answer, bad_answer) = _gathered(checker, good, bad)
     assert queue.calls == 1  # the bad one never reaches the engine
     assert [(p.row, p.column) for p in bad_answer.problems] == [(0, "program")]
     assert not good_answer.problems
@@ -78,13 +83,7 @@ def test_a_bad_request_does_not_spoil_the_others(checker, city):
 def test_the_same_household_twice_is_checked_twice_not_merged(checker, city):
     household = city.roll.get_column("household_id").unique().sort()[0]
     members = _members(city, household)
-    queue = CheckQueue(checker)
-    futures = [queue.submit(members, AS_OF), queue.submit(members, AS_OF)]
-    queue.start()
-    try:
-        first, second = (f.result(timeout=60) for f in futures)
-    finally:
-        queue.stop()
+    queue, (first, second) = _gathered(checker, members, members)
     assert queue.calls == 2
     assert first.flags.equals(second.flags)
     assert first.frame.get_column("_row").to_list() == list(range(members.height))
@@ -119,13 +118,7 @@ def test_a_household_enrolling_anothers_member_is_checked_apart_from_it(checker_
     # without them: no person is in both requests, yet the roll ties the two households.
     applicant = members.head(1).with_columns(pl.lit("APP-1").alias("household_id"))
     theirs = members.slice(1)
-    queue = CheckQueue(checker_with_roll)
-    futures = [queue.submit(applicant, AS_OF), queue.submit(theirs, AS_OF)]  # waiting together
-    queue.start()
-    try:
-        answers = [f.result(timeout=60) for f in futures]
-    finally:
-        queue.stop()
+    queue, answers = _gathered(checker_with_roll, applicant, theirs)
     for members, answer in zip((applicant, theirs), answers, strict=True):
         assert answer.flags.equals(_alone(checker_with_roll, members))
     assert "duplicate_enrollment" in answers[0].flags.get_column("rule_id").to_list()
@@ -135,11 +128,5 @@ def test_a_household_enrolling_anothers_member_is_checked_apart_from_it(checker_
 def test_a_household_given_as_columns_is_checked_as_its_frame_is(checker, city):
     household = city.roll.get_column("household_id").unique().sort().to_list()[0]
     frame = _members(city, household)
-    queue = CheckQueue(checker)
-    queue.start()
-    try:
-        as_frame = queue.submit(frame, AS_OF).result(timeout=60)
-        as_columns = queue.submit(frame.to_dict(as_series=False), AS_OF).result(timeout=60)
-    finally:
-        queue.stop()
+    _, (as_frame, as_columns) = _gathered(checker, frame, frame.to_dict(as_series=False))
     assert as_columns.flags.equals(as_frame.flags) and as_columns.rows == as_frame.flags.to_dicts()
