@@ -1,9 +1,10 @@
 """The FastAPI app: create_app(settings) wires the store, the checker, the audit log, the batch
 worker, the error handlers and the routers. `crosscheck serve` runs it under uvicorn.
 
-One process holds the in-memory index of the latest snapshots for POST /checks and runs
-uploaded batches one at a time on a worker thread; run it as one uvicorn worker (the index is
-built once per process, and a batch left unfinished by a stopped server is marked failed when
+The server's child process (store.check_process; CROSSCHECK_CHECK_PROCESS=false: a thread of
+the server) holds the in-memory index of the latest snapshots and checks POST /checks and
+uploaded batches; the batches are run one at a time. Run it as one uvicorn worker (the index is
+built once per server, and a batch left unfinished by a stopped server is marked failed when
 the next one starts).
 """
 
@@ -19,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from store.audit import AuditLog
 from store.batches import fail_interrupted
+from store.check_process import CheckProcess
 from store.check_queue import CheckQueue
 from store.checks import Checker
 from store.db import Store
@@ -94,10 +96,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store.open(settings)
         fail_interrupted(store)
-        state = AppState(settings=settings, store=store, checker=Checker(store), audit=AuditLog(store),
-                         batches=ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch"))
-        state.checks = CheckQueue(state.checker)
-        state.checks.start()
+        if settings.check_process:  # the index and the checking off the event loop's GIL
+            checks: CheckProcess | CheckQueue = CheckProcess(settings)
+            checker: CheckProcess | Checker = checks
+        else:
+            checker = Checker(store)
+            checks = CheckQueue(checker)
+        state = AppState(settings=settings, store=store, checker=checker, audit=AuditLog(store),
+                         batches=ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch"), checks=checks)
+        checks.start()
         state.audit.start()
         app.state.crosscheck = state
         scheduler = None

@@ -20,6 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from store.audit import AuditLog
+from store.check_process import CheckProcess
 from store.check_queue import CheckQueue
 from store.checks import Checker
 from store.db import Store
@@ -45,10 +46,10 @@ class Principal:
 class AppState:
     settings: Settings
     store: Store
-    checker: Checker
+    checker: Checker | CheckProcess  # checks batches: in this process, or in the check process
     audit: AuditLog
     batches: ThreadPoolExecutor
-    checks: CheckQueue | None = None  # POST /checks gathered into engine calls (store.check_queue)
+    checks: CheckQueue | CheckProcess | None = None  # POST /checks gathered into engine calls
     metrics: Metrics = field(default_factory=Metrics)
     started: float = field(default_factory=time.time)
     _users: dict[str, tuple[Principal, float]] = field(default_factory=dict)

@@ -23,7 +23,7 @@ import shutil
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import sqlalchemy as sa
@@ -36,6 +36,9 @@ from .checks import Checker, flag_ids, foreign_households, record
 from .db import Store
 from .models import Batch, utcnow
 from .snapshots import file_hash
+
+if TYPE_CHECKING:
+    from .check_process import CheckProcess
 
 __all__ = ["STATUSES", "PROBLEMS_KEPT", "create", "process", "get", "batch_flags", "list_batches", "fail_interrupted"]
 
@@ -83,7 +86,7 @@ def _refuse(frame: pl.DataFrame, keep: pl.Expr, file: str, column: str, column_z
     return frame.filter(keep), rejects, problems
 
 
-def process(store: Store, checker: Checker, batch_id: int) -> Batch:
+def process(store: Store, checker: Checker | CheckProcess, batch_id: int) -> Batch:
     """Validate, check and record batch `batch_id`; a failure is recorded on the batch, not raised."""
     batch = get(store, batch_id)
     path = store.settings.data_dir / batch.path

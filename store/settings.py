@@ -18,6 +18,8 @@
     CROSSCHECK_MAX_UPLOAD_MB   uploads larger than this are refused before they are read    (50)
     CROSSCHECK_XLSX_MAX_EXPANDED_MB  an uploaded XLSX that expands beyond this is refused (1024)
     CROSSCHECK_HOST, CROSSCHECK_PORT  where `crosscheck serve` listens        (127.0.0.1, 8000)
+    CROSSCHECK_CHECK_PROCESS   a server checks households (POST /checks, batches) in a process
+                               of its own; false: in a thread of its own process         (true)
 
 Command-line flags override the environment (`load_settings(data_dir=…)`); None means "not
 given". A bad value is a StoreError naming the variable, never a pydantic traceback.
@@ -61,6 +63,7 @@ class Settings(BaseSettings):
     xlsx_max_expanded_mb: float = Field(1024.0, gt=0)
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    check_process: bool = True
 
     @field_validator("scheduler_time")
     @classmethod

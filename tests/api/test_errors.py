@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from engine.errors import StoreBusy
 
-from .conftest import AS_OF, assert_error
+from .conftest import AS_OF, assert_error, open_api
 
 
 def test_an_unknown_path_is_a_404(api):
@@ -43,7 +43,14 @@ def test_a_validation_error_names_where_each_problem_is(api):
     assert detail == [{"field": "flag_id", "in": "path", "message": detail[0]["message"]}]
 
 
-def test_a_busy_store_is_a_503_with_retry_after(api, monkeypatch):
+@pytest.fixture(scope="module")
+def api_in_thread(template, city, tmp_path_factory):
+    """The checker in the server's own process, where a test can make it fail."""
+    yield from open_api(template, city, tmp_path_factory.mktemp("api"), check_process=False)
+
+
+def test_a_busy_store_is_a_503_with_retry_after(api_in_thread, monkeypatch):
+    api = api_in_thread
     def busy(*args, **kwargs):
         raise StoreBusy("run 7 holds the store")
 
@@ -54,7 +61,8 @@ def test_a_busy_store_is_a_503_with_retry_after(api, monkeypatch):
     assert response.headers["retry-after"] == "5"
 
 
-def test_a_bug_is_a_500_without_its_traceback(api, monkeypatch):
+def test_a_bug_is_a_500_without_its_traceback(api_in_thread, monkeypatch):
+    api = api_in_thread
     def bug(*args, **kwargs):
         raise KeyError("secret internals")
 

@@ -1,0 +1,234 @@
+"""The checker in a process of its own: POST /checks and uploaded batches checked beside the
+server's event loop, not under its GIL.
+
+    checks = CheckProcess(settings); checks.start()
+    answer = checks.submit(members, as_of, rules, cadences).result()   # as CheckQueue.submit
+    result, held = checks.check(frame, as_of)                          # as Checker.check (batches)
+    checks.stop()
+
+Why: in one process the event loop (HTTP, pydantic, JSON, audit) and the checking thread take
+turns at one GIL, and every polars call of the checker hands it over. Measured at concurrency 32
+with 100,000 households loaded, the gathered checks took 21 ms a batch while requests waited
+five to ten times as long for the loop. A child process holds the index of the latest snapshots
+(store.checks.Checker) and gathers the requests (store.check_queue.CheckQueue) exactly as the
+server's own thread did; the server only parses, sends, and answers.
+
+Messages are pickled over a pipe: requests as lists of strings (a household) or a loaded roll
+frame (a batch); answers as CheckAnswer or (RunResult, held). The snapshots a check read are
+ORM objects: each set is sent once, then named by its ids. If the child dies, every waiting
+request fails with StoreBusy (503, retry) and the next one starts a new child.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import pickle
+import queue
+import signal
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+from datetime import date
+from multiprocessing.connection import Connection
+from typing import Any
+
+import polars as pl
+
+from engine.errors import StoreBusy
+from engine.run import RunResult
+
+from .check_queue import CheckAnswer, CheckQueue, Columns
+from .models import Snapshot
+from .settings import Settings
+
+__all__ = ["CheckProcess"]
+
+_STOP = ("stop", 0)
+Held = dict[str, Snapshot]
+
+
+class CheckProcess:
+    """A child process checking households (see the module's docstring). Thread-safe."""
+
+    def __init__(self, settings: Settings, max_households: int = 64) -> None:
+        self.settings = settings
+        self.max_households = max_households
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, Future[Any]] = {}
+        self._held: dict[tuple[int, ...], Held] = {}
+        self._outbox: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._connection: Connection | None = None
+        self._stopped = False
+        self.started = 0  # children started: 1 unless one died
+
+    def start(self) -> None:
+        with self._lock:
+            self._stopped = False
+            if self._process is None:
+                self._spawn()
+
+    def _spawn(self) -> None:
+        # spawn, never fork: polars' thread pool does not survive a fork.
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe(duplex=True)
+        process = context.Process(target=_serve, args=(theirs, self.settings, self.max_households),
+                                  name="crosscheck-checker", daemon=True)
+        process.start()
+        theirs.close()
+        self._process, self._connection = process, ours
+        self._outbox = queue.SimpleQueue()
+        self.started += 1
+        threading.Thread(target=self._read, args=(ours, process), name="check-process-reader", daemon=True).start()
+        threading.Thread(target=self._write, args=(ours, self._outbox), name="check-process-writer",
+                         daemon=True).start()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            process, outbox = self._process, self._outbox
+        if process is None:
+            return
+        outbox.put(_STOP)
+        outbox.put(None)
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+            process.join(timeout=5)
+
+    def submit(self, members: pl.DataFrame | Columns, as_of: date, rules: list[str] | None = None,
+               cadences: list[str] | None = None) -> Future[CheckAnswer]:
+        """One household's rows, as CheckQueue.submit takes them; the answer's `frame` is None."""
+        return self._send("household", members, as_of, rules, cadences)
+
+    def check(self, households: pl.DataFrame, as_of: date, rules: list[str] | None = None,
+              cadences: list[str] | None = None) -> tuple[RunResult, Held]:
+        """Checker.check in the child (a loaded roll frame: an uploaded batch)."""
+        return self._send("frame", households, as_of, rules, cadences).result()  # type: ignore[no-any-return]
+
+    def _send(self, kind: str, *payload: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError("the check process is stopped")
+            if self._process is None:
+                self._spawn()  # the last one died
+            ident = next(self._ids)
+            self._waiting[ident] = future
+            self._outbox.put((kind, ident, *payload))
+        return future
+
+    def _write(self, connection: Connection, outbox: queue.SimpleQueue[tuple[Any, ...] | None]) -> None:
+        # Sends happen here, not on the event loop: a batch's frame may fill the pipe for a while.
+        while (message := outbox.get()) is not None:
+            try:
+                connection.send(message)
+            except (OSError, ValueError):
+                return  # the reader hears the child is gone and fails what waits
+            except Exception as error:  # not picklable: only this request fails
+                with self._lock:
+                    future = self._waiting.pop(message[1], None)
+                if future is not None:
+                    future.set_exception(error)
+
+    def _read(self, connection: Connection, process: Any) -> None:
+        while True:
+            try:
+                ident, ok, value, held = connection.recv()
+            except (EOFError, OSError):
+                break
+            with self._lock:
+                future = self._waiting.pop(ident, None)
+                if held is not None:
+                    signature, snapshots = held
+                    if snapshots is not None:
+                        self._held[signature] = snapshots
+                    value = self._with_held(value, self._held.get(signature, {}))
+            if future is None:
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+        with self._lock:  # the child is gone: whoever waits hears it, the next request starts another
+            if self._process is process:
+                self._process = self._connection = None
+                self._outbox.put(None)
+                waiting, self._waiting = self._waiting, {}
+            else:
+                waiting = {}
+        connection.close()
+        for future in waiting.values():
+            future.set_exception(StoreBusy("核对服务已中断，请重试 the check process stopped; try again"))
+
+    @staticmethod
+    def _with_held(value: Any, held: Held) -> Any:
+        if isinstance(value, CheckAnswer):
+            return replace(value, held=held)
+        result, _ = value
+        return result, held
+
+
+def _serve(connection: Connection, settings: Settings, max_households: int) -> None:
+    """The child: a Checker and its CheckQueue, fed from the pipe until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server stops us
+    from .checks import Checker
+    from .db import Store
+
+    store = Store.open(settings, migrate=False)  # the server has migrated it
+    checker = Checker(store)
+    checks = CheckQueue(checker, max_households=max_households)
+    checks.start()
+    batches = ThreadPoolExecutor(max_workers=1, thread_name_prefix="check-batch")
+    sending = threading.Lock()
+    sent: set[tuple[int, ...]] = set()  # snapshot sets the server has been sent
+
+    def held_of(held: Held) -> tuple[tuple[int, ...], Held | None]:
+        signature = tuple(sorted(snapshot.id for snapshot in held.values()))
+        return signature, (None if signature in sent else held)
+
+    def reply(ident: int, future: Future[Any]) -> None:
+        error = future.exception()
+        message: tuple[Any, ...]
+        if error is not None:
+            message = (ident, False, error, None)
+        elif isinstance(value := future.result(), CheckAnswer):
+            message = (ident, True, replace(value, held={}, frame=None), held_of(value.held))
+        else:
+            result, held = value
+            message = (ident, True, (result, {}), held_of(held))
+        with sending:
+            try:
+                connection.send(message)
+            except (pickle.PicklingError, TypeError, AttributeError) as unsendable:
+                what = f"{type(error).__name__}: {error}" if error is not None else f"unsendable answer: {unsendable}"
+                connection.send((ident, False, RuntimeError(what), None))
+                return
+            if message[3] is not None:
+                sent.add(message[3][0])
+
+    # The first request should not wait for the index (seconds at city scale): build it now.
+    threading.Thread(target=_warm, args=(checker,), name="check-warm", daemon=True).start()
+    try:
+        while True:
+            try:
+                kind, ident, *payload = connection.recv()
+            except (EOFError, OSError):
+                break
+            if kind == "stop":
+                break
+            work = checks.submit(*payload) if kind == "household" else batches.submit(checker.check, *payload)
+            work.add_done_callback(lambda future, ident=ident: reply(ident, future))
+    finally:
+        checks.stop()
+        batches.shutdown(wait=False, cancel_futures=True)
+        store.close()
+
+
+def _warm(checker: Any) -> None:
+    try:
+        checker.current()
+    except Exception:  # noqa: BLE001 - no snapshot yet, say: the first check reports it
+        pass

@@ -1,0 +1,83 @@
+"""The checker in a child process answers exactly as the checker in this process does, and a
+child that dies fails what waits on it and is replaced."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import polars as pl
+import pytest
+
+from engine.errors import SelectionError, StoreBusy
+from engine.loaders import load_frame
+from store.check_process import CheckProcess
+from store.checks import Checker
+
+from .conftest import AS_OF
+from .test_check_queue import _alone, _members
+
+
+@pytest.fixture
+def delivered(store, deliver, city):
+    deliver.all(city)
+    return store
+
+
+@pytest.fixture
+def child(delivered, settings):
+    process = CheckProcess(settings)
+    process.start()
+    yield process
+    process.stop()
+
+
+def test_checks_in_the_child_equal_checks_in_process(child, delivered, city):
+    checker = Checker(delivered)
+    households = city.roll.get_column("household_id").unique().sort().to_list()[:40]
+    with ThreadPoolExecutor(16) as pool:
+        futures = list(pool.map(lambda h: child.submit(_members(city, h).to_dict(as_series=False), AS_OF), households))
+    answers = [future.result(timeout=120) for future in futures]
+    found = 0
+    for household, answer in zip(households, answers, strict=True):
+        expected = _alone(checker, _members(city, household))
+        assert answer.flags.equals(expected), household
+        assert answer.rows == expected.to_dicts()
+        found += expected.height
+    assert found > 0
+    _, held = checker.current()
+    assert {key: snap.id for key, snap in answers[0].held.items()} == {key: snap.id for key, snap in held.items()}
+    assert answers[-1].held[next(iter(held))].snapshot_date == AS_OF  # sent once, named by ids afterwards
+
+
+def test_a_batch_frame_is_checked_in_the_child_as_in_process(child, delivered, city):
+    households = city.roll.get_column("household_id").unique().sort().to_list()[:30]
+    rows = city.roll.filter(pl.col("household_id").is_in(households))
+    frame = load_frame(rows.select([pl.col(c).cast(pl.String) for c in rows.columns]), "roll", "batch", AS_OF).frame
+    result, held = child.check(frame, AS_OF)
+    expected, expected_held = Checker(delivered).check(frame, AS_OF)
+    assert result.flags.equals(expected.flags) and result.flags.height > 0
+    assert result.ran == expected.ran
+    assert {k: s.id for k, s in held.items()} == {k: s.id for k, s in expected_held.items()}
+
+
+def test_an_error_in_the_child_reaches_the_caller_as_itself(child, city):
+    members = _members(city, city.roll.get_column("household_id")[0]).to_dict(as_series=False)
+    with pytest.raises(SelectionError, match="no_such_rule"):
+        child.submit(members, AS_OF, rules=["no_such_rule"]).result(timeout=120)
+    assert child.submit(members, AS_OF).result(timeout=120).ran  # and the child goes on
+
+
+def test_a_dead_child_fails_what_waits_and_is_replaced(delivered, settings, city):
+    process = CheckProcess(settings)
+    process.start()
+    try:
+        members = _members(city, city.roll.get_column("household_id")[0]).to_dict(as_series=False)
+        waiting = process.submit(members, AS_OF)  # the child is still importing: it cannot have answered
+        process._process.kill()
+        with pytest.raises(StoreBusy):
+            waiting.result(timeout=60)
+        answer = process.submit(members, AS_OF).result(timeout=120)
+        assert process.started == 2
+        assert answer.flags.equals(_alone(Checker(delivered), _members(city, city.roll.get_column("household_id")[0])))
+    finally:
+        process.stop()
