@@ -245,15 +245,21 @@ class CheckIndex:
                 roll = resolve(roll, self._hukou, as_of)
             self._checkin(self._key(roll, as_of, selected), self._checkout(roll, as_of, selected))
 
+    def resolve(self, households: pl.DataFrame, as_of: date) -> pl.DataFrame:
+        """The households' rows (a loaded roll frame) with their IDs resolved, as `check` resolves
+        them. A row's resolution depends on that row and hukou only, so the rows of many checks
+        can be resolved in one call, then checked apart: `check` takes resolved rows as they are."""
+        submitted = self._canonical(households)
+        return resolve(submitted, self._hukou, as_of) if self._hukou is not None else submitted
+
     def check(self, households: pl.DataFrame, as_of: date, rules: list[str] | None = None,
               cadences: list[str] | None = None) -> RunResult:
-        """run()'s result for the households of `households` (a loaded roll frame) as if they
-        were on the indexed roll in place of any rows with their household_ids: their flags only."""
+        """run()'s result for the households of `households` (a loaded roll frame, or the rows
+        `resolve` gave) as if they were on the indexed roll in place of any rows with their
+        household_ids: their flags only."""
         selected, skipped = select_ready(rules, cadences, self.available)
-        submitted = self._canonical(households)
+        submitted = households if "roll_id_valid" in households.columns else self.resolve(households, as_of)
         checked = set(submitted.get_column("household_id").to_list())
-        if self._hukou is not None:
-            submitted = resolve(submitted, self._hukou, as_of)
         roll = submitted
         if self._roll is not None:
             valid = submitted.get_column("id_valid").to_list()

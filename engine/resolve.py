@@ -289,15 +289,18 @@ def _attempts(frame: pl.DataFrame, hukou: HukouLookup) -> pl.DataFrame:
     found = hukou.holders(valid_ids).select(
         "id_number", pl.col("name").alias("_hukou_name"), pl.lit(True).alias("_hit")
     )
-    if frame.height <= _SMALL and valid_ids.len() == frame.height:
-        # A household or a few, every ID valid: when hukou has each under the very name the roll
-        # gives, there is nothing to look for, and no plan is worth running to find that out.
+    if frame.height <= _SMALL:
+        # A household or a few: a row whose valid ID hukou holds under the very name the roll
+        # gives has nothing to look for, and no plan is worth running to find that out. The
+        # others (most often none) are looked at below, as a roll's rows are.
         held: dict[str, set[str]] = {}
         for id_number, name in found.select("id_number", "_hukou_name").collect().iter_rows():
             held.setdefault(id_number, set()).add(name)
-        if all(held.get(i) == {n} for i, n in zip(valid_ids.to_list(), frame.get_column("name").to_list(),
-                                                   strict=True)):
+        look = [not (valid and held.get(id_number) == {name}) for id_number, name, valid in
+                frame.select("id_number", "name", "id_valid").iter_rows()]
+        if not any(look):
             return _NO_ATTEMPTS.clear()
+        frame = frame.filter(pl.Series(look, dtype=pl.Boolean))
     rows = frame.lazy().select(*columns, "id_valid")
     # One join; the names' keys are computed only where the spellings differ at all.
     valid = (

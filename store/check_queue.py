@@ -12,11 +12,11 @@ distinct household ids), validates their rows with one engine.loaders call, chec
 one CheckIndex call and hands each request its own flags. With one client there is nothing to
 gather and a request goes straight through.
 
-Requests are gathered only where their checks cannot see each other (the rules that look
-across households — duplicate enrolment, program conflicts — join on the person): no person in
-two of them, no household of one in which the roll enrols a person of another, and none with an
-ID the resolver may change (an invalid one is checked alone). Otherwise they are checked in
-separate calls.
+Their IDs are resolved in one call (a row's resolution depends on that row and hukou only).
+Requests are then checked together only where their checks cannot see each other (the rules that
+look across households — duplicate enrolment, program conflicts — join on the person): no person
+in two of them, no household of one in which the roll enrols a person of another. Otherwise they
+are checked in separate calls.
 
 Each request's rows keep their own numbering: problems and warnings name the request's member
 index, and the evidence's `roll_row` is the member index too.
@@ -66,10 +66,17 @@ class CheckAnswer:
 Columns = Mapping[str, list[Any]]  # a household's String columns as lists, one entry per member
 
 
-def _frame(members: pl.DataFrame | Columns) -> pl.DataFrame:
-    if isinstance(members, pl.DataFrame):
-        return members
-    return pl.DataFrame(dict(members), schema=dict.fromkeys(members, pl.String))
+def _together(households: list[pl.DataFrame | Columns]) -> tuple[pl.DataFrame, list[int]]:
+    """The households' rows as one frame, and how many rows each has. Given as lists (as the
+    API gives them), they are joined as lists and made into one frame: a frame each costs more."""
+    keys = list(households[0]) if not isinstance(households[0], pl.DataFrame) else None
+    if keys is not None and all(not isinstance(h, pl.DataFrame) and list(h) == keys for h in households):
+        columns = {key: [value for household in households for value in household[key]] for key in keys}
+        heights = [len(household[keys[0]]) for household in households]  # type: ignore[index]
+        return pl.DataFrame(columns, schema=dict.fromkeys(keys, pl.String)), heights
+    frames = [h if isinstance(h, pl.DataFrame) else pl.DataFrame(dict(h), schema=dict.fromkeys(h, pl.String))
+              for h in households]
+    return pl.concat(frames, how="vertical"), [frame.height for frame in frames]
 
 
 @dataclass
@@ -158,15 +165,14 @@ class CheckQueue:
                 request.future.set_result(answer)
 
     def _check(self, group: list[_Request]) -> list[CheckAnswer]:
-        members = [_frame(request.members) for request in group]
+        rows, heights = _together([request.members for request in group])
         first = group[0]
         starts, offset = [], 0
-        for rows in members:
+        for height in heights:
             starts.append(offset)
-            offset += rows.height
-        loaded = load_frame(pl.concat(members, how="vertical"), "roll", "request", first.as_of,
-                            first_row=0)
-        owner = [index for index, rows in enumerate(members) for _ in range(rows.height)]
+            offset += height
+        loaded = load_frame(rows, "roll", "request", first.as_of, first_row=0)
+        owner = [index for index, height in enumerate(heights) for _ in range(height)]
 
         def local(problem: Problem, index: int) -> Problem:
             return replace(problem, row=problem.row - starts[index]) if problem.row is not None else problem
@@ -187,34 +193,34 @@ class CheckQueue:
             _request=block_of.gather(loaded.frame.get_column("_row")),
             _start=pl.Series(starts, dtype=pl.Int64).gather(block_of.gather(loaded.frame.get_column("_row"))),
         ).with_columns(pl.col("_row") - pl.col("_start") + pl.col("_request") * _BLOCK)
-        parts = numbered.drop("_start").partition_by("_request", as_dict=True, include_key=False)
-        frames = {index: parts[(index,)] for index in range(len(group))
-                  if index not in problems and (index,) in parts}
         index_, held = self.checker.current()
+        # Resolved together (a row's resolution depends on that row and hukou only), so that the
+        # parts below are formed by the IDs the rules will join on.
+        usable = numbered.filter(~pl.col("_request").is_in(list(problems))) if problems else numbered
+        resolved = index_.resolve(usable.drop("_request", "_start"), first.as_of)
+        persons: dict[int, set[str]] = {}
+        for row, person in zip(resolved.get_column("_row").to_list(), resolved.get_column("id_number").to_list(),
+                               strict=True):
+            persons.setdefault(row // _BLOCK, set()).add(person)
         answers: dict[int, CheckAnswer] = {
-            index: CheckAnswer(flags=pl.DataFrame(), ran=[], skipped=[], held=held, problems=problems[index],
+            index: CheckAnswer(flags=pl.DataFrame(), ran=[], skipped=[], held=held, problems=problems.get(index, []),
                                warnings=warnings.get(index, []), as_of=first.as_of)
-            for index in problems
+            for index in range(len(group)) if index not in persons  # a problem, or only blank rows
         }
-        for part in self._apart(group, frames):
-            answers.update(self._run(index_, held, group, part, frames, starts, warnings, alone=len(part) == 1))
+        parts = self._apart(group, persons)
+        for part in parts:
+            frame = resolved if len(parts) == 1 else resolved.filter((pl.col("_row") // _BLOCK).is_in(part))
+            answers.update(self._run(index_, held, group, part, frame, warnings))
         return [answers[index] for index in range(len(group))]
 
-    def _apart(self, group: list[_Request], frames: dict[int, pl.DataFrame]) -> list[list[int]]:
-        """The requests split into parts whose checks cannot see each other: no person in two of
-        them, no household of one where the roll enrols a person of another. A request with an
-        ID the resolver may change is checked alone."""
-        persons = {i: set(f.get_column("id_number").to_list()) for i, f in frames.items()}
-        resolvable = {i for i, f in frames.items() if not f.get_column("id_valid").all()}
+    def _apart(self, group: list[_Request], persons: dict[int, set[str]]) -> list[list[int]]:
+        """The requests (by the IDs of their rows, resolved) split into parts whose checks cannot
+        see each other: no person in two of them, no household of one where the roll enrols a
+        person of another."""
         everyone = set().union(*persons.values()) if persons else set()
         enrolled = self.checker.enrolled_in(list(everyone))
         parts: list[tuple[list[int], set[str], set[str], set[str]]] = []  # members, persons, households, enrolled in
-        out: list[list[int]] = []
-        for index in frames:
-            if index in resolvable:
-                out.append([index])
-                continue
-            mine = persons[index]
+        for index, mine in persons.items():
             mine_in = set().union(*(enrolled.get(p, set()) for p in mine)) if mine else set()
             household = group[index].household
             for members, their_persons, their_households, their_in in parts:
@@ -226,25 +232,25 @@ class CheckQueue:
                     break
             else:
                 parts.append(([index], set(mine), {household}, set(mine_in)))
-        return out + [members for members, *_ in parts]
+        return [members for members, *_ in parts]
 
     def _run(self, index_: Any, held: dict[str, Any], group: list[_Request], part: list[int],
-             frames: dict[int, pl.DataFrame], starts: list[int], warnings: dict[int, list[Problem]],
-             alone: bool) -> dict[int, CheckAnswer]:
+             frame: pl.DataFrame, warnings: dict[int, list[Problem]]) -> dict[int, CheckAnswer]:
         first = group[part[0]]
-        frame = pl.concat([frames[i] for i in part]) if len(part) > 1 else frames[part[0]]
         result = index_.check(frame, first.as_of, rules=list(first.rules) if first.rules is not None else None,
                               cadences=list(first.cadences) if first.cadences is not None else None)
         self.calls += 1
         self.checked += len(part)
+        flags = result.flags
+        if flags.height and any(part):  # request 0's rows are numbered as its members already
+            flags = flags.with_columns(pl.col("evidence").map_elements(_own_rows, return_dtype=pl.String))
+        by_household = flags.partition_by("household_id", as_dict=True) if flags.height else {}
+        own = frame.with_columns(pl.col("_row") % _BLOCK, (pl.col("_row") // _BLOCK).alias("_request"))
+        frames = own.partition_by("_request", as_dict=True, include_key=False)
         answers = {}
-        by_household = result.flags.partition_by("household_id", as_dict=True) if result.flags.height else {}
         for index in part:
-            request = group[index]
-            mine = by_household.get((request.household,), result.flags.clear())
-            if index and mine.height:
-                mine = mine.with_columns(pl.col("evidence").map_elements(_own_rows, return_dtype=pl.String))
+            mine = by_household.get((group[index].household,), flags.clear())
             answers[index] = CheckAnswer(flags=mine, ran=result.ran, skipped=result.skipped, held=held,
-                                         frame=frames[index].with_columns(pl.col("_row") % _BLOCK),
-                                         warnings=warnings.get(index, []), as_of=first.as_of, rows=mine.to_dicts())
+                                         frame=frames[(index,)], warnings=warnings.get(index, []),
+                                         as_of=first.as_of, rows=mine.to_dicts() if mine.height else [])
         return answers

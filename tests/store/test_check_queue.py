@@ -130,3 +130,20 @@ def test_a_household_given_as_columns_is_checked_as_its_frame_is(checker, city):
     frame = _members(city, household)
     _, (as_frame, as_columns) = _gathered(checker, frame, frame.to_dict(as_series=False))
     assert as_columns.flags.equals(as_frame.flags) and as_columns.rows == as_frame.flags.to_dicts()
+
+
+def test_a_household_with_a_mistyped_id_is_resolved_and_checked_with_the_others(checker, city):
+    households = city.roll.get_column("household_id").unique().sort().to_list()[:6]
+    damaged = _members(city, households[0])
+    true_id = damaged.get_column("id_number")[0]
+    typo = true_id[:5] + str((int(true_id[5]) + 1) % 10) + true_id[6:]  # one digit off: check fails
+    damaged = damaged.with_columns(pl.when(pl.int_range(pl.len()) == 0).then(pl.lit(typo))
+                                   .otherwise(pl.col("id_number")).alias("id_number"))
+    others = [_members(city, h) for h in households[1:]]
+    queue, answers = _gathered(checker, damaged, *others)
+    assert queue.calls == 1  # resolved together, then checked together
+    first = answers[0].frame.row(0, named=True)
+    assert (first["id_number"], first["roll_id_valid"], first["match_method"]) == (true_id, False, "repaired")
+    for members, answer in zip((damaged, *others), answers, strict=True):
+        assert answer.flags.equals(_alone(checker, members))
+    assert "id_invalid" in answers[0].flags.get_column("rule_id").to_list()
