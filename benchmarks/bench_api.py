@@ -180,7 +180,7 @@ def main() -> None:
     parser.add_argument("--xlsx-rows", type=int, default=10_000, help="rows of the XLSX batch (default 10000; 0: skip)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--profile", type=Path,
-                        help="record the server with py-spy during the highest concurrency (a flame graph .svg)")
+                        help="record the server with py-spy during the highest concurrency (a flame graph .svg, or collapsed stacks .txt)")
     args = parser.parse_args()
 
     from bench_run import prepare
@@ -226,8 +226,11 @@ def main() -> None:
         for level in levels:
             spy = None
             if args.profile and level == max(levels):
+                # A .txt path gets collapsed stacks (one line per stack, for scripts); others a flame graph.
+                form = ["--format", "raw"] if args.profile.suffix == ".txt" else []
                 spy = subprocess.Popen(["py-spy", "record", "--pid", str(server.pid), "--output", str(args.profile),
-                                        "--rate", "200", "--subprocesses"], stdout=subprocess.DEVNULL)
+                                        "--rate", "200", "--subprocesses", "--threads", *form],
+                                       stdout=subprocess.DEVNULL)
                 time.sleep(1)
             latencies, failures, elapsed = asyncio.run(load(url, token, bodies, as_of, level, args.requests))
             if spy is not None:
