@@ -10,6 +10,7 @@ the next one starts).
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -107,6 +108,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         checks.start()
         state.audit.start()
         app.state.crosscheck = state
+        # What lives as long as the server (the app, its routes and models, the modules) out of
+        # the cyclic collector: each full collection scanned it all and stalled every request.
+        gc.collect()
+        gc.freeze()
         scheduler = None
         if settings.scheduler_enabled:
             from store.schedule import make_scheduler
