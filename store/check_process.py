@@ -36,7 +36,7 @@ from typing import Any
 import polars as pl
 
 from engine.errors import StoreBusy
-from engine.run import RunResult
+from engine.run import RunResult, empty_flags
 
 from .check_queue import CheckAnswer, CheckQueue, Columns
 from .models import Snapshot
@@ -45,6 +45,7 @@ from .settings import Settings
 __all__ = ["CheckProcess"]
 
 _STOP = ("stop", 0)
+_FLAGS = empty_flags()
 Held = dict[str, Snapshot]
 
 
@@ -165,8 +166,9 @@ class CheckProcess:
 
     @staticmethod
     def _with_held(value: Any, held: Held) -> Any:
-        if isinstance(value, CheckAnswer):
-            return replace(value, held=held)
+        if isinstance(value, CheckAnswer):  # its flags were sent as rows only: see _serve
+            flags = pl.DataFrame(value.rows, schema=_FLAGS.schema, orient="row") if value.rows else _FLAGS
+            return replace(value, held=held, flags=flags)
         result, _ = value
         return result, held
 
@@ -195,7 +197,9 @@ def _serve(connection: Connection, settings: Settings, max_households: int) -> N
         if error is not None:
             message = (ident, False, error, None)
         elif isinstance(value := future.result(), CheckAnswer):
-            message = (ident, True, replace(value, held={}, frame=None), held_of(value.held))
+            # The flags go as the rows the answer carries anyway: a frame costs its pickling
+            # (Arrow IPC) on this, the checking, thread even when empty, as most are.
+            message = (ident, True, replace(value, held={}, frame=None, flags=None), held_of(value.held))
         else:
             result, held = value
             message = (ident, True, (result, {}), held_of(held))
