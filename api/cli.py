@@ -28,7 +28,8 @@ def _store_options(function: Any) -> Any:
 @_store_options
 def serve_command(host: str | None, port: int | None, data_dir: Path | None, database_url: str | None) -> None:
     """启动服务 run the REST API (and the caseworkers' pages) under uvicorn; /docs has the
-    OpenAPI page. One process: it keeps the latest snapshots in memory for POST /checks."""
+    OpenAPI page. One server; its check process keeps the latest snapshots in memory for
+    POST /checks and batches."""
     import uvicorn
 
     from .app import create_app

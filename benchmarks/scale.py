@@ -45,10 +45,11 @@ the table saying so, not a crash. Steps:
                 `POST /api/v1/checks` latency at concurrency 1 and 32 (`--api-requests` each) and a
                 `--api-xlsx-rows`-row XLSX batch, upload to flags. Its rows give p50/p99 (latency
                 rows) or the end-to-end wall time (XLSX), and the server's peak resident memory
-                (VmHWM of the `serve` process, watched from here). bench_api finds its data through
-                bench_run.prepare's cache name, which is linked to this scale's directory (in
-                <data>/scale-...-api/); if that fails it generates its own city and the note says so. If
-                bench_api fails, its rows say so. Run once, whatever `--repeat`.
+                (VmHWM of the `serve` process and of its check process, summed, watched from
+                here). bench_api finds its data through bench_run.prepare's cache name, which is
+                linked to this scale's directory (in <data>/scale-...-api/); if that fails it
+                generates its own city and the note says so. If bench_api fails, its rows say so.
+                Run once, whatever `--repeat`.
 
 Default steps: all of them at city scale and below, `api` only at `--scale city` (`--no-api`
 skips it); at province scale the ones that can fit (snapshots, run:snapshots, run:partitioned,
@@ -454,8 +455,9 @@ def measure_api(directory: Path, households: int, seed: int, requests: int = API
         started, peak_kib, timed_out = time.perf_counter(), 0, False
         while process.poll() is None:
             for pid in _descendants(process.pid):
-                if _is_server(pid):
-                    peak_kib = max(peak_kib, _status_kib(pid).get("VmHWM", 0))
+                if _is_server(pid):  # with its check process (store.check_process), which holds the index
+                    tree = [pid, *_descendants(pid)]
+                    peak_kib = max(peak_kib, sum(_status_kib(p).get("VmHWM", 0) for p in tree))
             if time.perf_counter() - started > timeout_s:
                 for pid in reversed(_descendants(process.pid)):  # the server first, then bench_api
                     try:
