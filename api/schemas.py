@@ -578,13 +578,16 @@ class RuleOut(BaseModel):
 
 class HealthOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [
-        {"status": "ok", "database": "ok", "version": "0.1.0", "snapshots": _SNAPSHOT_DATES, "uptime_seconds": 86400.2},
+        {"status": "ok", "database": "ok", "checker": "ok", "version": "0.1.0", "snapshots": _SNAPSHOT_DATES,
+         "uptime_seconds": 86400.2},
         {"status": "degraded", "database": "error: (sqlite3.OperationalError) unable to open database file",
-         "version": "0.1.0", "snapshots": {}, "uptime_seconds": 12.5},
+         "checker": "stopped: exit code -9, started again by the next check", "version": "0.1.0", "snapshots": {},
+         "uptime_seconds": 12.5},
     ]})
 
     status: Literal["ok", "degraded"]
     database: str
+    checker: str = Field(description="the check process (POST /checks, batches): ok, or why not")
     version: str
     snapshots: dict[str, date]
     uptime_seconds: float

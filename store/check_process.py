@@ -16,7 +16,9 @@ server's own thread did; the server only parses, sends, and answers.
 Messages are pickled over a pipe: requests as lists of strings (a household) or a loaded roll
 frame (a batch); answers as CheckAnswer or (RunResult, held). The snapshots a check read are
 ORM objects: each set is sent once, then named by its ids. If the child dies, every waiting
-request fails with StoreBusy (503, retry) and the next one starts a new child.
+request fails with StoreBusy (503, retry) and a new child is started at once (by the next
+request if the dead one had not lived a few seconds: one that cannot start is not restarted in
+a loop). /health reports the child's state.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import pickle
 import queue
 import signal
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date
@@ -45,6 +48,7 @@ from .settings import Settings
 __all__ = ["CheckProcess"]
 
 _STOP = ("stop", 0)
+_YOUNG = 5.0  # seconds: a child that dies sooner is not restarted until a check needs it
 _FLAGS = empty_flags()
 Held = dict[str, Snapshot]
 
@@ -64,6 +68,7 @@ class CheckProcess:
         self._connection: Connection | None = None
         self._stopped = False
         self.started = 0  # children started: 1 unless one died
+        self.born = 0.0  # when the last was started (time.monotonic())
 
     def start(self) -> None:
         with self._lock:
@@ -82,7 +87,9 @@ class CheckProcess:
         self._process, self._connection = process, ours
         self._outbox = queue.SimpleQueue()
         self.started += 1
-        threading.Thread(target=self._read, args=(ours, process), name="check-process-reader", daemon=True).start()
+        self.born = time.monotonic()
+        threading.Thread(target=self._read, args=(ours, process, self.born), name="check-process-reader",
+                         daemon=True).start()
         threading.Thread(target=self._write, args=(ours, self._outbox), name="check-process-writer",
                          daemon=True).start()
 
@@ -98,6 +105,18 @@ class CheckProcess:
         if process.is_alive():
             process.kill()
             process.join(timeout=5)
+
+    def state(self) -> str:
+        """"ok" while the child runs; else why not (for /health)."""
+        with self._lock:
+            process, stopped = self._process, self._stopped
+        if stopped:
+            return "stopped"
+        if process is None:
+            return "stopped: started again by the next check"
+        if not process.is_alive():
+            return f"stopped: exit code {process.exitcode}, started again by the next check"
+        return "ok"
 
     def submit(self, members: pl.DataFrame | Columns, as_of: date, rules: list[str] | None = None,
                cadences: list[str] | None = None) -> Future[CheckAnswer]:
@@ -134,7 +153,7 @@ class CheckProcess:
                 if future is not None:
                     future.set_exception(error)
 
-    def _read(self, connection: Connection, process: Any) -> None:
+    def _read(self, connection: Connection, process: Any, born: float) -> None:
         while True:
             try:
                 ident, ok, value, held = connection.recv()
@@ -153,11 +172,15 @@ class CheckProcess:
                 future.set_result(value)
             else:
                 future.set_exception(value)
-        with self._lock:  # the child is gone: whoever waits hears it, the next request starts another
+        with self._lock:  # the child is gone: whoever waits hears it, and another is started
             if self._process is process:
                 self._process = self._connection = None
                 self._outbox.put(None)
                 waiting, self._waiting = self._waiting, {}
+                # At once, so that the index is ready again before the next check; but a child
+                # that died young is left to the next check to restart, not restarted in a loop.
+                if not self._stopped and time.monotonic() - born >= _YOUNG:
+                    self._spawn()
             else:
                 waiting = {}
         connection.close()

@@ -121,6 +121,10 @@ class CheckQueue:
             self._thread.join(timeout=10)
             self._thread = None
 
+    def state(self) -> str:
+        """"ok" while the worker runs (for /health)."""
+        return "ok" if self._thread is not None and self._thread.is_alive() else "stopped"
+
     def submit(self, members: pl.DataFrame | Columns, as_of: date, rules: list[str] | None = None,
                cadences: list[str] | None = None) -> Future[CheckAnswer]:
         """Queue one household's rows (String columns as a roll file has them). Given as lists,

@@ -34,7 +34,7 @@ def rules(user: UserDep) -> list[RuleOut]:
 @router.get("/health", response_model=HealthOut, summary="健康检查 is the service working",
             responses={503: {"model": HealthOut}})
 def health(state: StateDep) -> JSONResponse:
-    """No token needed. 503 when the database cannot be read."""
+    """No token needed. 503 when the database cannot be read or the check process is down."""
     from ..app import version
 
     try:
@@ -43,7 +43,10 @@ def health(state: StateDep) -> JSONResponse:
         database, status = "ok", "ok"
     except Exception as error:  # health reports, it does not fail
         held, database, status = {}, f"error: {str(error).splitlines()[0][:200]}", "degraded"
-    body = HealthOut(status=status, database=database, version=version(),
+    checker = state.checks.state() if state.checks is not None else "ok"
+    if checker != "ok":
+        status = "degraded"
+    body = HealthOut(status=status, database=database, checker=checker, version=version(),
                      snapshots={key: snap.snapshot_date for key, snap in held.items()},
                      uptime_seconds=round(time.time() - state.started, 1))
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if status == "ok" else 503)

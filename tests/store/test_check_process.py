@@ -3,6 +3,7 @@ child that dies fails what waits on it and is replaced."""
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import polars as pl
@@ -10,7 +11,7 @@ import pytest
 
 from engine.errors import SelectionError, StoreBusy
 from engine.loaders import load_frame
-from store.check_process import CheckProcess
+from store.check_process import _YOUNG, CheckProcess
 from store.checks import Checker
 
 from .conftest import AS_OF
@@ -81,3 +82,24 @@ def test_a_dead_child_fails_what_waits_and_is_replaced(delivered, settings, city
         assert answer.flags.equals(_alone(Checker(delivered), _members(city, city.roll.get_column("household_id")[0])))
     finally:
         process.stop()
+
+
+def test_a_child_that_dies_after_starting_is_replaced_at_once(child, city):
+    members = _members(city, city.roll.get_column("household_id")[0]).to_dict(as_series=False)
+    child.submit(members, AS_OF).result(timeout=120)  # it has lived long enough to be worth restarting
+    time.sleep(max(0.0, _YOUNG - (time.monotonic() - child.born)))
+    child._process.kill()
+    deadline = time.monotonic() + 30
+    while child.started < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert child.started == 2 and child.state() == "ok"  # restarted before any check asked
+    assert child.submit(members, AS_OF).result(timeout=120).ran
+
+
+def test_state_says_whether_the_child_runs(delivered, settings):
+    process = CheckProcess(settings)
+    assert process.state() == "stopped: started again by the next check"
+    process.start()
+    assert process.state() == "ok"
+    process.stop()
+    assert process.state() == "stopped"

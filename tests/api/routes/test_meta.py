@@ -26,7 +26,7 @@ def test_the_rule_catalogue(api):
 
 def test_health_needs_no_token_and_names_the_snapshots(api):
     body = api.get("/health").json()
-    assert body["status"] == "ok" and body["database"] == "ok" and body["version"]
+    assert body["status"] == "ok" and body["database"] == "ok" and body["checker"] == "ok" and body["version"]
     assert body["snapshots"]["roll"] == AS_OF.isoformat() and len(body["snapshots"]) == 13
     assert body["uptime_seconds"] >= 0
 
