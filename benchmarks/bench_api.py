@@ -307,9 +307,10 @@ def main() -> None:
         if args.json:
             names = ("concurrency", "requests", "failures", "p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms",
                      "requests_per_s")
-            args.json.write_text(json.dumps({"households": args.households, "first_check_s": index_s, "server_rss_mib": tree_rss_mib(server.pid), "client": args.client,
-                                             "checks": [dict(zip(names, row, strict=True)) for row in rows],
-                                             "xlsx_batch": batch}, indent=2))
+            args.json.write_text(json.dumps({
+                "households": args.households, "first_check_s": index_s, "server_rss_mib": tree_rss_mib(server.pid),
+                "client": args.client, "checks": [dict(zip(names, row, strict=True)) for row in rows],
+                "xlsx_batch": batch}, indent=2))
     finally:
         server.terminate()
         try:
