@@ -100,15 +100,15 @@ class _ById:
         self.empty = self.frame.head(0)
 
     def _between(self, lower: np.ndarray, upper: np.ndarray) -> pl.DataFrame:
-        starts = np.searchsorted(self._keys, lower, side="left").tolist()
-        ends = np.searchsorted(self._keys, upper, side="left").tolist()
-        ranges = [(start, end - start) for start, end in zip(starts, ends, strict=True) if end > start]
-        if len(ranges) <= 1:
-            return self.frame.slice(*ranges[0]) if ranges else self.empty
-        if len(ranges) == 2:
-            return pl.concat([self.frame.slice(*r) for r in ranges])
-        # Many persons (a batch): one gather, not a slice each.
-        firsts, lengths = np.array(ranges, dtype=np.int64).T
+        starts = np.searchsorted(self._keys, lower, side="left")
+        ends = np.searchsorted(self._keys, upper, side="left")
+        found = ends > starts
+        if not found.any():
+            return self.empty
+        firsts, lengths = starts[found], (ends - starts)[found]
+        if len(firsts) == 1:
+            return self.frame.slice(int(firsts[0]), int(lengths[0]))
+        # Several persons: one gather of their slices' rows, not a slice each.
         offsets = np.repeat(firsts - (np.cumsum(lengths) - lengths), lengths)
         return self.frame[offsets + np.arange(lengths.sum())]
 
@@ -181,12 +181,13 @@ class _RollIndex:
         self._valid = _ById(valid)
         self._invalid = loaded.filter(~pl.col("id_valid"))
         self.empty = loaded.head(0)
+        self._schema = self.empty.schema
         self._resolved: dict[date, _ById] = {}
         self._lock = threading.Lock()
 
     @property
     def schema(self) -> pl.Schema:
-        return self.empty.schema
+        return self._schema
 
     def rows_of(self, ids: list[str], as_of: date) -> pl.DataFrame:
         codes = _codes(ids)
@@ -292,10 +293,11 @@ class CheckIndex:
     def _key(self, roll: pl.DataFrame, as_of: date, selected: list[Rule]) -> tuple:
         return (as_of, tuple(r.id for r in selected), tuple(roll.schema.items()))
 
-    def _checkout(self, roll: pl.DataFrame, as_of: date, selected: list[Rule]) -> CompiledRun:
+    def _checkout(self, roll: pl.DataFrame, as_of: date, selected: list[Rule],
+                  key: tuple | None = None) -> CompiledRun:
         """An idle CompiledRun for this roll schema, date and rules; compiled if none is."""
         with self._lock:
-            idle = self._idle.get(self._key(roll, as_of, selected))
+            idle = self._idle.get(key or self._key(roll, as_of, selected))
             if idle:
                 return idle.pop()
         schemas = {key: index.frame.schema for key, index in self._sources.items()}
@@ -310,8 +312,9 @@ class CheckIndex:
 
     def _flags(self, roll: pl.DataFrame, sources: dict[str, pl.DataFrame], as_of: date,
                selected: list[Rule], programs: set[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
-        compiled = self._checkout(roll, as_of, selected)
+        key = self._key(roll, as_of, selected)  # once: a frame's schema is made anew each time it is asked for
+        compiled = self._checkout(roll, as_of, selected, key)
         try:
             return compiled.flags(roll, sources, programs)
         finally:
-            self._checkin(self._key(roll, as_of, selected), compiled)
+            self._checkin(key, compiled)

@@ -49,6 +49,7 @@ class Checker:
         self._looked_at = 0.0
         self._build = threading.Lock()
         self.enrolments = pl.DataFrame(schema={"id_number": pl.String, "household_id": pl.String})
+        self._enrolled: dict[str, frozenset[str]] = {}
         self.policy = load_policy(store.settings.policy)
 
     def _latest(self) -> dict[str, Snapshot]:
@@ -86,21 +87,17 @@ class Checker:
                            .sort("id_number")
                            if roll is not None else pl.DataFrame(schema={"id_number": pl.String,
                                                                         "household_id": pl.String}))
+        per_person = self.enrolments.group_by("id_number").agg("household_id")
+        self._enrolled = dict(zip(per_person.get_column("id_number").to_list(),
+                                  map(frozenset, per_person.get_column("household_id").to_list()), strict=True))
         return CheckIndex(roll, sources, self.policy)
 
     def enrolled_in(self, persons: list[str]) -> dict[str, set[str]]:
-        """The roll's households of each of `persons` (valid IDs), by binary search of the
-        enrolments sorted by ID: a filter of the whole roll per request costs milliseconds."""
-        enrolments = self.enrolments
-        if not persons or not enrolments.height:
-            return {}
-        ids = enrolments.get_column("id_number")
-        wanted = pl.Series(sorted(set(persons)), dtype=pl.String)
-        starts = ids.search_sorted(wanted, side="left").to_list()
-        ends = ids.search_sorted(wanted, side="right").to_list()
-        households = enrolments.get_column("household_id")
-        return {person: set(households.slice(start, end - start).to_list())
-                for person, start, end in zip(wanted.to_list(), starts, ends, strict=True) if end > start}
+        """The roll's households of each of `persons` (valid IDs), looked up in a dict made with
+        the index: a filter of the whole roll per request costs milliseconds, a binary search
+        of it a few polars calls."""
+        enrolled = self._enrolled
+        return {person: set(enrolled[person]) for person in set(persons) if person in enrolled}
 
     def check(self, households: pl.DataFrame, as_of: date, rules: list[str] | None = None,
               cadences: list[str] | None = None) -> tuple[RunResult, dict[str, Snapshot]]:
