@@ -41,7 +41,7 @@ import polars as pl
 from engine.errors import StoreBusy
 from engine.run import RunResult, empty_flags
 
-from .check_queue import CheckAnswer, CheckQueue, Columns
+from .check_queue import CheckAnswer, CheckQueue, Columns, settle
 from .models import Snapshot
 from .settings import Settings
 
@@ -151,7 +151,7 @@ class CheckProcess:
                 with self._lock:
                     future = self._waiting.pop(message[1], None)
                 if future is not None:
-                    future.set_exception(error)
+                    settle(future, error=error)
 
     def _read(self, connection: Connection, process: Any, born: float) -> None:
         while True:
@@ -166,12 +166,8 @@ class CheckProcess:
                     if snapshots is not None:
                         self._held[signature] = snapshots
                     value = self._with_held(value, self._held.get(signature, {}))
-            if future is None:
-                continue
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+            if future is not None:
+                settle(future, value if ok else None, None if ok else value)
         with self._lock:  # the child is gone: whoever waits hears it, and another is started
             if self._process is process:
                 self._process = self._connection = None
@@ -185,7 +181,7 @@ class CheckProcess:
                 waiting = {}
         connection.close()
         for future in waiting.values():
-            future.set_exception(StoreBusy("核对服务已中断，请重试 the check process stopped; try again"))
+            settle(future, error=StoreBusy("核对服务已中断，请重试 the check process stopped; try again"))
 
     @staticmethod
     def _with_held(value: Any, held: Held) -> Any:

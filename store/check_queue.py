@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Mapping
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
@@ -39,7 +39,7 @@ from engine.loaders import load_frame
 
 from .checks import Checker
 
-__all__ = ["CheckQueue", "CheckAnswer"]
+__all__ = ["CheckQueue", "CheckAnswer", "settle"]
 
 _ROLL_ROW = re.compile(r'"roll_row":\s*(\d+)')
 _BLOCK = 10**9  # row numbers of the k-th gathered request start at k × _BLOCK
@@ -77,6 +77,18 @@ def _together(households: list[pl.DataFrame | Columns]) -> tuple[pl.DataFrame, l
     frames = [h if isinstance(h, pl.DataFrame) else pl.DataFrame(dict(h), schema=dict.fromkeys(h, pl.String))
               for h in households]
     return pl.concat(frames, how="vertical"), [frame.height for frame in frames]
+
+
+def settle(future: Future[Any], result: Any = None, error: BaseException | None = None) -> None:
+    """Give a request its answer, unless its caller has given up on it (a cancelled future would
+    raise, and take the worker with it)."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass
 
 
 @dataclass
@@ -163,10 +175,10 @@ class CheckQueue:
                 answers = self._check(group)
             except BaseException as error:  # every waiting request hears it; the worker goes on
                 for request in group:
-                    request.future.set_exception(error)
+                    settle(request.future, error=error)
                 continue
             for request, answer in zip(group, answers, strict=True):
-                request.future.set_result(answer)
+                settle(request.future, answer)
 
     def _check(self, group: list[_Request]) -> list[CheckAnswer]:
         rows, heights = _together([request.members for request in group])

@@ -20,6 +20,7 @@
     CROSSCHECK_HOST, CROSSCHECK_PORT  where `crosscheck serve` listens        (127.0.0.1, 8000)
     CROSSCHECK_CHECK_PROCESS   a server checks households (POST /checks, batches) in a process
                                of its own; false: in a thread of its own process         (true)
+    CROSSCHECK_CHECK_TIMEOUT   seconds POST /checks waits for its answer before a 503       (60)
 
 Command-line flags override the environment (`load_settings(data_dir=…)`); None means "not
 given". A bad value is a StoreError naming the variable, never a pydantic traceback.
@@ -64,6 +65,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     check_process: bool = True
+    check_timeout: float = Field(60.0, gt=0)
 
     @field_validator("scheduler_time")
     @classmethod

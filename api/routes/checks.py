@@ -10,7 +10,7 @@ import polars as pl
 from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
 
-from engine.errors import AccessDenied
+from engine.errors import AccessDenied, StoreBusy
 from engine.run import RunResult
 from starlette.concurrency import run_in_threadpool
 
@@ -55,7 +55,13 @@ async def check_household(body: CheckIn, state: StateDep, user: Allowed("checks:
     as_of = body.as_of or date.today()
     assert state.checks is not None
     # Gathered with the other requests of the moment into one engine call (store.check_queue).
-    answer = await asyncio.wrap_future(state.checks.submit(_roll(body), as_of, body.rules, body.cadences))
+    pending = state.checks.submit(_roll(body), as_of, body.rules, body.cadences)
+    try:
+        # Shielded: the answer may still come, to nobody; the queue's future is never cancelled.
+        answer = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(pending)), state.settings.check_timeout)
+    except TimeoutError:  # the applicant is not kept waiting on a stuck or overloaded checker
+        raise StoreBusy(f"核对未在 {state.settings.check_timeout:g} 秒内完成，请重试 (the check took longer "
+                        f"than {state.settings.check_timeout:g} s: CROSSCHECK_CHECK_TIMEOUT); try again") from None
     if answer.problems:  # rows are members: named as pydantic's own field errors are
         raise RequestValidationError([
             {"loc": ("body", "members", *([p.row] if p.row is not None else []), *([p.column] if p.column else [])),

@@ -77,3 +77,15 @@ def test_a_bug_is_a_500_without_its_traceback(api_in_thread, monkeypatch):
 @pytest.mark.parametrize("path", ["/flags", "/runs", "/audit", "/sources"])
 def test_an_error_of_a_refused_user_has_the_shape_too(api, path):
     assert_error(api.get(path, headers={"Authorization": "Bearer nobody"}), 401, "not_authenticated")
+
+
+def test_a_check_that_takes_too_long_is_a_503_and_the_checker_goes_on(api_in_thread, monkeypatch):
+    api = api_in_thread
+    members = api.city.members(api.city.roll["household_id"][0])
+    body = {"as_of": AS_OF.isoformat(), "members": members}
+    monkeypatch.setattr(api.client.app.state.crosscheck.settings, "check_timeout", 1e-6)
+    response = api.post("/checks", "sys", json=body)
+    assert "CROSSCHECK_CHECK_TIMEOUT" in assert_error(response, 503, "busy")
+    assert response.headers["retry-after"] == "5"
+    monkeypatch.setattr(api.client.app.state.crosscheck.settings, "check_timeout", 60.0)
+    assert api.post("/checks", "sys", json=body).status_code == 200  # the answer nobody waited for harmed nothing

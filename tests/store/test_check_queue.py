@@ -147,3 +147,18 @@ def test_a_household_with_a_mistyped_id_is_resolved_and_checked_with_the_others(
     for members, answer in zip((damaged, *others), answers, strict=True):
         assert answer.flags.equals(_alone(checker, members))
     assert "id_invalid" in answers[0].flags.get_column("rule_id").to_list()
+
+
+def test_a_request_whose_caller_gave_up_does_not_stop_the_worker(checker, city):
+    households = city.roll.get_column("household_id").unique().sort().to_list()[:3]
+    queue = CheckQueue(checker)
+    abandoned = queue.submit(_members(city, households[0]), AS_OF)
+    kept = queue.submit(_members(city, households[1]), AS_OF)
+    assert abandoned.cancel()
+    queue.start()
+    try:
+        assert kept.result(timeout=60).flags.equals(_alone(checker, _members(city, households[1])))
+        later = queue.submit(_members(city, households[2]), AS_OF)
+        assert later.result(timeout=60).flags.equals(_alone(checker, _members(city, households[2])))
+    finally:
+        queue.stop()
