@@ -17,8 +17,8 @@ thread pool), not its work, so what pays is running fewer of them:
 2. the others are collected in one go, with the prepared roll and the households; each input
    and each derived frame every rule shares (the matchable rows, the members, ...) is a
    `cache()` node, computed once per collect;
-3. the fold (engine.run.fold, compiled once per set of rules run) runs only when some rule
-   found something; most households have no flag at all and skip this step.
+3. only the rules that found something are folded (engine.run.fold, compiled once per set of
+   such rules); most households have no flag at all and skip this step.
 
 Plans are collected without optimizations, by the in-memory engine: optimizing a plan of this
 size costs more than it can save over a few rows. A CompiledRun is fed one roll at a time:
@@ -45,7 +45,7 @@ from .run import annotated, context_of, empty_flags, fold, households_of, prepar
 __all__ = ["CompiledRun"]
 
 _NO_OPTIMIZATIONS = pl.QueryOptFlags.none()
-_FOLDS = 256  # compiled folds kept per CompiledRun (sets of rules run together)
+_FOLDS = 256  # compiled folds kept per CompiledRun (sets of rules that fired together)
 
 
 def _collect_all(plans: list[pl.LazyFrame]) -> list[pl.DataFrame]:
@@ -130,12 +130,9 @@ class CompiledRun:
             )
         finally:
             self._feed.frames = {}
-        if not any(hits.height for hits in collected):
+        found = {index: hits for index, hits in zip(running, collected, strict=True) if hits.height}
+        if not found:
             return empty_flags(), rows
-        # Folded with the empty hits of the rules that found nothing: one fold plan per set of
-        # rules run (over a group of households nearly always the same), not one per set that
-        # happened to fire (each compiled anew: ~2 ms); over no hits a rule's part costs little.
-        found = dict(zip(running, collected, strict=True))
         hits = {index: annotated(self.selected[index], frame) for index, frame in found.items()}
         feed, plan = self._fold(tuple(found), hits)
         feed.frames = {"rows": rows, "households": households, **{f"hits:{i}": h for i, h in hits.items()}}
