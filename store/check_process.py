@@ -126,7 +126,7 @@ class CheckProcess:
     def check(self, households: pl.DataFrame, as_of: date, rules: list[str] | None = None,
               cadences: list[str] | None = None) -> tuple[RunResult, Held]:
         """Checker.check in the child (a loaded roll frame: an uploaded batch)."""
-        return self._send("frame", households, as_of, rules, cadences).result()  # type: ignore[no-any-return]
+        return self._send("frame", _compact(households), as_of, rules, cadences).result()  # type: ignore[no-any-return]
 
     def _send(self, kind: str, *payload: Any) -> Future[Any]:
         future: Future[Any] = Future()
@@ -192,6 +192,16 @@ class CheckProcess:
         return result, held
 
 
+def _compact(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame with buffers of its own, to be pickled. A frame filtered out of a larger one
+    may still share that one's buffers (nested lists of strings do), and pickling writes them
+    whole: a city batch's 172 resolutions pickled to 208 MB in 0.6 s instead of 120 kB. An Arrow
+    IPC round trip writes only the rows'."""
+    buffer = frame.write_ipc(None)
+    buffer.seek(0)
+    return pl.read_ipc(buffer)
+
+
 def _serve(connection: Connection, settings: Settings, max_households: int) -> None:
     """The child: a Checker and its CheckQueue, fed from the pipe until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server stops us
@@ -221,6 +231,7 @@ def _serve(connection: Connection, settings: Settings, max_households: int) -> N
             message = (ident, True, replace(value, held={}, frame=None, flags=None), held_of(value.held))
         else:
             result, held = value
+            result = replace(result, flags=_compact(result.flags), resolutions=_compact(result.resolutions))
             message = (ident, True, (result, {}), held_of(held))
         with sending:
             try:

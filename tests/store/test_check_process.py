@@ -3,6 +3,7 @@ child that dies fails what waits on it and is replaced."""
 
 from __future__ import annotations
 
+import pickle
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,7 +12,7 @@ import pytest
 
 from engine.errors import SelectionError, StoreBusy
 from engine.loaders import load_frame
-from store.check_process import _YOUNG, CheckProcess
+from store.check_process import _YOUNG, CheckProcess, _compact
 from store.checks import Checker
 
 from .conftest import AS_OF
@@ -103,3 +104,15 @@ def test_state_says_whether_the_child_runs(delivered, settings):
     assert process.state() == "ok"
     process.stop()
     assert process.state() == "stopped"
+
+
+def test_frames_cross_the_pipe_with_their_own_rows_only():
+    # A row filtered out of a large frame of nested strings (as a batch's resolutions are out of
+    # the roll's) still shares its buffers, and pickling writes them whole.
+    rows = 100_000
+    candidates = [[{"id_number": f"{i:018d}", "score": 1.0}] for i in range(rows)]
+    large = pl.DataFrame({"n": range(rows), "candidates": candidates})
+    one = large.with_columns(pl.struct("candidates").alias("resolution")).filter(pl.col("n") == 5)
+    compact = _compact(one)
+    assert compact.equals(one)
+    assert len(pickle.dumps(compact)) < 10_000 < len(pickle.dumps(one))
