@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import os
 import pickle
 import queue
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from datetime import date
 from multiprocessing.connection import Connection
@@ -82,7 +85,13 @@ class CheckProcess:
         ours, theirs = context.Pipe(duplex=True)
         process = context.Process(target=_serve, args=(theirs, self.settings, self.max_households),
                                   name="crosscheck-checker", daemon=True)
-        process.start()
+        # One polars thread by default: the child's work is ~50 polars calls over a few rows per
+        # group, each handed to the thread pool and back; measured at concurrency 32, one thread
+        # gave 7 % more answers a second and a 9 % lower p99, for a 20 % slower index build.
+        # polars reads it when imported, so it is set in the environment the child starts with.
+        threads = self.settings.check_threads
+        with _environment("POLARS_MAX_THREADS", str(threads)) if threads else nullcontext():
+            process.start()
         theirs.close()
         self._process, self._connection = process, ours
         self._outbox = queue.SimpleQueue()
@@ -190,6 +199,24 @@ class CheckProcess:
             return replace(value, held=held, flags=flags)
         result, _ = value
         return result, held
+
+
+_ENVIRONMENT = threading.Lock()
+
+
+@contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    """`name` set to `value` in this process's environment while a child is started."""
+    with _ENVIRONMENT:
+        before = os.environ.get(name)
+        os.environ[name] = value
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = before
 
 
 def _compact(frame: pl.DataFrame) -> pl.DataFrame:

@@ -21,6 +21,7 @@
     CROSSCHECK_CHECK_PROCESS   a server checks households (POST /checks, batches) in a process
                                of its own; false: in a thread of its own process         (true)
     CROSSCHECK_CHECK_TIMEOUT   seconds POST /checks waits for its answer before a 503       (60)
+    CROSSCHECK_CHECK_THREADS   polars threads of the check process; 0: one per core          (1)
 
 Command-line flags override the environment (`load_settings(data_dir=…)`); None means "not
 given". A bad value is a StoreError naming the variable, never a pydantic traceback.
@@ -66,6 +67,7 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     check_process: bool = True
     check_timeout: float = Field(60.0, gt=0)
+    check_threads: int = Field(1, ge=0)
 
     @field_validator("scheduler_time")
     @classmethod

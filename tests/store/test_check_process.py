@@ -4,8 +4,10 @@ child that dies fails what waits on it and is replaced."""
 from __future__ import annotations
 
 import pickle
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -116,3 +118,17 @@ def test_frames_cross_the_pipe_with_their_own_rows_only():
     compact = _compact(one)
     assert compact.equals(one)
     assert len(pickle.dumps(compact)) < 10_000 < len(pickle.dumps(one))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_child_has_the_polars_threads_it_is_given(delivered, settings, city, threads):
+    process = CheckProcess(settings.model_copy(update={"check_threads": threads}))
+    process.start()
+    try:
+        members = _members(city, city.roll.get_column("household_id")[0]).to_dict(as_series=False)
+        process.submit(members, AS_OF).result(timeout=120)
+        tasks = Path(f"/proc/{process._process.pid}/task")
+        pool = [t for t in tasks.iterdir() if re.fullmatch(r"polars-\d+", (t / "comm").read_text().strip())]
+        assert len(pool) == threads
+    finally:
+        process.stop()
