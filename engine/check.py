@@ -254,10 +254,11 @@ class CheckIndex:
         return resolve(submitted, self._hukou, as_of) if self._hukou is not None else submitted
 
     def check(self, households: pl.DataFrame, as_of: date, rules: list[str] | None = None,
-              cadences: list[str] | None = None) -> RunResult:
+              cadences: list[str] | None = None, resolutions: bool = True) -> RunResult:
         """run()'s result for the households of `households` (a loaded roll frame, or the rows
         `resolve` gave) as if they were on the indexed roll in place of any rows with their
-        household_ids: their flags only."""
+        household_ids: their flags only (and, unless `resolutions` is false, what resolution
+        found for their rows)."""
         selected, skipped = select_ready(rules, cadences, self.available)
         submitted = households if "roll_id_valid" in households.columns else self.resolve(households, as_of)
         checked = set(submitted.get_column("household_id").to_list())
@@ -278,10 +279,11 @@ class CheckIndex:
         else:
             flags, rows = empty_flags(), prepare_roll(roll)
         mine = pl.col("household_id").is_in(list(checked))
-        looked_for = self._hukou is not None and submitted.get_column("resolution").null_count() < submitted.height
-        resolutions = resolutions_of(rows.filter(mine)) if looked_for else _NO_RESOLUTIONS.clear()
+        looked_for = (resolutions and self._hukou is not None
+                      and submitted.get_column("resolution").null_count() < submitted.height)
         return RunResult(flags=flags.filter(mine) if flags.height else flags, as_of=as_of,
-                         ran=[r.id for r in selected], skipped=skipped, resolutions=resolutions)
+                         ran=[r.id for r in selected], skipped=skipped,
+                         resolutions=resolutions_of(rows.filter(mine)) if looked_for else _NO_RESOLUTIONS.clear())
 
     def _canonical(self, households: pl.DataFrame) -> pl.DataFrame:
         """The submitted rows as the indexed roll's rows are (ROLL_COLUMNS, the same types)."""

@@ -237,7 +237,7 @@ def _serve(connection: Connection, settings: Settings, max_households: int) -> N
 
     store = Store.open(settings, migrate=False)  # the server has migrated it
     checker = Checker(store)
-    checks = CheckQueue(checker, max_households=max_households)
+    checks = CheckQueue(checker, max_households=max_households, keep_frames=False)
     checks.start()
     batches = ThreadPoolExecutor(max_workers=1, thread_name_prefix="check-batch")
     sending = threading.Lock()

@@ -110,9 +110,10 @@ class _Request:
 
 
 class CheckQueue:
-    def __init__(self, checker: Checker, max_households: int = 64) -> None:
+    def __init__(self, checker: Checker, max_households: int = 64, keep_frames: bool = True) -> None:
         self.checker = checker
         self.max_households = max_households
+        self.keep_frames = keep_frames  # each answer's loaded rows (CheckAnswer.frame); the check process sends none
         self._pending: list[_Request] = []
         self._ready = threading.Condition()
         self._stopped = False
@@ -253,20 +254,24 @@ class CheckQueue:
     def _run(self, index_: Any, held: dict[str, Any], group: list[_Request], part: list[int],
              frame: pl.DataFrame, warnings: dict[int, list[Problem]]) -> dict[int, CheckAnswer]:
         first = group[part[0]]
+        # An answer carries no resolutions: not worked out.
         result = index_.check(frame, first.as_of, rules=list(first.rules) if first.rules is not None else None,
-                              cadences=list(first.cadences) if first.cadences is not None else None)
+                              cadences=list(first.cadences) if first.cadences is not None else None,
+                              resolutions=False)
         self.calls += 1
         self.checked += len(part)
         flags = result.flags
         if flags.height and any(part):  # request 0's rows are numbered as its members already
             flags = flags.with_columns(pl.col("evidence").map_elements(_own_rows, return_dtype=pl.String))
         by_household = flags.partition_by("household_id", as_dict=True) if flags.height else {}
-        own = frame.with_columns(pl.col("_row") % _BLOCK, (pl.col("_row") // _BLOCK).alias("_request"))
-        frames = own.partition_by("_request", as_dict=True, include_key=False)
+        frames: dict[Any, pl.DataFrame] = {}
+        if self.keep_frames:
+            own = frame.with_columns(pl.col("_row") % _BLOCK, (pl.col("_row") // _BLOCK).alias("_request"))
+            frames = own.partition_by("_request", as_dict=True, include_key=False)
         answers = {}
         for index in part:
             mine = by_household.get((group[index].household,), flags.clear())
             answers[index] = CheckAnswer(flags=mine, ran=result.ran, skipped=result.skipped, held=held,
-                                         frame=frames[(index,)], warnings=warnings.get(index, []),
+                                         frame=frames.get((index,)), warnings=warnings.get(index, []),
                                          as_of=first.as_of, rows=mine.to_dicts() if mine.height else [])
         return answers
