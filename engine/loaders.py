@@ -194,9 +194,10 @@ _PRESENT, _REJECTED = "\x00present", "\x00rejected"  # not a blank row; rejected
 _CANONICAL_ID = r"^[0-9]{17}[0-9X]$"
 _ID18 = re.compile(r"[0-9]{17}[0-9X]")
 # Tables of at most this many rows (an API request, a batch of them) are read with polars'
-# eager settings, half the fixed cost of a query, and the ID check characters are computed in
-# Python (`_checked`, `_converted`); larger tables need the optimizations (common
-# sub-expressions, parallelism) and run ids' expressions as they are. Measured crossover: 3-5k.
+# eager settings, half the fixed cost of a query, and the ID check characters and the spellings
+# the first pass left over are worked out in Python (`_checked`, `_normalized_small`); larger
+# tables need the optimizations (common sub-expressions, parallelism) and run ids' expressions
+# as they are. Measured crossover: 3-5k.
 _SMALL = 2000
 
 
@@ -314,14 +315,15 @@ def _second_pass(c: Column, read: pl.DataFrame, small: bool) -> list[pl.Series]:
         if value.null_count() == cell.null_count():
             return []
         rows = (value.is_null() & cell.is_not_null()).arg_true()
-        cleaned = ids.clean_expr(pl.col("r"))
-        found = pl.LazyFrame({"r": cell.gather(rows)}).select(
-            value=cleaned if small else ids.normalized_expr(pl.col("r")),
-            empty=cleaned.is_null(),
-            legacy=ids.legacy15_expr(cleaned).fill_null(False),
-        ).collect()
-        if small and found.get_column("legacy").any():
-            found = found.with_columns(_converted(found.get_column("value"), found.get_column("legacy")))
+        if small:
+            found = _normalized_small(cell.gather(rows))
+        else:
+            cleaned = ids.clean_expr(pl.col("r"))
+            found = pl.LazyFrame({"r": cell.gather(rows)}).select(
+                value=ids.normalized_expr(pl.col("r")),
+                empty=cleaned.is_null(),
+                legacy=ids.legacy15_expr(cleaned).fill_null(False),
+            ).collect()
         return [
             read.get_column(name).clone().scatter(rows, found.get_column(new))
             for name, new in ((c.name, "value"), (_EMPTY + c.name, "empty"), (_LEGACY + c.name, "legacy"))
@@ -349,16 +351,21 @@ def _second_pass(c: Column, read: pl.DataFrame, small: bool) -> list[pl.Series]:
     return [value]
 
 
-def _converted(cleaned: pl.Series, legacy: pl.Series) -> pl.Series:
-    """`ids.normalized_expr` on cleaned IDs, its check character computed in Python (see
-    `_valid_small`): a valid legacy 15 as 18 characters, any other ID as it is."""
-    def convert(text: str) -> str:
-        first17 = text[:6] + "19" + text[6:15]
-        return first17 + ids.check_char(first17)
-
-    return pl.Series("value", [
-        convert(text) if old else text for text, old in zip(cleaned.to_list(), legacy.to_list(), strict=True)
-    ], dtype=pl.String)
+def _normalized_small(cells: pl.Series) -> pl.DataFrame:
+    """The ID cells the first pass left over, read by the scalar twins of ids' expressions
+    (tests/engine/test_ids.py holds them equal): over a few cells a query of the expressions
+    costs ~1.5 ms, these microseconds. `value` as ids.normalize, `empty` where nothing is left
+    after cleaning, `legacy` where it was a valid 15-digit ID."""
+    cleaned = [ids.clean(cell) for cell in cells.to_list()]
+    converted = [ids.convert15(text) if text is not None and len(text) == 15 else None for text in cleaned]
+    return pl.DataFrame(
+        {
+            "value": [new or text for text, new in zip(cleaned, converted, strict=True)],
+            "empty": [text is None for text in cleaned],
+            "legacy": [new is not None for new in converted],
+        },
+        schema={"value": pl.String, "empty": pl.Boolean, "legacy": pl.Boolean},
+    )
 
 
 def _checked(values: pl.Series) -> pl.Series:

@@ -8,9 +8,13 @@ from pathlib import Path
 import openpyxl
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine import ids, loaders
 from engine.errors import FileUnreadable, InputError, SchemaError
+
+from . import test_ids
 
 AS_OF = date(2026, 6, 30)
 VECTOR = "11010519491231002X"
@@ -358,3 +362,19 @@ def test_small_and_large_tables_are_read_alike(monkeypatch: pytest.MonkeyPatch, 
     assert small.rejects.height and small.frame.height  # both paths exercised
     assert small.frame.get_column("_row").to_list()[0] == 5
 
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(test_ids._candidates, min_size=1, max_size=12))
+def test_small_tables_read_any_id_spelling_as_large_ones(spellings: list[str]) -> None:
+    # The small path reads the spellings its first pass leaves over with ids' scalar functions,
+    # the large path with their expressions: the same loaded rows, warnings and rejects.
+    df = pl.DataFrame({"program": "dibao", "household_id": "H1", "id_number": spellings, "name": "a",
+                       "region_code": "320302", "benefit_monthly": "800"})
+    for key, frame in (("roll", df), ("deaths", df.select("id_number", "name", death_date=pl.lit("2026-01-05")))):
+        small = loaders.load_frame(frame, key, "f.csv", AS_OF)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(loaders, "_SMALL", -1)
+            large = loaders.load_frame(frame, key, "f.csv", AS_OF)
+        assert small.frame.equals(large.frame) and small.rejects.equals(large.rejects)
+        assert small.problems == large.problems and small.warnings == large.warnings
