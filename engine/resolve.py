@@ -47,6 +47,9 @@ edits score at most 80 (suggested at best), and a same-name, same-birthday neigh
 away stays 10 behind a one-edit candidate. Excel's `…000` keeps 15 digits (id 83.3): with the
 right name it scores 91.7, and a namesake twin sharing those 15 digits ties it, so it stays
 unresolved. `3.20303E+17` keeps 6 digits (id 33.3): never enough.
+
+Steps 1–3 are polars queries over a roll; over a few rows (`_SMALL`: an API request) the same
+steps run in Python (engine.resolve_small), with the same result.
 """
 
 from __future__ import annotations
@@ -208,7 +211,9 @@ def score(spelling: Reading, roll_name_key: str, roll_region: str | None, candid
 _RID = "_resolve_rid"
 
 
-_SMALL = 1000  # rows: a household or a few (engine.check), not a roll
+# Rows: a household or a few (engine.check), not a roll. Resolved in Python by
+# engine.resolve_small: the same steps, without a query's fixed cost per step.
+_SMALL = 1000
 
 
 def _collect(plan: pl.LazyFrame, rows: int, hukou: HukouLookup | None = None) -> pl.DataFrame:
@@ -278,8 +283,6 @@ _ATTEMPTS = {_RID: pl.UInt32, "id_number": pl.String, "id_number_raw": pl.String
              "region_code": pl.String, "kind": pl.String}
 
 
-_NO_ATTEMPTS = pl.DataFrame(schema=_ATTEMPTS)
-
 
 def _attempts(frame: pl.DataFrame, hukou: HukouLookup) -> pl.DataFrame:
     """Roll rows to look for: invalid IDs, valid IDs absent from hukou, valid IDs in hukou
@@ -289,18 +292,6 @@ def _attempts(frame: pl.DataFrame, hukou: HukouLookup) -> pl.DataFrame:
     found = hukou.holders(valid_ids).select(
         "id_number", pl.col("name").alias("_hukou_name"), pl.lit(True).alias("_hit")
     )
-    if frame.height <= _SMALL:
-        # A household or a few: a row whose valid ID hukou holds under the very name the roll
-        # gives has nothing to look for, and no plan is worth running to find that out. The
-        # others (most often none) are looked at below, as a roll's rows are.
-        held: dict[str, set[str]] = {}
-        for id_number, name in found.select("id_number", "_hukou_name").collect().iter_rows():
-            held.setdefault(id_number, set()).add(name)
-        look = [not (valid and held.get(id_number) == {name}) for id_number, name, valid in
-                frame.select("id_number", "name", "id_valid").iter_rows()]
-        if not any(look):
-            return _NO_ATTEMPTS.clear()
-        frame = frame.filter(pl.Series(look, dtype=pl.Boolean))
     rows = frame.lazy().select(*columns, "id_valid")
     # One join; the names' keys are computed only where the spellings differ at all.
     valid = (
@@ -461,14 +452,18 @@ def resolve(roll: pl.DataFrame | pl.LazyFrame, hukou: pl.DataFrame | pl.LazyFram
     missing = [expr().alias(name) for name, expr in defaults.items() if name not in frame.columns]
     frame = (frame.with_columns(missing) if missing else frame).with_row_index(_RID)
     lookup = ScanLookup(hukou) if isinstance(hukou, (pl.DataFrame, pl.LazyFrame)) else hukou
-    attempts = _attempts(frame, lookup)
-    if attempts.height:
+    per_row: pl.Series | None = None
+    if frame.height <= _SMALL:
+        from .resolve_small import resolutions  # it builds on this module's parts
+
+        per_row = resolutions(frame, lookup, as_of)
+    elif (attempts := _attempts(frame, lookup)).height:
         spellings = {rid: reading(raw) for rid, raw in attempts.select(_RID, "id_number_raw").iter_rows()}
         scored = _scored(attempts, spellings, _pairs(attempts, spellings, lookup, as_of))
         decided = _decisions(attempts, scored)
         # Joined on the row number alone, so the roll's other columns are shared, not copied.
         per_row = frame.select(_RID).join(decided, on=_RID, how="left", maintain_order="left")["resolution"]
-    else:  # every ID valid and in hukou under its name (most households): nothing to look for
+    if per_row is None:  # every ID valid and in hukou under its name (most households): nothing to look for
         per_row = pl.repeat(None, frame.height, dtype=RESOLUTION, eager=True).alias("resolution")
     return frame.lazy().with_columns(per_row).with_columns(_APPLIED).drop(_RID).pipe(_collect, frame.height)
 
