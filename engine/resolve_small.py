@@ -97,9 +97,9 @@ def _pairs(attempts: list[tuple[Any, ...]], spellings: dict[int, Reading], hukou
     """(_RID, candidate id_number) → the candidate's (name, name key, region_code)."""
     edit, born = _blocks(attempts, spellings, as_of)
     named_keys = [(rid, _key(name), _town(region)) for rid, _, _, name, region, _ in attempts]
-    named = pl.DataFrame([(k, t) for _, k, t in dict.fromkeys(named_keys)], schema=_NAMED, orient="row").unique()
-    near = hukou.near(pl.Series([n for _, n in edit], dtype=pl.String), pl.Series([b for _, b in born], dtype=pl.String),
-                      named)
+    named = pl.DataFrame(list(dict.fromkeys((k, t) for _, k, t in named_keys)), schema=_NAMED, orient="row")
+    edit_ids = pl.Series([n for _, n in edit], dtype=pl.String)
+    near = hukou.near(edit_ids, pl.Series([b for _, b in born], dtype=pl.String), named)
     records: dict[str, tuple[str | None, str | None, str | None]] = {}  # id_number → (name, key, region)
     by_born: dict[str, list[str]] = {}
     by_name: dict[tuple[str, str], list[str]] = {}
