@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
 import polars as pl
 
-from engine import files, ids
+from engine import canonical, files, ids
 from engine.errors import InputError, Problem, SchemaError
 from schemas import SOURCES, Column, Dataset, dataset
 
@@ -482,6 +482,38 @@ def load_frame(
         df = files.to_text(df)
     names, warnings = _map_headers(df, ds, file_label)
     df = df.rename(names)
+    if df.height > _SMALL:
+        return _read(df, ds, file_label, as_of, first_row, warnings)
+    # A few rows (an API request): those in canonical form need no query (engine.canonical);
+    # the others are read the usual way and numbered as they were.
+    plan = _plan(key, tuple(df.columns), as_of, True)
+    rejecting = {c.name for c in plan.rejecting}
+    quick, others, noted = canonical.read(df, ds, as_of, first_row, (_FIRST, _LAST), file_label, rejecting)
+    if quick is None or quick.height == 0 or len(noted) > PROBLEM_CAP:
+        return _read(df, ds, file_label, as_of, first_row, warnings)
+    if not others:
+        return Loaded(key, file_label, quick, plan.no_rejects.clone(), [], warnings + noted)
+    rest = _read(df[others], ds, file_label, as_of, 0, [])
+    if len(noted) + len(rest.warnings) > PROBLEM_CAP:  # capped per column: leave the counting to one reading
+        return _read(df, ds, file_label, as_of, first_row, warnings)
+    numbers = pl.Series("_row", [first_row + position for position in others], dtype=pl.Int64)
+
+    def renumbered(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.with_columns(numbers.gather(frame.get_column("_row")))
+
+    def moved(problems: list[Problem]) -> list[Problem]:
+        return [replace(p, row=first_row + others[p.row]) if p.row is not None else p for p in problems]
+
+    frame = pl.concat([quick, renumbered(rest.frame)]).sort("_row")
+    # ID warnings column by column, row by row, as one reading lists them.
+    noted = sorted(noted + moved(rest.warnings), key=lambda p: (ds.names.index(p.column or ""), p.row))
+    return Loaded(key, file_label, frame, renumbered(rest.rejects), moved(rest.problems), warnings + noted)
+
+
+def _read(df: pl.DataFrame, ds: Dataset, file_label: str, as_of: date | None, first_row: int,
+          warnings: list[Problem]) -> Loaded:
+    """load_frame's usual reading of `df` (its headers mapped already): three passes of queries."""
+    key = ds.key
     given = tuple(df.columns)
     small = df.height <= _SMALL
     plan, opt = _plan(key, given, as_of, small), _opt(small)
