@@ -52,7 +52,7 @@ def _own_rows(evidence: str) -> str:
 
 @dataclass
 class CheckAnswer:
-    flags: pl.DataFrame  # the household's flags (engine columns)
+    flags: pl.DataFrame  # the household's flags (engine columns; left empty by a queue keeping no frames)
     ran: list[str]
     skipped: list[tuple[str, str]]
     held: dict[str, Any]  # key → Snapshot the check read
@@ -113,7 +113,8 @@ class CheckQueue:
     def __init__(self, checker: Checker, max_households: int = 64, keep_frames: bool = True) -> None:
         self.checker = checker
         self.max_households = max_households
-        self.keep_frames = keep_frames  # each answer's loaded rows (CheckAnswer.frame); the check process sends none
+        # Each answer's frames (CheckAnswer.frame, .flags): the check process sends the rows only.
+        self.keep_frames = keep_frames
         self._pending: list[_Request] = []
         self._ready = threading.Condition()
         self._stopped = False
@@ -204,17 +205,15 @@ class CheckQueue:
                 warnings.setdefault(owner[warning.row], []).append(local(warning, owner[warning.row]))
         # Each request's rows numbered from 0 again, in a block of its own far beyond any roll
         # row, so that its evidence can name its own members and nobody else's rows change.
-        # One partition, not a filter per request: with 32 waiting, 32 filters cost more than the check.
-        block_of = pl.Series("_request", owner, dtype=pl.Int64)
-        numbered = loaded.frame.with_columns(
-            _request=block_of.gather(loaded.frame.get_column("_row")),
-            _start=pl.Series(starts, dtype=pl.Int64).gather(block_of.gather(loaded.frame.get_column("_row"))),
-        ).with_columns(pl.col("_row") - pl.col("_start") + pl.col("_request") * _BLOCK)
+        # Worked out in Python, in one column: with 32 waiting, a filter each cost more than the check.
+        numbers = [owner[row] * _BLOCK + row - starts[owner[row]] for row in loaded.frame.get_column("_row").to_list()]
+        numbered = loaded.frame.with_columns(pl.Series("_row", numbers, dtype=pl.Int64))
+        if problems:  # their requests are not checked
+            numbered = numbered.filter(pl.Series([n // _BLOCK not in problems for n in numbers], dtype=pl.Boolean))
         index_, held = self.checker.current()
         # Resolved together (a row's resolution depends on that row and hukou only), so that the
         # parts below are formed by the IDs the rules will join on.
-        usable = numbered.filter(~pl.col("_request").is_in(list(problems))) if problems else numbered
-        resolved = index_.resolve(usable.drop("_request", "_start"), first.as_of)
+        resolved = index_.resolve(numbered, first.as_of)
         persons: dict[int, set[str]] = {}
         for row, person in zip(resolved.get_column("_row").to_list(), resolved.get_column("id_number").to_list(),
                                strict=True):
@@ -261,17 +260,23 @@ class CheckQueue:
         self.calls += 1
         self.checked += len(part)
         flags = result.flags
-        if flags.height and any(part):  # request 0's rows are numbered as its members already
-            flags = flags.with_columns(pl.col("evidence").map_elements(_own_rows, return_dtype=pl.String))
-        by_household = flags.partition_by("household_id", as_dict=True) if flags.height else {}
+        # The flags as rows, split and renumbered in Python: over a few rows each polars call
+        # (a UDF over the evidence, a partition, a to_dicts per answer) costs more than the loop.
+        by_household: dict[str, list[dict[str, Any]]] = {}
+        for row in flags.to_dicts() if flags.height else []:
+            if any(part):  # request 0's rows are numbered as its members already
+                row["evidence"] = _own_rows(row["evidence"])
+            by_household.setdefault(row["household_id"], []).append(row)
         frames: dict[Any, pl.DataFrame] = {}
         if self.keep_frames:
             own = frame.with_columns(pl.col("_row") % _BLOCK, (pl.col("_row") // _BLOCK).alias("_request"))
             frames = own.partition_by("_request", as_dict=True, include_key=False)
         answers = {}
         for index in part:
-            mine = by_household.get((group[index].household,), flags.clear())
+            rows = by_household.get(group[index].household, [])
+            # The check process sends the rows only: no frame of them is made there.
+            mine = pl.DataFrame(rows, schema=flags.schema, orient="row") if self.keep_frames else flags.clear()
             answers[index] = CheckAnswer(flags=mine, ran=result.ran, skipped=result.skipped, held=held,
                                          frame=frames.get((index,)), warnings=warnings.get(index, []),
-                                         as_of=first.as_of, rows=mine.to_dicts() if mine.height else [])
+                                         as_of=first.as_of, rows=rows)
         return answers
