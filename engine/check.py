@@ -63,6 +63,7 @@ _NO_RESOLUTIONS = pl.DataFrame(schema=RESOLUTION_COLUMNS)
 
 _ID18 = re.compile(r"[0-9]{17}[0-9X]")
 _PER_PREFIX = 1000 * 11  # codes of the IDs sharing their first 14 characters: 3 digits × check
+_SLICES = 8  # persons found whose slices are stacked; beyond, gathered (measured: 8 slices ≈ one gather)
 
 
 def _id_code(text: str | None) -> int | None:
@@ -106,10 +107,14 @@ class _ById:
         if not found.any():
             return self.empty
         firsts, lengths = starts[found], (ends - starts)[found]
-        if len(firsts) == 1:
-            return self.frame.slice(int(firsts[0]), int(lengths[0]))
-        # Several persons: one gather of their slices' rows, not a slice each. (gather, not
-        # frame[offsets]: indexing parses its key in Python, ~3 times the cost over a few rows.)
+        if len(firsts) <= _SLICES:
+            # A slice is a view (~3 µs); stacked as chunks of one frame, a few cost less than a gather.
+            found_rows = self.frame.slice(int(firsts[0]), int(lengths[0]))
+            for first, length in zip(firsts[1:].tolist(), lengths[1:].tolist(), strict=True):
+                found_rows = found_rows.vstack(self.frame.slice(first, length))
+            return found_rows
+        # Many persons: one gather of their slices' rows. (gather, not frame[offsets]: indexing
+        # parses its key in Python, ~3 times the cost over a few rows.)
         offsets = np.repeat(firsts - (np.cumsum(lengths) - lengths), lengths)
         return self.frame.gather(offsets + np.arange(lengths.sum()))
 
