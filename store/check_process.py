@@ -174,7 +174,9 @@ class CheckProcess:
                     signature, snapshots = held
                     if snapshots is not None:
                         self._held[signature] = snapshots
-                    value = self._with_held(value, self._held.get(signature, {}))
+                    snapshots = self._held.get(signature, {})
+            if held is not None:  # outside the lock, which the event loop takes to send
+                value = self._with_held(value, snapshots)
             if future is not None:
                 settle(future, value if ok else None, None if ok else value)
         with self._lock:  # the child is gone: whoever waits hears it, and another is started
