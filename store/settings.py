@@ -22,6 +22,8 @@
                                of its own; false: in a thread of its own process         (true)
     CROSSCHECK_CHECK_TIMEOUT   seconds POST /checks waits for its answer before a 503       (60)
     CROSSCHECK_CHECK_THREADS   polars threads of the check process; 0: one per core          (1)
+    CROSSCHECK_CHECK_PIN       with one polars thread, the check process keeps to one CPU (the
+                               last the server may use)                                  (true)
 
 Command-line flags override the environment (`load_settings(data_dir=…)`); None means "not
 given". A bad value is a StoreError naming the variable, never a pydantic traceback.
@@ -68,6 +70,7 @@ class Settings(BaseSettings):
     check_process: bool = True
     check_timeout: float = Field(60.0, gt=0)
     check_threads: int = Field(1, ge=0)
+    check_pin: bool = True
 
     @field_validator("scheduler_time")
     @classmethod

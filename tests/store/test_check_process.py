@@ -3,6 +3,7 @@ child that dies fails what waits on it and is replaced."""
 
 from __future__ import annotations
 
+import os
 import pickle
 import re
 import time
@@ -130,5 +131,22 @@ def test_the_child_has_the_polars_threads_it_is_given(delivered, settings, city,
         tasks = Path(f"/proc/{process._process.pid}/task")
         pool = [t for t in tasks.iterdir() if re.fullmatch(r"polars-\d+", (t / "comm").read_text().strip())]
         assert len(pool) == threads
+    finally:
+        process.stop()
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs two CPUs to choose from")
+@pytest.mark.parametrize("threads, pin, pinned", [(1, True, True), (1, False, False), (2, True, False)])
+def test_a_child_on_one_polars_thread_keeps_to_one_cpu(delivered, settings, city, threads, pin, pinned):
+    process = CheckProcess(settings.model_copy(update={"check_threads": threads, "check_pin": pin}))
+    process.start()
+    try:
+        members = _members(city, city.roll.get_column("household_id")[0]).to_dict(as_series=False)
+        process.submit(members, AS_OF).result(timeout=120)
+        tasks = Path(f"/proc/{process._process.pid}/task").iterdir()
+        cpus = {frozenset(os.sched_getaffinity(int(task.name))) for task in tasks}
+        mine = frozenset(os.sched_getaffinity(0))
+        assert cpus == ({frozenset({max(mine)})} if pinned else {mine})
     finally:
         process.stop()
