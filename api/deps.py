@@ -118,14 +118,24 @@ def _query_names(dependant: Any) -> set[str]:
 
 
 def _declared_query(request: Request) -> set[str] | None:
-    """The query parameters the route (and its dependencies) declare; None: not an API route."""
-    dependant = getattr(request.scope.get("route"), "dependant", None)
-    return None if dependant is None else _query_names(dependant)
+    """The query parameters the route (and its dependencies) declare; None: not an API route.
+    Walked once per route and kept on it."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return None
+    declared: set[str] | None = getattr(route, "_crosscheck_query", None)
+    if declared is None:
+        declared = _query_names(dependant)
+        route._crosscheck_query = declared  # type: ignore[union-attr]
+    return declared
 
 
 async def known_query(request: Request) -> None:
     """A misspelt filter (`?severty=high`) must not silently answer with everything: query
     parameters the route does not declare are refused, each named."""
+    if not request.scope.get("query_string"):  # nothing to refuse (POST /checks, most reads)
+        return
     declared = _declared_query(request)
     if declared is None:
         return
