@@ -464,7 +464,7 @@ def resolve(roll: pl.DataFrame | pl.LazyFrame, hukou: pl.DataFrame | pl.LazyFram
         # Joined on the row number alone, so the roll's other columns are shared, not copied.
         per_row = frame.select(_RID).join(decided, on=_RID, how="left", maintain_order="left")["resolution"]
     if per_row is None:  # every ID valid and in hukou under its name (most households): nothing to look for
-        per_row = pl.repeat(None, frame.height, dtype=RESOLUTION, eager=True).alias("resolution")
+        return frame.lazy().with_columns(_UNCHANGED).drop(_RID).pipe(_collect, frame.height)
     return frame.lazy().with_columns(per_row).with_columns(_APPLIED).drop(_RID).pipe(_collect, frame.height)
 
 
@@ -485,3 +485,10 @@ def _applied() -> list[pl.Expr]:
 
 
 _APPLIED = _applied()
+# What _APPLIED sets where no row was looked for (resolution null), in the same column order.
+_UNCHANGED = [
+    pl.lit(None, RESOLUTION).alias("resolution"),
+    pl.col("id_valid").alias("roll_id_valid"),
+    pl.col("id_method").alias("match_method"),
+    pl.lit(100.0).alias("match_score"),
+]

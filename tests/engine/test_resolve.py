@@ -337,3 +337,19 @@ def test_a_few_rows_resolve_in_python_exactly_as_the_queries_resolve_a_roll(city
             patch.setattr(resolve_module, "_SMALL", -1)
             large = resolve(roll, hukou_source, AS_OF)
         assert small.equals(large), (small.to_dicts(), large.to_dicts())
+
+
+def test_rows_with_nothing_to_look_for_come_out_alike_whether_or_not_another_row_is_looked_for():
+    # Where no row is looked for, resolve sets the columns without the decision's expressions:
+    # the same columns, types and values as those rows get beside a row that is looked for.
+    plain = [roll_row("H1", P, name="张伟", region_code=VILLAGE),
+             roll_row("H2", TWIN, name="张强", region_code=VILLAGE)]
+    roll, sources = frames(plain, {"hukou": [hukou(), hukou(TWIN, "张强")]})
+    alone = resolve(roll, sources["hukou"], AS_OF)
+    both, _ = frames([*plain, roll_row("H3", typo(), name="张伟", region_code=VILLAGE)],
+                     {"hukou": [hukou(), hukou(TWIN, "张强")]})
+    beside = resolve(both, sources["hukou"], AS_OF)
+    assert beside.row(2, named=True)["resolution"] is not None  # the third row was looked for
+    assert alone.schema == beside.schema
+    assert alone.equals(beside.head(2))
+    assert alone.get_column("resolution").null_count() == 2 and alone.get_column("match_score").to_list() == [100.0] * 2
