@@ -101,8 +101,8 @@ class _ById:
         self.empty = self.frame.head(0)
 
     def _between(self, lower: np.ndarray, upper: np.ndarray) -> pl.DataFrame:
-        starts = np.searchsorted(self._keys, lower, side="left")
-        ends = np.searchsorted(self._keys, upper, side="left")
+        bounds = np.searchsorted(self._keys, np.concatenate([lower, upper]), side="left")  # one call, not two
+        starts, ends = bounds[: len(lower)], bounds[len(lower):]
         found = ends > starts
         if not found.any():
             return self.empty
@@ -155,7 +155,7 @@ class _HukouIndex(_ById):
         self._hashes, self._at = order.get_column("h").to_numpy(), order.get_column("at").to_numpy()
 
     def holders(self, ids: pl.Series) -> pl.LazyFrame:
-        return self.rows(ids.to_list()).select("id_number", "name").lazy()
+        return self.rows(ids.to_list()).lazy().select("id_number", "name")
 
     def near(self, edit_ids: pl.Series, born14: pl.Series, named: pl.DataFrame) -> pl.LazyFrame:
         # The keys as _name_town spells them: names.key is key_expr's twin.
