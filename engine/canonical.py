@@ -140,11 +140,9 @@ def _ids(c: Column, cells: list[str | None], as_of: date | None, rejecting: bool
     legacy: list[bool] = []
     invalid: list[int] = []
     for row, cell in enumerate(cells):
-        value, converted = cell, None
+        value, was_legacy = cell, False
         if cell is not None and not _ID.fullmatch(cell):
-            value = ids.clean(cell)
-            converted = ids.convert15(value) if value is not None and len(value) == 15 else None
-            value = converted or value
+            value, was_legacy = ids.normalize_legacy(cell)
         ok = value is not None and ids.is_valid(value, as_of)
         if (cell is None and c.required) or (cell is not None and value is None) or (rejecting and not ok):
             usual.add(row)
@@ -152,7 +150,7 @@ def _ids(c: Column, cells: list[str | None], as_of: date | None, rejecting: bool
             invalid.append(row)
         values.append(value)
         valid.append(ok)
-        legacy.append(converted is not None)
+        legacy.append(was_legacy)
     return values, valid, legacy, invalid
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "check_char",
     "clean",
     "normalize",
+    "normalize_legacy",
     "convert15",
     "is_valid",
     "birth_date",
@@ -94,10 +95,14 @@ def convert15(id15: str) -> str | None:
 
 def normalize(raw: object) -> str | None:
     """The canonical spelling of an ID: cleaned, and 18 characters when it was a valid 15."""
+    return normalize_legacy(raw)[0]
+
+
+def normalize_legacy(raw: object) -> tuple[str | None, bool]:
+    """`normalize`'s spelling, and whether it was a valid legacy 15-digit ID (converted)."""
     text = clean(raw)
-    if text is not None and len(text) == 15:
-        return convert15(text) or text
-    return text
+    converted = convert15(text) if text is not None and len(text) == 15 else None
+    return converted or text, converted is not None
 
 
 def is_valid(id_number: str | None, as_of: date | None = None) -> bool:

@@ -356,13 +356,12 @@ def _normalized_small(cells: pl.Series) -> pl.DataFrame:
     (tests/engine/test_ids.py holds them equal): over a few cells a query of the expressions
     costs ~1.5 ms, these microseconds. `value` as ids.normalize, `empty` where nothing is left
     after cleaning, `legacy` where it was a valid 15-digit ID."""
-    cleaned = [ids.clean(cell) for cell in cells.to_list()]
-    converted = [ids.convert15(text) if text is not None and len(text) == 15 else None for text in cleaned]
+    read = [ids.normalize_legacy(cell) for cell in cells.to_list()]
     return pl.DataFrame(
         {
-            "value": [new or text for text, new in zip(cleaned, converted, strict=True)],
-            "empty": [text is None for text in cleaned],
-            "legacy": [new is not None for new in converted],
+            "value": [value for value, _ in read],
+            "empty": [value is None for value, _ in read],  # cleaned to nothing (a legacy 15 is never empty)
+            "legacy": [legacy for _, legacy in read],
         },
         schema={"value": pl.String, "empty": pl.Boolean, "legacy": pl.Boolean},
     )

@@ -123,6 +123,8 @@ def test_scalar_and_expression_agree(values: list[str]) -> None:
     normalized = [ids.normalize(v) for v in values]
     assert _expr(ids.normalized_expr, values) == normalized
     assert _expr(ids.clean_expr, values) == [ids.clean(v) for v in values]
+    legacy = _expr(lambda s: ids.legacy15_expr(ids.clean_expr(s)).fill_null(False), values)
+    assert [ids.normalize_legacy(v) for v in values] == list(zip(normalized, legacy, strict=True))
     for as_of in (None, AS_OF):
         expected = [ids.is_valid(n, as_of) for n in normalized]
         assert _expr(lambda s: ids.valid_expr(s, as_of), normalized) == expected
