@@ -11,6 +11,7 @@ the next one starts).
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -35,6 +36,7 @@ from .schemas import error_responses, restore_examples
 __all__ = ["create_app", "API_PREFIX", "version"]
 
 API_PREFIX = "/api/v1"
+SWITCH_INTERVAL = 0.0005  # seconds: how long a thread holds the GIL while another waits (Python's default 0.005)
 
 
 def version() -> str:
@@ -112,6 +114,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # the cyclic collector: each full collection scanned it all and stalled every request.
         gc.collect()
         gc.freeze()
+        # The threads that pass requests to the check process and answers back wait for the GIL
+        # while the event loop works through a burst of requests: by default up to 5 ms, during
+        # which the check process idled. Six A/B pairs at concurrency 32, all in favour: p99
+        # 32.6-38.9 against 39.7-44.3 ms.
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL)
         scheduler = None
         if settings.scheduler_enabled:
             from store.schedule import make_scheduler
@@ -127,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state.checks.stop()
             state.audit.stop()
             store.close()
+            sys.setswitchinterval(switch_interval)
 
     app = FastAPI(
         title="crosscheck 社会救助“三比对”核对 API",
