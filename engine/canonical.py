@@ -95,8 +95,7 @@ def _decimal(text: str) -> float:
 
 
 def _reader(c: Column, dates: tuple[date, date]) -> Callable[[str], Any]:
-    if c.kind == "id":
-        return _match(_ID)
+    """How a cell of c's kind is read (IDs: `_ids`)."""
     if c.kind == "region":
         return _match(_REGION)
     if c.kind == "code":
