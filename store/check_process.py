@@ -232,7 +232,8 @@ def _compact(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _pin(settings: Settings) -> set[int] | None:
-    """Keep this process to one CPU when it runs polars on one thread (the CPUs kept, or None).
+    """Keep this process to one CPU (the one it starts on) when it runs polars on one thread (the
+    CPUs kept, or None).
 
     Why: its work is then sequential, the checking thread handing each query to polars' pool
     thread and waiting for it. On one CPU the two switch in place; on two, every query wakes the
@@ -240,16 +241,30 @@ def _pin(settings: Settings) -> set[int] | None:
     and at concurrency 32 the server answered 1,082-1,112 against 883-928 requests/s."""
     if settings.check_threads != 1 or not settings.check_pin or not hasattr(os, "sched_setaffinity"):
         return None
-    cpus = sorted(os.sched_getaffinity(0))
+    cpus = os.sched_getaffinity(0)
     if len(cpus) < 2:
         return None
-    mine = {cpus[-1]}
+    # The CPU it starts on, not a fixed one: two servers on one machine should not share a CPU
+    # for their checks by rule.
+    mine = {_running_on(cpus)}
     for task in os.listdir("/proc/self/task"):  # every thread so far; later ones inherit it
         try:
             os.sched_setaffinity(int(task), mine)
         except OSError:  # gone meanwhile
             pass
     return mine
+
+
+def _running_on(cpus: set[int]) -> int:
+    """The CPU this thread runs on now (Linux: /proc/self/stat's 39th field), if among `cpus`;
+    else the last of them."""
+    try:
+        with open(f"/proc/self/task/{threading.get_native_id()}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        cpu = int(fields[36])  # fields from the 3rd on: the 39th is the 37th here
+    except (OSError, IndexError, ValueError):
+        return max(cpus)
+    return cpu if cpu in cpus else max(cpus)
 
 
 def _serve(connection: Connection, settings: Settings, max_households: int) -> None:
