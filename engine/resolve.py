@@ -55,6 +55,7 @@ steps run in Python (engine.resolve_small), with the same result.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
@@ -309,19 +310,27 @@ def _attempts(frame: pl.DataFrame, hukou: HukouLookup) -> pl.DataFrame:
     ).unique(_RID, keep="first", maintain_order=True).pipe(_collect, frame.height, hukou)
 
 
-def _pairs(attempts: pl.DataFrame, spellings: dict[int, Reading], hukou: HukouLookup,
-           as_of: date | None) -> pl.DataFrame:
-    """Candidate pairs (_RID, id_number, name_key, region_code of the hukou record) from the
-    three blocks."""
+def _blocks(attempts: Iterable[tuple[int, str, str]], spellings: dict[int, Reading],
+            as_of: date | None) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    """The `edit` and `born` keys of each attempt (_RID, kind, id_number): the valid IDs one
+    keying error from the spelling; its first 14 characters."""
     edit: list[tuple[int, str]] = []
     born: list[tuple[int, str]] = []
-    for rid, kind, id_number in attempts.select(_RID, "kind", "id_number").iter_rows():
+    for rid, kind, id_number in attempts:
         spelling = spellings[rid]
         if kind == "invalid" or len(spelling.text) == 15:  # legacy IDs have no check character
             edit += [(rid, n) for n in ids.neighbours(spelling.text, as_of)]
         key = id_number[:14] if kind != "invalid" else spelling.born14(as_of)
         if key:
             born.append((rid, key))
+    return edit, born
+
+
+def _pairs(attempts: pl.DataFrame, spellings: dict[int, Reading], hukou: HukouLookup,
+           as_of: date | None) -> pl.DataFrame:
+    """Candidate pairs (_RID, id_number, name_key, region_code of the hukou record) from the
+    three blocks."""
+    edit, born = _blocks(attempts.select(_RID, "kind", "id_number").iter_rows(), spellings, as_of)
     edit_keys = pl.DataFrame(edit, schema={_RID: pl.UInt32, "id_number": pl.String}, orient="row")
     born_keys = pl.DataFrame(born, schema={_RID: pl.UInt32, "born14": pl.String}, orient="row")
     name_keys = attempts.select(

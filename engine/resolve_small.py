@@ -21,7 +21,7 @@ from typing import Any
 
 import polars as pl
 
-from . import ids, names
+from . import names
 from .resolve import (
     _RID,
     ACCEPT,
@@ -32,6 +32,7 @@ from .resolve import (
     SUGGEST,
     HukouLookup,
     Reading,
+    _blocks,
     _collect,
     reading,
     score,
@@ -77,25 +78,10 @@ def _attempts(rows: list[tuple[Any, ...]], hukou: HukouLookup) -> list[tuple[Any
     return found
 
 
-def _blocks(attempts: list[tuple[Any, ...]], spellings: dict[int, Reading],
-            as_of: date | None) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
-    """The `edit` and `born` keys of each attempt, as engine.resolve._pairs derives them."""
-    edit: list[tuple[int, str]] = []
-    born: list[tuple[int, str]] = []
-    for rid, id_number, _, _, _, kind in attempts:
-        spelling = spellings[rid]
-        if kind == "invalid" or len(spelling.text) == 15:
-            edit += [(rid, n) for n in ids.neighbours(spelling.text, as_of)]
-        key = id_number[:14] if kind != "invalid" else spelling.born14(as_of)
-        if key:
-            born.append((rid, key))
-    return edit, born
-
-
 def _pairs(attempts: list[tuple[Any, ...]], spellings: dict[int, Reading], hukou: HukouLookup,
            as_of: date | None) -> dict[tuple[int, str], tuple[str | None, str | None, str | None]]:
     """(_RID, candidate id_number) → the candidate's (name, name key, region_code)."""
-    edit, born = _blocks(attempts, spellings, as_of)
+    edit, born = _blocks(((rid, kind, id_number) for rid, id_number, *_, kind in attempts), spellings, as_of)
     named_keys = [(rid, _key(name), _town(region)) for rid, _, _, name, region, _ in attempts]
     named = pl.DataFrame(list(dict.fromkeys((k, t) for _, k, t in named_keys)), schema=_NAMED, orient="row")
     edit_ids = pl.Series([n for _, n in edit], dtype=pl.String)
