@@ -15,7 +15,8 @@ rows they can join with:
   any roll rows of the same household_id) plus the roll's rows of the same persons in other
   households (duplicate_enrollment, program_conflict and disability_living_without_dibao read
   them);
-* every source restricted to the check roll's IDs: each source is sorted by id_number once, so
+* every source restricted to the check roll's IDs: each source is sorted by ID once (an
+  engine.keyed frame: sorted in memory, or mapped from the file written with its snapshot), so
   a person's records are one slice found by binary search, never a scan;
 * ID resolution (engine.resolve) against hukou through `_HukouIndex`, which answers the
   resolver's questions (records by ID, by the first 14 characters, by name key and township)
@@ -28,18 +29,16 @@ Checks may run concurrently: each uses its own CompiledRun from a pool.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import OrderedDict
 from datetime import date
 
-import numpy as np
 import polars as pl
 
 from schemas import ROLL
 
-from . import names
 from .check_plan import CompiledRun
+from .keyed import Keyed, codes_of
 from .loaders import load_frame
 from .policy import DEFAULT_POLICY, Policy
 from .resolve import resolve
@@ -61,110 +60,21 @@ _KEEP = 8  # as-of dates (× rule selections) whose compiled runs and resolved r
 _NO_RESOLUTIONS = pl.DataFrame(schema=RESOLUTION_COLUMNS)
 
 
-_ID18 = re.compile(r"[0-9]{17}[0-9X]")
-_PER_PREFIX = 1000 * 11  # codes of the IDs sharing their first 14 characters: 3 digits × check
-_SLICES = 8  # persons found whose slices are stacked; beyond, gathered (measured: 8 slices ≈ one gather)
-
-
-def _id_code(text: str | None) -> int | None:
-    """A valid-looking 18-character ID as one integer (its 17 digits × 11 + the check character,
-    X = 10), in the order of the IDs; None for any other text (no valid ID can equal it)."""
-    if text is None or not _ID18.fullmatch(text):
-        return None
-    return int(text[:17]) * 11 + (10 if text[17] == "X" else int(text[17]))
-
-
-def _id_code_expr(column: str) -> pl.Expr:
-    """`_id_code` over a column."""
-    ids = pl.col(column)
-    check = ids.str.slice(17).replace("X", "10").cast(pl.Int64, strict=False)
-    return pl.when(ids.str.contains(f"^{_ID18.pattern}$")).then(
-        ids.str.slice(0, 17).cast(pl.Int64, strict=False) * 11 + check
-    )
-
-
-def _codes(ids: list[str]) -> np.ndarray:
-    return np.array(sorted({c for c in map(_id_code, set(ids)) if c is not None}), dtype=np.int64)
-
-
-class _ById:
-    """A frame sorted by id_number's code: a person's rows are one slice, found by binary search
-    (numpy's, on integers: microseconds against ten million rows)."""
-
-    def __init__(self, frame: pl.DataFrame) -> None:
-        coded = frame.with_columns(_id_code_expr("id_number").alias("_code"))
-        # IDs no valid ID can equal (none in a loaded source): kept aside, found by a filter.
-        self._odd = coded.filter(pl.col("_code").is_null()).drop("_code")
-        ordered = coded.filter(pl.col("_code").is_not_null()).sort("_code", maintain_order=True)
-        self._keys = ordered.get_column("_code").to_numpy()
-        self.frame = ordered.drop("_code").rechunk()
-        self.empty = self.frame.head(0)
-
-    def _between(self, lower: np.ndarray, upper: np.ndarray) -> pl.DataFrame:
-        bounds = np.searchsorted(self._keys, np.concatenate([lower, upper]), side="left")  # one call, not two
-        starts, ends = bounds[: len(lower)], bounds[len(lower):]
-        found = ends > starts
-        if not found.any():
-            return self.empty
-        firsts, lengths = starts[found], (ends - starts)[found]
-        if len(firsts) <= _SLICES:
-            # A slice is a view (~3 µs); stacked as chunks of one frame, a few cost less than a gather.
-            found_rows = self.frame.slice(int(firsts[0]), int(lengths[0]))
-            for first, length in zip(firsts[1:].tolist(), lengths[1:].tolist(), strict=True):
-                found_rows = found_rows.vstack(self.frame.slice(first, length))
-            return found_rows
-        # Many persons: one gather of their slices' rows. (gather, not frame[offsets]: indexing
-        # parses its key in Python, ~3 times the cost over a few rows.)
-        offsets = np.repeat(firsts - (np.cumsum(lengths) - lengths), lengths)
-        return self.frame.gather(offsets + np.arange(lengths.sum()))
-
-    def rows(self, ids: list[str], codes: np.ndarray | None = None) -> pl.DataFrame:
-        """The rows of these IDs (`codes`: their `_codes`, when known already)."""
-        codes = _codes(ids) if codes is None else codes
-        found = self._between(codes, codes + 1)
-        if self._odd.height:
-            found = pl.concat([found, self._odd.filter(pl.col("id_number").is_in(ids))])
-        return found
-
-    def starting(self, prefixes: list[str]) -> pl.DataFrame:
-        """The rows whose ID starts with one of these 14-character prefixes (region and birth)."""
-        values = [p for p in set(prefixes) if p is not None and len(p) == 14 and p.isdigit()]
-        lower = _codes([p + "0000" for p in values])  # the smallest ID of each prefix
-        found = self._between(lower, lower + _PER_PREFIX)
-        if self._odd.height:
-            found = pl.concat([found, self._odd.filter(pl.col("id_number").str.slice(0, 14).is_in(values))])
-        return found
-
-
-def _name_town(name: pl.Expr, region_code: pl.Expr) -> pl.Expr:
-    """The name block's key, as engine.resolve compares it: the name's key in the township."""
-    return pl.concat_str(region_code.str.slice(0, 9), pl.lit("\x1f"), names.key_expr(name))
-
-
-class _HukouIndex(_ById):
-    """Hukou by ID, plus a hash index of (township, name key): an engine.resolve HukouLookup
+class _HukouIndex:
+    """Hukou keyed by ID, with its (township, name key) index: an engine.resolve HukouLookup
     answering by lookup what ScanLookup answers by scanning."""
 
-    def __init__(self, hukou: pl.DataFrame) -> None:
-        super().__init__(hukou)
-        self._records = pl.concat([self.frame, self._odd]).rechunk() if self._odd.height else self.frame
-        # Hashes, not the keys: 8 bytes a record. A colliding stranger found with them is
-        # harmless: engine.resolve joins each block on its exact key.
-        hashed = self._records.select(_name_town(pl.col("name"), pl.col("region_code")).hash().alias("h"))
-        order = hashed.with_row_index("at").sort("h")
-        self._hashes, self._at = order.get_column("h").to_numpy(), order.get_column("at").to_numpy()
+    def __init__(self, hukou: pl.DataFrame | Keyed) -> None:
+        self.keyed = hukou if isinstance(hukou, Keyed) else Keyed.of(hukou, names=True)
 
     def holders(self, ids: pl.Series) -> pl.LazyFrame:
-        return self.rows(ids.to_list()).lazy().select("id_number", "name")
+        return self.keyed.rows(ids.to_list(), codes_of(ids)).lazy().select("id_number", "name")
 
     def near(self, edit_ids: pl.Series, born14: pl.Series, named: pl.DataFrame) -> pl.LazyFrame:
-        # The keys as _name_town spells them: names.key is key_expr's twin.
+        # The keys as name_town spells them: names.key is key_expr's twin.
         keys = [f"{town}\x1f{name_key}" for name_key, town in named.iter_rows() if town is not None]
-        hashes = pl.Series(keys, dtype=pl.String).hash().to_numpy()
-        starts = np.searchsorted(self._hashes, hashes, side="left")
-        ends = np.searchsorted(self._hashes, hashes, side="right")
-        at = np.concatenate([self._at[s:e] for s, e in zip(starts, ends, strict=True)] or [self._at[:0]])
-        found = [self.rows(edit_ids.to_list()), self.starting(born14.to_list()), self._records.gather(at)]
+        found = [self.keyed.rows(edit_ids.to_list(), codes_of(edit_ids)), self.keyed.starting(born14.to_list()),
+                 self.keyed.named(keys)]
         return pl.concat(found).select("id_number", "name", "region_code").lazy()
 
 
@@ -184,11 +94,11 @@ class _RollIndex:
                 pl.col("id_method").alias("match_method"),
                 pl.lit(100.0).alias("match_score"),
             )
-        self._valid = _ById(valid)
+        self._valid = Keyed.of(valid)
         self._invalid = loaded.filter(~pl.col("id_valid"))
         self.empty = loaded.head(0)
         self._schema = self.empty.schema
-        self._resolved: dict[date, _ById] = {}
+        self._resolved: dict[date, Keyed] = {}
         self._lock = threading.Lock()
 
     @property
@@ -196,14 +106,14 @@ class _RollIndex:
         return self._schema
 
     def rows_of(self, ids: list[str], as_of: date) -> pl.DataFrame:
-        codes = _codes(ids)
+        codes = codes_of(ids)
         found = self._valid.rows(ids, codes)
         if self._hukou is None or self._invalid.height == 0:
             return found
         with self._lock:
             if as_of not in self._resolved:
                 resolved = resolve(self._invalid, self._hukou, as_of).filter(pl.col("id_valid"))
-                self._resolved[as_of] = _ById(resolved.select(found.columns))
+                self._resolved[as_of] = Keyed.of(resolved.select(found.columns))
                 if len(self._resolved) > _KEEP:
                     del self._resolved[next(iter(self._resolved))]
             also = self._resolved[as_of].rows(ids, codes)
@@ -223,12 +133,13 @@ def _canonical(roll: pl.DataFrame) -> pl.DataFrame:
 class CheckIndex:
     """The latest roll and sources, indexed by ID for `check` (see the module's docstring)."""
 
-    def __init__(self, roll: pl.DataFrame | None, sources: dict[str, pl.DataFrame],
+    def __init__(self, roll: pl.DataFrame | None, sources: dict[str, pl.DataFrame | Keyed],
                  policy: Policy | None = None) -> None:
         self.policy = policy or DEFAULT_POLICY
         self._hukou = _HukouIndex(sources["hukou"]) if "hukou" in sources else None
         self._sources = {
-            key: self._hukou if key == "hukou" and self._hukou is not None else _ById(frame)
+            key: self._hukou.keyed if key == "hukou" and self._hukou is not None
+            else frame if isinstance(frame, Keyed) else Keyed.of(frame)
             for key, frame in sources.items()
         }
         self._roll = _RollIndex(roll, self._hukou) if roll is not None else None
@@ -277,7 +188,7 @@ class CheckIndex:
                 others = others.filter(~pl.col("household_id").is_in(list(checked)))
                 roll = pl.concat([submitted, others.select(submitted.columns)]) if others.height else submitted
         ids = roll.get_column("id_number").to_list()
-        codes = _codes(ids)
+        codes = codes_of(ids)
         sources = {key: index.rows(ids, codes) for key, index in self._sources.items()}
         programs = set(submitted.get_column("program").to_list())
         if selected:
@@ -308,7 +219,7 @@ class CheckIndex:
             idle = self._idle.get(key or self._key(roll, as_of, selected))
             if idle:
                 return idle.pop()
-        schemas = {key: index.frame.schema for key, index in self._sources.items()}
+        schemas = {key: index.schema for key, index in self._sources.items()}
         return CompiledRun(roll.schema, schemas, as_of, self.policy, selected)
 
     def _checkin(self, key: tuple, compiled: CompiledRun) -> None:

@@ -38,6 +38,9 @@ __all__ = [
     "valid_expr",
     "birth_date_expr",
     "legacy15_expr",
+    "code",
+    "code_expr",
+    "from_code_expr",
 ]
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -273,6 +276,37 @@ def neighbours(text: str, as_of: date | None = None) -> set[str]:
         if candidate is not None and candidate != text and is_valid(candidate, as_of):
             found.add(candidate)
     return found
+
+
+# ---- IDs as integers -------------------------------------------------------------------------
+# An 18-character ID is 17 digits and a check character: as one int64, 17 digits × 11 + the
+# check character's value (X = 10), it sorts as the text does and converts back without loss.
+# Joins and binary searches on it cost a fraction of those on 18-byte strings.
+
+_ID18 = re.compile(r"[0-9]{17}[0-9X]")
+
+
+def code(text: str | None) -> int | None:
+    """The ID as one integer, for any 18 characters shaped like an ID (valid or not); None for
+    other text (no valid ID has its code)."""
+    if text is None or not _ID18.fullmatch(text):
+        return None
+    return int(text[:17]) * 11 + (10 if text[17] == "X" else int(text[17]))
+
+
+def code_expr(id_number: pl.Expr) -> pl.Expr:
+    """Column version of `code` (Int64, null where `code` is None)."""
+    check = id_number.str.slice(17).replace("X", "10").cast(pl.Int64, strict=False)
+    return pl.when(id_number.str.contains(f"^{_ID18.pattern}$")).then(
+        id_number.str.slice(0, 17).cast(pl.Int64, strict=False) * 11 + check
+    )
+
+
+def from_code_expr(codes: pl.Expr) -> pl.Expr:
+    """The ID text of a column of codes: `from_code_expr(code_expr(x)) == x` where the code is
+    not null."""
+    first17 = (codes // 11).cast(pl.String).str.zfill(17)
+    return first17 + pl.lit("0123456789X").str.slice(codes % 11, 1)
 
 
 # ---- polars expressions: the same rules over whole columns -------------------------------

@@ -215,3 +215,19 @@ def test_neighbours_are_every_valid_id_one_keying_error_away(error: tuple[str, s
 @given(valid_ids())
 def test_a_valid_id_has_no_valid_neighbour_of_one_substitution_or_swap(id_number: str) -> None:
     assert ids._repairs18(id_number) == set()
+
+
+_ID_SHAPED = st.from_regex(r"\A[0-9]{17}[0-9X]\Z")
+
+
+@given(st.lists(st.one_of(_ID_SHAPED, st.text(max_size=20)), max_size=30))
+def test_codes_round_trip_and_sort_as_the_ids(texts: list[str]) -> None:
+    """An ID's code (engine.keyed's key) converts back to the same text, orders as the text does,
+    and the scalar and column versions agree; other text has none."""
+    frame = pl.DataFrame({"id_number": texts}, schema={"id_number": pl.String})
+    coded = frame.with_columns(ids.code_expr(pl.col("id_number")).alias("code"))
+    assert coded["code"].to_list() == [ids.code(t) for t in texts]
+    shaped = coded.filter(pl.col("code").is_not_null())
+    assert shaped.select(ids.from_code_expr(pl.col("code")))["code"].to_list() == shaped["id_number"].to_list()
+    assert shaped.sort("code")["id_number"].to_list() == sorted(shaped["id_number"].to_list())
+    assert all(ids.code(t) is None for t in texts if len(t) != 18)

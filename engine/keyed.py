@@ -1,0 +1,183 @@
+"""A frame keyed by its people's IDs: rows in the order of their ID as an integer (ids.code), so
+that a person's rows are one slice found by binary search, never a scan.
+
+    keyed = Keyed.of(frame, names=True)     # sorts in memory (names: hukou's name index too)
+    keyed.write(path)                       # Arrow IPC, uncompressed: once per delivery
+    keyed = Keyed.read(path)                # memory-mapped: milliseconds, whatever the size
+    keyed.rows(codes)                       # the rows of these IDs (as ids.code gives them)
+
+Why a file. engine.check's index and engine.indexed's run look people up in every source. Sorting
+a city's 27.75M source rows takes ~20 s and holds them all in memory; a delivery changes a source
+once a month at most, while the run is nightly and the check process restarts with the server.
+So the sorted form is written beside the snapshot (store.snapshots) and mapped: the operating
+system reads only the pages a lookup touches, and shares them between processes.
+
+The file holds the ID only as its int64 code (`_code`): 8 bytes a row instead of 34 for an
+18-byte string view, and the key of every lookup. `id_number` is rebuilt from the codes of the
+rows found (ids.from_code_expr), first among the columns. Rows whose ID has no code (not 18
+characters shaped like an ID: never in a loaded source, whose invalid IDs are rejected) are kept
+apart in memory and found by a filter; written, they go to a second file beside the first.
+
+With `names`, the index engine.resolve's name block asks for: the hash of each row's (township,
+name key), sorted, with the row it came from. polars' hash is stable for one polars version
+only: the file records the version, and another one recomputes the hashes on reading.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from . import ids, names
+
+__all__ = ["FORMAT", "Keyed", "codes_of", "name_town"]
+
+FORMAT = "1"  # of the file: a reader of another format builds the keyed frame again
+_CODE, _HASH, _AT = "_code", "_name_hash", "_name_at"
+_META = b"crosscheck.keyed"
+_SLICES = 8  # persons found whose slices are stacked; beyond, gathered (measured: 8 slices ≈ one gather)
+_PER_PREFIX = 1000 * 11  # codes of the IDs sharing their first 14 characters: 3 digits × check
+
+
+def codes_of(ids_: pl.Series | list[str]) -> np.ndarray:
+    """The distinct codes of these IDs, sorted (IDs without a code left out)."""
+    series = ids_ if isinstance(ids_, pl.Series) else pl.Series(ids_, dtype=pl.String)
+    found = series.to_frame("id_number").select(ids.code_expr(pl.col("id_number"))).to_series()
+    return np.unique(found.drop_nulls().to_numpy())
+
+
+def name_town(name: pl.Expr, region_code: pl.Expr) -> pl.Expr:
+    """The name block's key, as engine.resolve compares it: the name's key in the township."""
+    return pl.concat_str(region_code.str.slice(0, 9), pl.lit("\x1f"), names.key_expr(name))
+
+
+def _name_index(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    # Hashes, not the keys: 8 bytes a record. A colliding stranger found with them is harmless:
+    # engine.resolve joins each block on its exact key.
+    hashed = frame.select(name_town(pl.col("name"), pl.col("region_code")).hash().alias("h"))
+    order = hashed.with_row_index("at").sort("h")
+    return order.get_column("h").to_numpy(), order.get_column("at").to_numpy()
+
+
+class Keyed:
+    """Rows sorted by ID code (`frame`, without id_number), their codes, the rows without one."""
+
+    def __init__(self, codes: np.ndarray, frame: pl.DataFrame, odd: pl.DataFrame,
+                 name_index: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        self.codes, self.frame, self.odd, self.name_index = codes, frame, odd, name_index
+        self.columns = ["id_number", *frame.columns]
+        self.empty = odd.head(0)
+        self.schema = self.empty.schema
+        self.height = frame.height + odd.height
+
+    @classmethod
+    def of(cls, frame: pl.DataFrame, names: bool = False) -> Keyed:
+        coded = frame.with_columns(ids.code_expr(pl.col("id_number")).alias(_CODE))
+        others = [c for c in frame.columns if c != "id_number"]
+        odd = coded.filter(pl.col(_CODE).is_null()).select("id_number", *others)
+        ordered = coded.filter(pl.col(_CODE).is_not_null()).sort(_CODE, maintain_order=True)
+        rows = ordered.select(others).rechunk()
+        return cls(ordered.get_column(_CODE).to_numpy(), rows, odd, _name_index(ordered) if names else None)
+
+    def write(self, path: Path) -> None:
+        """Write to `path` (and, when there are rows without a code, `<path>.odd`)."""
+        columns = {_CODE: self.codes, **{c: self.frame.get_column(c) for c in self.frame.columns}}
+        if self.name_index is not None:
+            columns |= {_HASH: self.name_index[0], _AT: self.name_index[1]}
+        table = pl.DataFrame(columns).to_arrow(compat_level=pl.CompatLevel.newest())
+        meta = {"format": FORMAT, "polars": pl.__version__, "names": self.name_index is not None}
+        table = table.replace_schema_metadata({_META: json.dumps(meta).encode()})
+        with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table, max_chunksize=max(table.num_rows, 1))  # one batch: one chunk per column
+        odd = Path(f"{path}.odd")
+        if self.odd.height:
+            self.odd.write_ipc(odd)
+        else:
+            odd.unlink(missing_ok=True)
+
+    @classmethod
+    def read(cls, path: Path) -> Keyed | None:
+        """The keyed frame of `path`, memory-mapped; None when the file is of another format (or
+        not an Arrow file at all: cut short, say)."""
+        try:
+            reader = ipc.open_file(pa.memory_map(str(path)))
+        except pa.ArrowInvalid:
+            return None
+        meta = json.loads((reader.schema.metadata or {}).get(_META, b"{}"))
+        if meta.get("format") != FORMAT:
+            return None
+        mapped = pl.from_arrow(reader.read_all(), rechunk=False)
+        assert isinstance(mapped, pl.DataFrame)
+        frame = mapped.drop(_CODE, _HASH, _AT, strict=False)
+        odd_path = Path(f"{path}.odd")
+        odd = pl.read_ipc(odd_path) if odd_path.exists() else frame.head(0).select(
+            pl.lit(None, pl.String).alias("id_number"), *frame.columns)
+        name_index = None
+        if meta.get("names"):
+            same_hash = meta.get("polars") == pl.__version__
+            name_index = ((mapped.get_column(_HASH).to_numpy(), mapped.get_column(_AT).to_numpy()) if same_hash
+                          else _name_index(frame))
+        return cls(mapped.get_column(_CODE).to_numpy(), frame, odd, name_index)
+
+    # ---- lookups ----------------------------------------------------------------------------
+
+    def _between(self, lower: np.ndarray, upper: np.ndarray) -> pl.DataFrame:
+        bounds = np.searchsorted(self.codes, np.concatenate([lower, upper]), side="left")  # one call, not two
+        starts, ends = bounds[: len(lower)], bounds[len(lower):]
+        found = ends > starts
+        if not found.any():
+            return self.empty
+        firsts, lengths = starts[found], (ends - starts)[found]
+        if len(firsts) <= _SLICES:
+            # A slice is a view (~3 µs); stacked as chunks of one frame, a few cost less than a gather.
+            positions = [(int(f), int(n)) for f, n in zip(firsts.tolist(), lengths.tolist(), strict=True)]
+            found_rows = self.frame.slice(*positions[0])
+            for first, length in positions[1:]:
+                found_rows = found_rows.vstack(self.frame.slice(first, length))
+            codes = np.concatenate([self.codes[f:f + n] for f, n in positions]) if len(positions) > 1 \
+                else self.codes[positions[0][0]:positions[0][0] + positions[0][1]]
+        else:
+            # Many persons: one gather of their slices' rows. (gather, not frame[offsets]: indexing
+            # parses its key in Python, ~3 times the cost over a few rows.)
+            offsets = np.repeat(firsts - (np.cumsum(lengths) - lengths), lengths) + np.arange(lengths.sum())
+            found_rows, codes = self.frame.gather(offsets), self.codes[offsets]
+        return self._with_ids(found_rows, codes)
+
+    def _with_ids(self, rows: pl.DataFrame, codes: np.ndarray) -> pl.DataFrame:
+        return rows.select(ids.from_code_expr(pl.lit(pl.Series(_CODE, codes))).alias("id_number"), pl.all())
+
+    def rows(self, ids_: list[str] | pl.Series, codes: np.ndarray | None = None) -> pl.DataFrame:
+        """The rows of these IDs (`codes`: their `codes_of`, when known already)."""
+        codes = codes_of(ids_) if codes is None else codes
+        found = self._between(codes, codes + 1)
+        if self.odd.height:
+            found = pl.concat([found, self.odd.filter(pl.col("id_number").is_in(ids_))])
+        return found
+
+    def starting(self, prefixes: list[str]) -> pl.DataFrame:
+        """The rows whose ID starts with one of these 14-character prefixes (region and birth)."""
+        values = [p for p in set(prefixes) if p is not None and len(p) == 14 and p.isdigit()]
+        lower = codes_of([p + "0000" for p in values])  # the smallest ID of each prefix
+        found = self._between(lower, lower + _PER_PREFIX)
+        if self.odd.height:
+            found = pl.concat([found, self.odd.filter(pl.col("id_number").str.slice(0, 14).is_in(values))])
+        return found
+
+    def named(self, keys: list[str]) -> pl.DataFrame:
+        """The rows whose `name_town` is one of `keys` (a hash's stranger or two besides)."""
+        assert self.name_index is not None, "a keyed frame made without names"
+        hashes, at = self.name_index
+        wanted = pl.Series(keys, dtype=pl.String).hash().to_numpy()
+        starts = np.searchsorted(hashes, wanted, side="left")
+        ends = np.searchsorted(hashes, wanted, side="right")
+        positions = np.concatenate([at[s:e] for s, e in zip(starts, ends, strict=True)] or [at[:0]])
+        found = self._with_ids(self.frame.gather(positions), self.codes[positions])
+        if self.odd.height:
+            town = name_town(pl.col("name"), pl.col("region_code"))
+            found = pl.concat([found, self.odd.filter(town.is_in(keys))])
+        return found
