@@ -1,0 +1,58 @@
+"""The full run over keyed sources (engine.keyed): look the roll's people up, never scan.
+
+    run_indexed(roll, sources, as_of, policy, rules, cadences) -> RunResult   (sources: Keyed)
+
+engine.run.run on Parquet scans reads and hashes every source row each night (27.75M at city
+scale) to find the few percent that belong to the roll's people. Keyed sources are sorted by ID
+code once per delivery, so those rows are found by binary search and read from the mapped file,
+page by page:
+
+1. the roll's IDs are resolved against hukou by lookup (engine.check's `_HukouIndex`: the same
+   engine.resolve, its blocks answered from the keyed frame and its name index);
+2. every source is narrowed to the resolved roll's IDs (rules join sources on `id_number`, and
+   only for roll people: a row of someone else is never joined);
+3. engine.run.run runs the rules on the roll and the narrowed frames (the roll comes resolved,
+   so its resolution is kept as it is).
+
+The flags and resolutions are run()'s over the whole sources (tests/engine/test_indexed.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+import polars as pl
+
+from .check import _HukouIndex
+from .keyed import Keyed, codes_of
+from .policy import Policy
+from .resolve import resolve
+from .run import RunResult, run
+
+__all__ = ["run_indexed"]
+
+
+def run_indexed(
+    roll: pl.LazyFrame | pl.DataFrame,
+    sources: dict[str, Keyed],
+    as_of: date,
+    policy: Policy | None = None,
+    rules: list[str] | None = None,
+    cadences: list[str] | None = None,
+    *,
+    resolve_ids: bool = True,
+    on_step: Callable[[str], None] | None = None,
+) -> RunResult:
+    """run()'s result for `roll` over the keyed `sources` (see the module's docstring)."""
+    step = on_step or (lambda _: None)
+    frame = roll.collect() if isinstance(roll, pl.LazyFrame) else roll
+    resolving = resolve_ids and "hukou" in sources
+    if resolving:
+        step("核对身份证号 resolving roll IDs against hukou")
+        frame = resolve(frame, _HukouIndex(sources["hukou"]), as_of)
+    step("查找 looking up the roll's people in every source")
+    people = frame.get_column("id_number").drop_nulls().unique()
+    codes = codes_of(people)
+    narrowed = {key: keyed.rows(people, codes) for key, keyed in sources.items()}
+    return run(frame, narrowed, as_of, policy, rules, cadences, resolve_ids=resolving, on_step=on_step)

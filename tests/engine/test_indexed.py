@@ -1,0 +1,149 @@
+"""engine.indexed gives engine.run's result over keyed sources, sorted in memory or mapped from
+the files engine.keyed writes: the same flags in the same order, the same resolutions; on a
+generated city as bureaus deliver it and on one with heavy ID noise and decoys."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from engine import loaders
+from engine.indexed import run_indexed
+from engine.keyed import Keyed
+from engine.policy import load_policy, parse_policy
+from engine.run import run
+from fixtures.generator import generate, write
+from fixtures.noise import NoiseModel, apply
+from schemas import SOURCES
+
+
+def _same(expected, got) -> None:
+    assert got.ran == expected.ran
+    assert got.skipped == expected.skipped
+    assert_frame_equal(got.flags, expected.flags)
+    assert_frame_equal(got.resolutions, expected.resolutions)
+
+
+def _keyed(sources: dict[str, pl.DataFrame]) -> dict[str, Keyed]:
+    return {key: Keyed.of(frame, names=key == "hukou") for key, frame in sources.items()}
+
+
+def _written(sources: dict[str, pl.DataFrame], directory: Path) -> dict[str, Keyed]:
+    """Keyed files as store.snapshots writes them (the contract's columns), read back mapped."""
+    found = {}
+    for key, frame in sources.items():
+        path = directory / f"{key}.arrow"
+        Keyed.of(frame.select(SOURCES[key].names), names=key == "hukou").write(path)
+        found[key] = Keyed.read(path)
+    return found
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("city")
+    generated = generate(300, seed=11)
+    paths = write(generated, out, formats="mixed")
+    as_of = generated.as_of
+    roll = loaders.load(paths["roll"], "roll", as_of).frame
+    sources = {key: done.frame for key, done in loaders.load_sources(out / "sources", as_of)[0].items()}
+    return {"roll": roll, "sources": sources, "as_of": as_of, "policy": load_policy(paths["policy"])}
+
+
+def test_indexed_run_equals_the_run(city: dict, tmp_path: Path) -> None:
+    expected = run(city["roll"], city["sources"], city["as_of"], city["policy"])
+    assert expected.resolutions.height > 0 and expected.flags.height > 30
+    for sources in (_keyed(city["sources"]), _written(city["sources"], tmp_path)):
+        _same(expected, run_indexed(city["roll"], sources, city["as_of"], city["policy"]))
+    _same(expected, run_indexed(city["roll"].lazy(), _keyed(city["sources"]), city["as_of"], city["policy"]))
+
+
+@pytest.mark.parametrize(
+    ("rules", "cadences"),
+    [(None, ["quarterly"]), (["duplicate_enrollment", "vehicle_owned", "income_over_standard"], None)],
+)
+def test_a_selection_of_rules(city: dict, rules, cadences) -> None:
+    args = (city["roll"], city["sources"], city["as_of"], city["policy"], rules, cadences)
+    _same(run(*args), run_indexed(args[0], _keyed(args[1]), *args[2:]))
+
+
+def test_without_hukou_or_without_resolution(city: dict) -> None:
+    no_hukou = {k: v for k, v in city["sources"].items() if k != "hukou"}
+    _same(run(city["roll"], no_hukou, city["as_of"], city["policy"]),
+          run_indexed(city["roll"], _keyed(no_hukou), city["as_of"], city["policy"]))
+    _same(run(city["roll"], city["sources"], city["as_of"], city["policy"], resolve_ids=False),
+          run_indexed(city["roll"], _keyed(city["sources"]), city["as_of"], city["policy"], resolve_ids=False))
+
+
+_HEAVY = NoiseModel(typo=0.03, transposition=0.02, excel_sci=0.005, excel_000=0.01, legacy15=0.02,
+                    spelling=0.02, homophone_name=0.03, missing_from_hukou=0.02, namesake_decoy=1.0,
+                    twin_decoy=1.0, twin_hit=1.0)
+
+
+def test_noisy_city(tmp_path: Path) -> None:
+    generated = generate(1500, seed=5)
+    city = apply(generated, _HEAVY, seed=5)
+    as_of: date = city.as_of
+    roll = loaders.load_frame(city.roll, "roll", "roll", as_of).frame
+    sources = {k: loaders.load_frame(df, k, k, as_of).frame for k, df in city.sources.items()}
+    policy = parse_policy(generated.policy_toml)
+    expected = run(roll, sources, as_of, policy)
+    assert expected.resolutions["resolution"].struct.field("status").eq("resolved").sum() > 20
+    _same(expected, run_indexed(roll, _written(sources, tmp_path), as_of, policy))
+
+
+# ---- the keyed frame and its file -----------------------------------------------------------------
+
+
+def _frame() -> pl.DataFrame:
+    return pl.DataFrame({
+        "id_number": ["110105194912310021", "11010519491231002X", "110105194912310021", "short", None,
+                      "320303199001010012"],
+        "name": ["张 伟", "李四", "张伟", "王五", "赵六", "钱七"],
+        "region_code": ["110105001", "110105", "110105001002", "320303", "320303", "320303001"],
+        "amount": [1.5, None, 3.0, 4.0, 5.0, 6.0],
+    })
+
+
+def test_keyed_lookups_give_the_rows_of_each_id(tmp_path: Path) -> None:
+    frame = _frame()
+    Keyed.of(frame, names=True).write(tmp_path / "k.arrow")
+    assert (tmp_path / "k.arrow.odd").exists()  # the rows without an ID code
+    for keyed in (Keyed.of(frame, names=True), Keyed.read(tmp_path / "k.arrow")):
+        assert keyed is not None and keyed.height == frame.height
+        def rows(found: pl.DataFrame) -> list[tuple]:
+            return sorted(found.select(frame.columns).rows(), key=str)
+        for ids in (["110105194912310021"], ["11010519491231002X", "short", "320303199001010012"], ["nobody"], []):
+            assert rows(keyed.rows(ids)) == rows(frame.filter(pl.col("id_number").is_in(ids)))
+        assert rows(keyed.starting(["11010519491231"])) == rows(frame.filter(pl.col("id_number").str.starts_with("11010519491231")))
+        # the name block: township (9 digits of the region) and name key (spaces dropped)
+        assert {r[1] for r in rows(keyed.named(["110105001\x1f张伟"]))} >= {"张 伟", "张伟"}
+        assert keyed.named(["110105001\x1f李四"]).filter(pl.col("name") == "李四").height == 0  # another township
+
+
+def test_a_keyed_file_is_mapped_not_read(tmp_path: Path) -> None:
+    """Reading a keyed file of 2M rows costs no memory until its pages are looked at."""
+    size = 2_000_000
+    frame = pl.DataFrame({"id_number": pl.int_range(0, size, eager=True).cast(pl.String).str.zfill(17) + "1",
+                          "amount": pl.int_range(0, size, eager=True).cast(pl.Float64)})
+    Keyed.of(frame).write(tmp_path / "big.arrow")
+    script = (
+        "import sys, resource; from pathlib import Path; from engine.keyed import Keyed\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        f"keyed = Keyed.read(Path({str(tmp_path / 'big.arrow')!r}))\n"
+        "found = keyed.rows(['000000000000123451'])\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before, found['amount'].to_list())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    assert out[1:] == ["[12345.0]"]
+    assert int(out[0]) < 20_000  # KiB: the 2M codes (16 MB) and amounts were not read in whole
+
+
+def test_another_format_is_not_read(tmp_path: Path) -> None:
+    pl.DataFrame({"_code": [1]}).write_ipc(tmp_path / "old.arrow")
+    assert Keyed.read(tmp_path / "old.arrow") is None
