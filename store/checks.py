@@ -79,7 +79,8 @@ class Checker:
     def _make(self, held: dict[str, Snapshot]) -> Any:
         from engine.check import CheckIndex
 
-        sources = {key: snapshots.scan(self.store, snap).collect() for key, snap in held.items() if key != "roll"}
+        # Mapped, already sorted by ID (engine.keyed): no source is read or sorted here.
+        sources = {key: snapshots.keyed(self.store, snap) for key, snap in held.items() if key != "roll"}
         roll = snapshots.scan(self.store, held["roll"]).collect() if "roll" in held else None
         # Who is enrolled in which household of the roll: store.check_queue keeps checks that
         # could see each other's households apart.

@@ -194,7 +194,7 @@ def start_run(store: Store, as_of: date, trigger: str = "cli", rules: list[str] 
 
 def _execute(store: Store, run: Run, selected: list[Rule], held: dict[str, Snapshot], policy_settings: Any,
              policy_hash: str, as_of: date, now: datetime | None, started: float) -> RunOutcome:
-    from engine.run import run as run_engine
+    from engine.indexed import run_indexed
 
     outcomes: dict[str, RuleOutcome] = {}
     inputs: dict[str, dict[str, int]] = {}
@@ -219,10 +219,11 @@ def _execute(store: Store, run: Run, selected: list[Rule], held: dict[str, Snaps
         roll = snapshots.scan(store, held["roll"])
         # ID validity is judged at the run's as-of date, not at the roll's snapshot date.
         roll = roll.with_columns(valid_expr(pl.col("id_number"), as_of).alias("id_valid"))
-        sources = {key: snapshots.scan(store, held[key]) for key in sorted(keys - {"roll"})}
+        # Sources keyed by ID and mapped (engine.keyed): the roll's people are looked up in them.
+        sources = {key: snapshots.keyed(store, held[key]) for key in sorted(keys - {"roll"})}
         timings["load"] = round(time.perf_counter() - mark, 3)
         mark = time.perf_counter()
-        result = run_engine(roll, sources, as_of, policy_settings, rules=to_run)
+        result = run_indexed(roll, sources, as_of, policy_settings, rules=to_run)
         found = identify(result.flags)
         timings["rules"] = round(time.perf_counter() - mark, 3)
 

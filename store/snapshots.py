@@ -9,8 +9,13 @@ date for ID birth dates. The usable rows are written to
 `….rejects.csv`; the snapshot is registered with its key, snapshot date, time received, rows,
 rejects and the SHA-256 of the file. The same file (same key, same bytes) twice is a no-op.
 
-Runs read the latest snapshot of each key (latest snapshot date, then latest received) as a
-LazyFrame: no re-parsing, no re-validation.
+A source's usable rows are also written sorted by ID (engine.keyed), its contract's columns
+only, as `….keyed.arrow` beside the Parquet: runs (engine.indexed) and the check process
+(engine.check) map that file and look the roll's people up in it, instead of reading and hashing
+every row each time. `keyed` makes the file again when it is missing or of another format.
+
+Runs read the latest snapshot of each key (latest snapshot date, then latest received): no
+re-parsing, no re-validation.
 """
 
 from __future__ import annotations
@@ -28,13 +33,14 @@ from sqlalchemy.orm import Session
 
 from engine import loaders
 from engine.errors import FileUnreadable, NotFound, Problem, SelectionError, StoreError
+from engine.keyed import Keyed
 from engine.output import write_rejects
 from schemas import SOURCES
 
 from .db import Store
 from .models import Snapshot, utcnow
 
-__all__ = ["KEYS", "CADENCE_DAYS", "Ingested", "cadence_of", "file_hash", "ingest", "latest", "held", "scan"]
+__all__ = ["KEYS", "CADENCE_DAYS", "Ingested", "cadence_of", "file_hash", "ingest", "latest", "held", "scan", "keyed"]
 
 KEYS = ("roll", *SOURCES)
 # A snapshot older than this many days is stale for its cadence (the longest period plus a day).
@@ -87,14 +93,16 @@ def ingest(store: Store, key: str, path: Path, snapshot_date: date, received_at:
     if held_already is not None:
         if not (store.settings.data_dir / held_already.path).exists():
             # Registered, but the data directory lost its Parquet: make it again from the file.
-            _write_parquet(loaders.load(path, key, held_already.snapshot_date).frame,
-                           store.settings.data_dir / held_already.path)
+            frame = loaders.load(path, key, held_already.snapshot_date).frame
+            _write_parquet(frame, store.settings.data_dir / held_already.path)
+            _write_keyed(key, frame, store.settings.data_dir / held_already.path)
         return Ingested(held_already, new=False)
 
     loaded = loaders.load(path, key, snapshot_date)
     relative = Path("snapshots") / key / f"{snapshot_date.isoformat()}_{digest[:12]}.parquet"
     target = store.settings.data_dir / relative
     _write_parquet(loaded.frame, target)
+    _write_keyed(key, loaded.frame, target)
     rejects_file = write_rejects({loaded.file: loaded.rejects}, target) if loaded.rejects.height else None
 
     snapshot = Snapshot(
@@ -116,16 +124,39 @@ def ingest(store: Store, key: str, path: Path, snapshot_date: date, received_at:
 
 
 def _write_parquet(frame: pl.DataFrame, target: Path) -> None:
-    """Write, then rename: a reader never sees half a snapshot."""
+    _write(target, frame.write_parquet)
+
+
+def _keyed_path(parquet: Path) -> Path:
+    return parquet.with_suffix(".keyed.arrow")
+
+
+def _write_keyed(key: str, frame: pl.DataFrame, parquet: Path) -> Keyed | None:
+    """The keyed form of a source snapshot (none for the roll, which every run reads whole)."""
+    if key == "roll":
+        return None
+    keyed = Keyed.of(frame.select(SOURCES[key].names), names=key == "hukou")
+    _write(_keyed_path(parquet), keyed.write)
+    return keyed
+
+
+def _write(target: Path, write) -> None:
+    """Write, then rename: a reader never sees half a file."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".parquet", dir=target.parent)
+        handle, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
         os.close(handle)
         try:
-            frame.write_parquet(name)
+            write(Path(name))
             os.replace(name, target)
+            odd = Path(f"{name}.odd")  # engine.keyed's rows without an ID code, when there are any
+            if odd.exists():
+                os.replace(odd, f"{target}.odd")
+            else:
+                Path(f"{target}.odd").unlink(missing_ok=True)
         finally:
             Path(name).unlink(missing_ok=True)
+            Path(f"{name}.odd").unlink(missing_ok=True)
     except OSError as error:
         raise StoreError(f"cannot write the snapshot {target}: {error.strerror or error}") from None
 
@@ -170,10 +201,28 @@ def held(store: Store, today: date) -> pl.DataFrame:
 
 def scan(store: Store, snapshot: Snapshot) -> pl.LazyFrame:
     """The snapshot's rows, lazily."""
+    return pl.scan_parquet(_parquet(store, snapshot))
+
+
+def _parquet(store: Store, snapshot: Snapshot) -> Path:
     path = store.settings.data_dir / snapshot.path
     if not path.exists():
         raise NotFound(
             f"snapshot {snapshot.id} ({snapshot.key}, {snapshot.snapshot_date}) is registered but its file {path} "
             "is missing: restore the data directory, or ingest the file again"
         )
-    return pl.scan_parquet(path)
+    return path
+
+
+def keyed(store: Store, snapshot: Snapshot) -> Keyed:
+    """A source snapshot's rows keyed by ID (engine.keyed), mapped from its file; the file is made
+    from the Parquet first when it is missing (a snapshot held before keyed files were written)
+    or of another format."""
+    parquet = _parquet(store, snapshot)
+    path = _keyed_path(parquet)
+    found = Keyed.read(path) if path.exists() else None
+    if found is None:
+        _write_keyed(snapshot.key, pl.read_parquet(parquet), parquet)
+        found = Keyed.read(path)
+    assert found is not None
+    return found

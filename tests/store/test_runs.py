@@ -261,7 +261,7 @@ def test_a_run_that_fails_is_recorded_as_failed_and_writes_no_flag(store, delive
     def broken(*args, **kwargs):
         raise RuntimeError("the engine broke")
 
-    monkeypatch.setattr("engine.run.run", broken)
+    monkeypatch.setattr("engine.indexed.run_indexed", broken)
     with pytest.raises(RuntimeError):
         start_run(store, AS_OF)
     with store.read() as session:

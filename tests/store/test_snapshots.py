@@ -56,6 +56,35 @@ def test_the_same_file_twice_is_a_no_op(store, tmp_path):
     assert scan(store, first.snapshot).collect().height == 1
 
 
+def test_a_source_is_also_kept_keyed_by_id_and_made_again_when_lost(store, deliver, city):
+    done = deliver("hukou", city.sources["hukou"])
+    parquet = store.settings.data_dir / done.snapshot.path
+    keyed_file = parquet.with_suffix(".keyed.arrow")
+    assert keyed_file.exists()
+    deliver("roll", city.roll)
+    assert not (store.settings.data_dir / latest_path(store, "roll")).with_suffix(".keyed.arrow").exists()  # read whole
+
+    frame = scan(store, done.snapshot).collect()
+    some = frame["id_number"].head(5).to_list()
+    expected = frame.filter(pl.col("id_number").is_in(some)).select("id_number", "name", "region_code")
+    def found(keyed):
+        return keyed.rows(some).select(expected.columns).sort("id_number")
+    assert found(snapshots.keyed(store, done.snapshot)).equals(expected.sort("id_number"))
+    assert keyed_file.stat().st_size > 0
+    for damage in ("lost", "cut short"):  # a data directory restored without it, a disk full mid-write
+        if damage == "lost":
+            keyed_file.unlink()
+        else:
+            keyed_file.write_bytes(keyed_file.read_bytes()[:100])
+        assert found(snapshots.keyed(store, done.snapshot)).equals(expected.sort("id_number"))
+        assert keyed_file.stat().st_size > 100
+
+
+def latest_path(store, key: str) -> str:
+    with store.read() as session:
+        return latest(session)[key].path
+
+
 def test_rejected_rows_are_reported_and_kept_beside_the_snapshot(store, tmp_path):
     source = write_csv(tmp_path / "deaths.csv",
                        f"id_number,name,death_date\n{B},王五,2026-01-02\n123,赵六,2026-01-02\n"
