@@ -36,7 +36,7 @@ import narwhals as nw
 import polars as pl
 from polars.io.plugins import register_io_source
 
-from .context import Context
+from .context import SharedContext
 from .patterns import needs_records
 from .policy import Policy
 from .rules import Rule
@@ -50,29 +50,6 @@ _FOLDS = 256  # compiled folds kept per CompiledRun (sets of rules that fired to
 
 def _collect_all(plans: list[pl.LazyFrame]) -> list[pl.DataFrame]:
     return pl.collect_all(plans, engine="in-memory", optimizations=_NO_OPTIMIZATIONS)
-
-
-@dataclass
-class _SharedContext(Context):
-    """The Context whose derived frames are built once per plan and shared by every rule that
-    asks for them (a `cache()` node each), so that no rule recomputes them."""
-
-    shared: dict[Any, nw.LazyFrame] = field(default_factory=dict)
-
-    def _shared(self, key: Any, build: Callable[[], nw.LazyFrame]) -> nw.LazyFrame:
-        if key not in self.shared:
-            self.shared[key] = nw.from_native(build().to_native().cache())
-        return self.shared[key]
-
-    def matchable(self, programs: tuple[str, ...] | None = None) -> nw.LazyFrame:
-        return self._shared(("matchable", programs), lambda: super(_SharedContext, self).matchable(programs))
-
-    def members(self) -> nw.LazyFrame:
-        return self._shared("members", lambda: super(_SharedContext, self).members())
-
-    def households_in(self, programs: tuple[str, ...] | None) -> nw.LazyFrame:
-        return self._shared(("households_in", programs),
-                            lambda: super(_SharedContext, self).households_in(programs))
 
 
 class _Feed:
@@ -107,7 +84,7 @@ class CompiledRun:
         self.rows = prepared(self._feed.placeholder("roll", roll_schema)).cache()
         self.households = households_of(nw.from_native(self.rows)).to_native().cache()
         sources = {key: self._feed.placeholder(f"source:{key}", schema) for key, schema in source_schemas.items()}
-        context = context_of(self.rows, self.households, sources, as_of, policy, context=_SharedContext)
+        context = context_of(self.rows, self.households, sources, as_of, policy, context=SharedContext)
         self.plans = [rule.plan(context).to_native() for rule in selected]
         self.needs = [needs_records(rule.plan) for rule in selected]
         self._folds: dict[tuple[int, ...], tuple[_Feed, pl.LazyFrame]] = {}

@@ -7,7 +7,8 @@ longest first, so that a rule reads `ctx.setting("dibao_monthly")` and never loo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date
 from functools import reduce
 from typing import Any
@@ -16,7 +17,7 @@ import narwhals as nw
 
 from .policy import Policy
 
-__all__ = ["Context", "month_index", "year_before"]
+__all__ = ["Context", "SharedContext", "month_index", "year_before"]
 
 HOUSEHOLD_REGION = "household_region"
 
@@ -107,3 +108,28 @@ class Context:
     def months_after(self, day: nw.Expr) -> nw.Expr:
         """Calendar months from `day`'s month to the as-of month (died in March, as-of June: 3)."""
         return nw.lit(month_index(self.as_of)) - (day.dt.year() * 12 + day.dt.month() - 1)
+
+
+@dataclass
+class SharedContext(Context):
+    """The Context whose derived frames are built once per plan and shared by every rule that
+    asks for them (a `cache()` node each), so that no rule recomputes them. polars only (the
+    cache node is polars'): engine.run and engine.check_plan use it; a Spark run would use
+    Context, whose plans are engine-neutral."""
+
+    shared: dict[Any, nw.LazyFrame] = field(default_factory=dict)
+
+    def _shared(self, key: Any, build: Callable[[], nw.LazyFrame]) -> nw.LazyFrame:
+        if key not in self.shared:
+            self.shared[key] = nw.from_native(build().to_native().cache())
+        return self.shared[key]
+
+    def matchable(self, programs: tuple[str, ...] | None = None) -> nw.LazyFrame:
+        return self._shared(("matchable", programs), lambda: super(SharedContext, self).matchable(programs))
+
+    def members(self) -> nw.LazyFrame:
+        return self._shared("members", lambda: super(SharedContext, self).members())
+
+    def households_in(self, programs: tuple[str, ...] | None) -> nw.LazyFrame:
+        return self._shared(("households_in", programs),
+                            lambda: super(SharedContext, self).households_in(programs))

@@ -25,7 +25,7 @@ from typing import Any
 import narwhals as nw
 import polars as pl
 
-from .context import Context
+from .context import Context, SharedContext
 from .policy import DEFAULT_POLICY, Policy
 from .resolve import RESOLUTION, resolve
 from .rules import Rule, select_rules
@@ -355,11 +355,15 @@ def run(
     step = on_step or (lambda _: None)
     resolving = resolve_ids and "hukou" in sources
     if resolving:
-        step("核对身份证号 resolving roll IDs against hukou")
+        names = roll.columns if isinstance(roll, pl.DataFrame) else roll.collect_schema().names()
+        if "roll_id_valid" not in names:  # else resolved already (engine.indexed): resolve keeps it
+            step("核对身份证号 resolving roll IDs against hukou")
         roll = resolve(roll, _lazy(sources["hukou"]), as_of)
     rows = prepare_roll(roll)
     households = households_of(nw.from_native(rows.lazy())).to_native().collect()
-    context = context_of(rows.lazy(), households.lazy(), {k: _lazy(f) for k, f in sources.items()}, as_of, policy)
+    # Shared: the rules' common frames (matchable rows, members, ...) computed once, not per rule.
+    context = context_of(rows.lazy(), households.lazy(), {k: _lazy(f) for k, f in sources.items()}, as_of, policy,
+                         context=SharedContext)
     available = set(sources)
     selected, skipped = select_ready(rules, cadences, available)
 
