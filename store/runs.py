@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from engine.errors import NotFound, StoreError
-from engine.ids import valid_expr
+from engine.ids import rejudged
 from engine.policy import load_policy
 from engine.rules import Rule, select_rules
 
@@ -216,9 +216,8 @@ def _execute(store: Store, run: Run, selected: list[Rule], held: dict[str, Snaps
     if to_run:
         mark = time.perf_counter()
         keys = {key for rid in to_run for key in inputs[rid]}
-        roll = snapshots.scan(store, held["roll"])
         # ID validity is judged at the run's as-of date, not at the roll's snapshot date.
-        roll = roll.with_columns(valid_expr(pl.col("id_number"), as_of).alias("id_valid"))
+        roll = rejudged(snapshots.scan(store, held["roll"]).collect(), held["roll"].snapshot_date, as_of)
         # Sources keyed by ID and mapped (engine.keyed): the roll's people are looked up in them.
         sources = {key: snapshots.keyed(store, held[key]) for key in sorted(keys - {"roll"})}
         timings["load"] = round(time.perf_counter() - mark, 3)

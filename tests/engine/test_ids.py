@@ -231,3 +231,12 @@ def test_codes_round_trip_and_sort_as_the_ids(texts: list[str]) -> None:
     assert shaped.select(ids.from_code_expr(pl.col("code")))["code"].to_list() == shaped["id_number"].to_list()
     assert shaped.sort("code")["id_number"].to_list() == sorted(shaped["id_number"].to_list())
     assert all(ids.code(t) is None for t in texts if len(t) != 18)
+
+
+@given(st.lists(st.one_of(valid_ids(), _ID_SHAPED, st.text(max_size=19)), max_size=25),
+       st.dates(date(1990, 1, 1), date(2030, 12, 31)), st.dates(date(1990, 1, 1), date(2030, 12, 31)))
+def test_validity_judged_again_at_another_date_is_validity_judged_then(texts, judged_on, as_of) -> None:
+    ids_ = pl.DataFrame({"id_number": texts}, schema={"id_number": pl.String})
+    snapshot = ids_.with_columns(ids.valid_expr(pl.col("id_number"), judged_on).alias("id_valid"))
+    expected = ids_.with_columns(ids.valid_expr(pl.col("id_number"), as_of).alias("id_valid"))
+    assert ids.rejudged(snapshot, judged_on, as_of).equals(expected)
