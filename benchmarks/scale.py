@@ -29,11 +29,16 @@ the table saying so, not a crash. Steps:
 * snapshots   — the roll and every source validated once through engine.loaders and kept as
                 Parquet (what store.snapshots.ingest does per delivery; not a run cost), in
                 chunks of 4M rows;
-* run:snapshots — the nightly path of store.runs: engine.run.run on lazy scans of those
-                snapshots, no re-validation (the roll's ID validity re-judged at the as-of date);
+* run:snapshots — engine.run.run on lazy scans of those snapshots, no re-validation (the roll's
+                ID validity re-judged at the as-of date): store.runs' path before keyed files;
 * run:partitioned — the same scans through engine.partition.run_partitioned (`--parts`): the
                 sources narrowed to the roll's people and the resolver's candidates by
                 streaming passes, then the engine per partition of households;
+* keyed       — every source snapshot also written keyed by ID (engine.keyed: sorted by ID code,
+                Arrow IPC), as store.snapshots.ingest does per delivery (not a run cost);
+* run:indexed — the nightly path of store.runs: engine.indexed.run_indexed on the keyed files,
+                memory-mapped (the roll's people looked up by binary search, never a scan) and
+                the roll snapshot, its ID validity re-judged at the as-of date;
 * polars      — not crosscheck: a bare lazy polars scan + inner join of the roll against every
                 source on the ID column, the floor the engine's joins stand on (in-memory engine);
 * polars:streaming — the same joins on polars' streaming engine;
@@ -84,6 +89,7 @@ from scale_data import (  # noqa: E402  (after the path set-up, as a script)
     SCALES,
     background_ids,
     parse_scale,
+    keyed,
     prepare,
     snapshots,
     source_paths,
@@ -213,6 +219,48 @@ def step_run_snapshots(directory: Path, parts: int | None) -> dict:
     return {"wall": wall, "cpu": cpu, "note": note, "phases": phases}
 
 
+def step_keyed(directory: Path) -> dict:
+    """Write every source snapshot keyed by ID, as store.snapshots.ingest does per delivery."""
+    if not (directory / "snapshots" / "done.json").exists():
+        raise SystemExit("the keyed step needs the snapshots step first (--steps snapshots,keyed,...)")
+    started, cpu = time.perf_counter(), time.process_time()
+    rows = keyed(directory)
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return {"wall": wall, "cpu": cpu, "note": f"{rows:,} rows written keyed"}
+
+
+def step_run_indexed(directory: Path) -> dict:
+    """store.runs' nightly path: engine.indexed.run_indexed on the keyed files, mapped."""
+    import polars as pl
+    import pypinyin  # noqa: F401
+
+    from engine.ids import rejudged
+    from engine.indexed import run_indexed
+    from engine.keyed import Keyed
+    from engine.policy import load_policy
+    from fixtures.generator import DEFAULT_AS_OF
+
+    if not (directory / "keyed" / "done.json").exists():
+        raise SystemExit("the run:indexed step needs the keyed step first (--steps snapshots,keyed,run:indexed)")
+    policy = load_policy(directory / "policy.toml")
+    steps: list[tuple[str, float]] = []
+    started, cpu = time.perf_counter(), time.process_time()
+    # The roll's ID validity judged again at the as-of date, as store.runs does (engine.ids.rejudged;
+    # the snapshots were judged at the same date).
+    roll = rejudged(pl.read_parquet(directory / "snapshots" / "roll.parquet"), DEFAULT_AS_OF, DEFAULT_AS_OF)
+    sources = {path.stem: Keyed.read(directory / "keyed" / f"{path.stem}.arrow") for path in source_paths(directory)}
+    on_step = lambda text: steps.append((text.split(" ", 1)[1], time.perf_counter()))  # noqa: E731
+    result = run_indexed(roll, sources, DEFAULT_AS_OF, policy, on_step=on_step)
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    ends = [t for _, t in steps[1:]] + [started + wall]
+    phases = {"reading": steps[0][1] - started if steps else wall}
+    phases |= {_phase(text): end - t for (text, t), end in zip(steps, ends, strict=True)}
+    note = (f"{result.flags.height:,} flags; "
+            + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in phases.items())
+            + "; " + _truth_note(result.flags, directory))
+    return {"wall": wall, "cpu": cpu, "note": note, "phases": phases}
+
+
 def step_polars(directory: Path, engine: str = "auto") -> dict:
     import polars as pl
 
@@ -265,6 +313,10 @@ def child(step: str, directory: Path, parts: int) -> dict:
         return step_run_snapshots(directory, None)
     if step == "run:partitioned":
         return step_run_snapshots(directory, parts)
+    if step == "keyed":
+        return step_keyed(directory)
+    if step == "run:indexed":
+        return step_run_indexed(directory)
     if step.startswith("run:"):
         return step_run(directory, step.split(":", 1)[1])
     if step == "polars:streaming":
@@ -489,6 +541,8 @@ LABELS = {
     "snapshots": "validate roll + every source once -> snapshots",
     "run:snapshots": "crosscheck full run from validated snapshots",
     "run:partitioned": "crosscheck full run from validated snapshots, narrowed + partitioned",
+    "keyed": "write every source snapshot keyed by ID (per delivery)",
+    "run:indexed": "crosscheck full run on keyed snapshots (store.runs' path)",
     "polars": "(floor) bare polars joins, no engine",
     "polars:streaming": "(floor) bare polars joins, streaming engine",
     "duckdb": "DuckDB exact joins, roll x every source",
@@ -499,8 +553,8 @@ LABELS = {
     "api:xlsx": "XLSX batch, upload to flags, end to end",
 }
 STEPS = [key for key in LABELS if not key.startswith("api:")]  # api:* are the api step's rows
-CITY_STEPS = ["ingest", "run", *(f"run:{c}" for c in CADENCES), "snapshots", "run:snapshots", "run:partitioned",
-              "polars", "polars:streaming"]
+CITY_STEPS = ["ingest", "run", *(f"run:{c}" for c in CADENCES), "snapshots", "keyed", "run:indexed", "run:snapshots",
+              "run:partitioned", "polars", "polars:streaming"]
 PROVINCE_STEPS = ["snapshots", "run:snapshots", "run:partitioned", "polars:streaming"]
 PEERS = ["duckdb", "pandas"]
 
@@ -556,7 +610,7 @@ def targets(scale: str, results: dict[str, dict]) -> list[str]:
     """The issue's targets for the crosscheck runs measured, met or not."""
     duck = results.get("duckdb")
     lines = []
-    for step in ("run", "run:snapshots", "run:partitioned"):
+    for step in ("run", "run:indexed", "run:snapshots", "run:partitioned"):
         run = results.get(step)
         if run is None:
             continue
@@ -660,7 +714,7 @@ def main() -> None:
     runs: dict[str, list[dict]] = {step: [] for step in measured}
     for repetition in range(args.repeat):  # interleaved: a slow spell of the machine hits every step
         for step in measured:
-            if step == "snapshots" and repetition:
+            if step in ("snapshots", "keyed") and repetition:
                 continue  # preparation for the runs on snapshots; once is enough
             if args.wait_quiet:
                 wait_quiet(args.wait_quiet)

@@ -227,6 +227,28 @@ def source_paths(directory: Path) -> list[Path]:
     return sorted((directory / "sources").glob("*.parquet"))
 
 
+def keyed(directory: Path) -> int:
+    """Every source snapshot under snapshots/ also kept keyed by ID (engine.keyed: the contract's
+    columns, sorted by ID code, Arrow IPC) under keyed/, as store.snapshots.ingest writes it
+    beside each source snapshot. Returns the rows written."""
+    import polars as pl
+
+    from engine.keyed import Keyed
+    from schemas import SOURCES
+
+    held, target = directory / "snapshots", directory / "keyed"
+    target.mkdir(exist_ok=True)
+    (target / "done.json").unlink(missing_ok=True)
+    rows = 0
+    for path in source_paths(directory):
+        frame = pl.read_parquet(held / f"{path.stem}.parquet", columns=list(SOURCES[path.stem].names))
+        Keyed.of(frame, names=path.stem == "hukou").write(target / f"{path.stem}.arrow")
+        rows += frame.height
+        del frame
+    (target / "done.json").write_text(json.dumps({"rows": rows}), encoding="utf-8")
+    return rows
+
+
 def snapshots(directory: Path, as_of: date) -> int:
     """The roll and every source validated through engine.loaders, as store.snapshots.ingest does
     for each delivery, kept as Parquet under snapshots/; sources CHUNK rows at a time (row numbers
