@@ -60,8 +60,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
 
+import numpy as np
 import polars as pl
 from rapidfuzz.distance import OSA
+from rapidfuzz.process import cpdist
 
 from . import ids, names
 
@@ -360,20 +362,55 @@ def _pairs(attempts: pl.DataFrame, spellings: dict[int, Reading], hukou: HukouLo
 
 
 def _scored(attempts: pl.DataFrame, spellings: dict[int, Reading], pairs: pl.DataFrame) -> pl.DataFrame:
-    """Every pair scored: the fuzzy part, in Python on the few pairs the blocks let through."""
+    """Every pair scored as `score` scores it, over columns: tens of thousands of pairs at city
+    scale (66k: 0.39 s one by one in Python). The edits by rapidfuzz over both lists at once; the
+    name similarity once per distinct pair of names; the region as expressions; Python's own
+    `round` once per distinct total (numpy's rounds some halves the other way)."""
     rows = pairs.lazy().join(
         attempts.lazy().select(_RID, names.key_expr(pl.col("name")).alias("roll_key"),
                                pl.col("region_code").alias("roll_region")),
         on=_RID,
     ).pipe(_collect, attempts.height)
-    parts = [
-        score(spellings[rid], roll_key, roll_region, id_number, name_key, region)
-        for rid, id_number, name_key, region, roll_key, roll_region in rows.select(
-            _RID, "id_number", "name_key", "region_code", "roll_key", "roll_region"
-        ).iter_rows()
-    ]
-    names_of = ["score", "id_score", "name_score", "region_score", "edits"]
-    values = pl.DataFrame(parts, schema=dict(zip(names_of, [pl.Float64] * 4 + [pl.Int64], strict=True)), orient="row")
+    values_schema = dict(zip(["score", "id_score", "name_score", "region_score", "edits"],
+                             [pl.Float64] * 4 + [pl.Int64], strict=True))
+    if rows.height == 0:
+        return pl.concat([rows.select(_RID, "id_number", "name", "region_code"), pl.DataFrame(schema=values_schema)],
+                         how="horizontal")
+    readings = [spellings[rid] for rid in rows.get_column(_RID).to_list()]
+    spelled = pl.Series("spelled", [r.text for r in readings], dtype=pl.String)
+    candidate, roll_region, region = pl.col("id_number"), pl.col("roll_region"), pl.col("region_code")
+    legacy = (pl.col("spelled").str.len_chars() == 15) & (candidate.str.slice(6, 2) == "19")
+    empty = roll_region.is_null() | region.is_null() | (roll_region == "") | (region == "")
+    same_town = ((roll_region.str.len_chars() >= 9) & (region.str.len_chars() >= 9)
+                 & (roll_region.str.slice(0, 9) == region.str.slice(0, 9)))
+    columns = rows.with_columns(spelled).select(
+        pl.when(legacy).then(candidate.str.slice(0, 6) + candidate.str.slice(8, 9)).otherwise(candidate)
+        .alias("compared"),
+        pl.when(empty).then(0.0)
+        .when(region.str.starts_with(roll_region) | roll_region.str.starts_with(region)).then(100.0)
+        .when(same_town).then(60.0)
+        .when(roll_region.str.slice(0, 6) == region.str.slice(0, 6)).then(30.0)
+        .otherwise(0.0).alias("region_score"),
+    )
+    edits = cpdist(spelled.to_list(), columns.get_column("compared").to_list(), scorer=OSA.distance,
+                   dtype=np.int64)
+    id_part = np.maximum(0.0, 100.0 - _EDIT * edits)
+    for at, reading_ in enumerate(readings):
+        if reading_.kept and reading_.agrees(rows[at, "id_number"]):  # Excel's damage: a few rows
+            id_part[at] = max(id_part[at], round(100.0 * len(reading_.kept) / 18, 2))
+    named = rows.select("roll_key", "name_key")
+    distinct_names = named.unique()
+    similar = distinct_names.with_columns(
+        pl.Series("name_score", [names.key_similarity(a, b) for a, b in distinct_names.iter_rows()], dtype=pl.Float64)
+    )
+    name_part = named.join(similar, on=["roll_key", "name_key"], how="left", maintain_order="left",
+                           nulls_equal=True).get_column("name_score").to_numpy()
+    region_part = columns.get_column("region_score").to_numpy()
+    total = (_W_ID * id_part + _W_NAME * name_part + _W_REGION * region_part) / 20
+    distinct, where = np.unique(total, return_inverse=True)
+    rounded = np.array([round(value, 2) for value in distinct.tolist()], dtype=np.float64)[where]
+    values = pl.DataFrame({"score": rounded, "id_score": id_part, "name_score": name_part,
+                           "region_score": region_part, "edits": edits}, schema=values_schema)
     return pl.concat([rows.select(_RID, "id_number", "name", "region_code"), values], how="horizontal")
 
 

@@ -353,3 +353,42 @@ def test_rows_with_nothing_to_look_for_come_out_alike_whether_or_not_another_row
     assert alone.schema == beside.schema
     assert alone.equals(beside.head(2))
     assert alone.get_column("resolution").null_count() == 2 and alone.get_column("match_score").to_list() == [100.0] * 2
+
+
+# ---- the pairs' scores over columns are `score`'s -------------------------------------------------
+
+_REGIONS = st.sampled_from([None, "", "3203", "320303", "320304", "320303001", "320303002", "320303001002", "320303001003",
+                            "320304001", "1101"])
+_NAMES = st.sampled_from([None, "", "张伟", "章伟", "张 伟", "张·伟", "李四", "王五", "张伟伟", "Ali"])
+_CANDIDATES = st.sampled_from(["320303199001010012", "32030319900101001X", "320303199001010020",
+                               "110105194912310021", "320303198001010015"])
+_SPELLINGS = st.one_of(_CANDIDATES, st.sampled_from(["320303900101001", "3.20303E+17", "3.203031990E17",
+                                                     "320303199001010000", "", "32030319900101001",
+                                                     "32030319900110012"]),
+                       st.from_regex(r"\A[0-9]{14,18}\Z"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(_SPELLINGS, _NAMES, _REGIONS,
+                          st.lists(st.tuples(_CANDIDATES, _NAMES, _REGIONS), min_size=0, max_size=4)),
+                min_size=1, max_size=12))
+def test_pairs_scored_over_columns_as_score_scores_each(attempts) -> None:
+    from engine import names
+    from engine.resolve import _RID, _scored, score
+
+    spellings = {rid: reading(spelled) for rid, (spelled, _, _, _) in enumerate(attempts)}
+    frame = pl.DataFrame([{_RID: rid, "name": name, "region_code": region}
+                          for rid, (_, name, region, _) in enumerate(attempts)],
+                         schema={_RID: pl.UInt32, "name": pl.String, "region_code": pl.String})
+    pairs = pl.DataFrame(
+        [{_RID: rid, "id_number": c, "name": n, "name_key": None if n is None else names.key(n), "region_code": r}
+         for rid, (_, _, _, candidates) in enumerate(attempts) for c, n, r in candidates],
+        schema={_RID: pl.UInt32, "id_number": pl.String, "name": pl.String, "name_key": pl.String,
+                "region_code": pl.String})
+    got = _scored(frame, spellings, pairs)
+    assert got.height == pairs.height
+    for row in got.iter_rows(named=True):
+        _, name, region, _ = attempts[row[_RID]]
+        expected = score(spellings[row[_RID]], None if name is None else names.key(name), region, row["id_number"],
+                         None if row["name"] is None else names.key(row["name"]), row["region_code"])
+        assert (row["score"], row["id_score"], row["name_score"], row["region_score"], row["edits"]) == expected
