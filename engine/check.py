@@ -68,12 +68,12 @@ class _HukouIndex:
         self.keyed = hukou if isinstance(hukou, Keyed) else Keyed.of(hukou, names=True)
 
     def holders(self, ids: pl.Series) -> pl.LazyFrame:
-        return self.keyed.rows(ids.to_list(), codes_of(ids)).lazy().select("id_number", "name")
+        return self.keyed.rows(ids, codes_of(ids)).lazy().select("id_number", "name")
 
     def near(self, edit_ids: pl.Series, born14: pl.Series, named: pl.DataFrame) -> pl.LazyFrame:
         # The keys as name_town spells them: names.key is key_expr's twin.
         keys = [f"{town}\x1f{name_key}" for name_key, town in named.iter_rows() if town is not None]
-        found = [self.keyed.rows(edit_ids.to_list(), codes_of(edit_ids)), self.keyed.starting(born14.to_list()),
+        found = [self.keyed.rows(edit_ids, codes_of(edit_ids)), self.keyed.starting(born14.to_list()),
                  self.keyed.named(keys)]
         return pl.concat(found).select("id_number", "name", "region_code").lazy()
 

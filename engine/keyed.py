@@ -47,8 +47,9 @@ _PER_PREFIX = 1000 * 11  # codes of the IDs sharing their first 14 characters: 3
 def codes_of(ids_: pl.Series | list[str]) -> np.ndarray:
     """The distinct codes of these IDs, sorted (IDs without a code left out)."""
     series = ids_ if isinstance(ids_, pl.Series) else pl.Series(ids_, dtype=pl.String)
-    found = series.to_frame("id_number").select(ids.code_expr(pl.col("id_number"))).to_series()
-    return np.unique(found.drop_nulls().to_numpy())
+    # polars' unique and sort, on its threads: numpy's unique of the city's 291k took ~30 ms.
+    coded = series.to_frame("id_number").select(ids.code_expr(pl.col("id_number")).drop_nulls().unique().sort())
+    return coded.to_series().to_numpy()
 
 
 def name_town(name: pl.Expr, region_code: pl.Expr) -> pl.Expr:

@@ -395,9 +395,12 @@ def _scored(attempts: pl.DataFrame, spellings: dict[int, Reading], pairs: pl.Dat
     edits = cpdist(spelled.to_list(), columns.get_column("compared").to_list(), scorer=OSA.distance,
                    dtype=np.int64)
     id_part = np.maximum(0.0, 100.0 - _EDIT * edits)
-    for at, reading_ in enumerate(readings):
-        if reading_.kept and reading_.agrees(rows[at, "id_number"]):  # Excel's damage: a few rows
-            id_part[at] = max(id_part[at], round(100.0 * len(reading_.kept) / 18, 2))
+    damaged = [at for at, reading_ in enumerate(readings) if reading_.kept]  # Excel's damage: a few rows
+    if damaged:
+        candidates = rows.get_column("id_number").gather(damaged).to_list()
+        for at, candidate_id in zip(damaged, candidates, strict=True):
+            if readings[at].agrees(candidate_id):
+                id_part[at] = max(id_part[at], round(100.0 * len(readings[at].kept) / 18, 2))
     named = rows.select("roll_key", "name_key")
     distinct_names = named.unique()
     similar = distinct_names.with_columns(
