@@ -4,7 +4,7 @@ that a person's rows are one slice found by binary search, never a scan.
     keyed = Keyed.of(frame, names=True)     # sorts in memory (names: hukou's name index too)
     keyed.write(path)                       # Arrow IPC, uncompressed: once per delivery
     keyed = Keyed.read(path)                # memory-mapped: milliseconds, whatever the size
-    keyed.rows(codes)                       # the rows of these IDs (as ids.code gives them)
+    keyed.rows(ids)                         # the rows of these IDs
 
 Why a file. engine.check's index and engine.indexed's run look people up in every source. Sorting
 a city's 27.75M source rows takes ~20 s and holds them all in memory; a delivery changes a source
@@ -26,6 +26,7 @@ only: the file records the version, and another one recomputes the hashes on rea
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ import pyarrow.ipc as ipc
 
 from . import ids, names
 
-__all__ = ["FORMAT", "Keyed", "codes_of", "name_town"]
+__all__ = ["FORMAT", "Codes", "Keyed", "codes_of", "name_town"]
 
 FORMAT = "1"  # of the file: a reader of another format builds the keyed frame again
 _CODE, _HASH, _AT = "_code", "_name_hash", "_name_at"
@@ -44,12 +45,23 @@ _SLICES = 8  # persons found whose slices are stacked; beyond, gathered (measure
 _PER_PREFIX = 1000 * 11  # codes of the IDs sharing their first 14 characters: 3 digits × check
 
 
-def codes_of(ids_: pl.Series | list[str]) -> np.ndarray:
-    """The distinct codes of these IDs, sorted (IDs without a code left out)."""
+@dataclass(frozen=True)
+class Codes:
+    """Distinct IDs to look up: their codes, sorted (`values`), and their text in the same order
+    (`ids`), which the rows found are given as id_number (cheaper than text from codes)."""
+
+    values: np.ndarray
+    ids: pl.Series
+
+
+def codes_of(ids_: pl.Series | list[str]) -> Codes:
+    """The distinct IDs of `ids_` that have a code, sorted by it (others left out)."""
     series = ids_ if isinstance(ids_, pl.Series) else pl.Series(ids_, dtype=pl.String)
-    # polars' unique and sort, on its threads: numpy's unique of the city's 291k took ~30 ms.
-    coded = series.to_frame("id_number").select(ids.code_expr(pl.col("id_number")).drop_nulls().unique().sort())
-    return coded.to_series().to_numpy()
+    coded = (series.to_frame("id_number").lazy()
+             .select("id_number", ids.code_expr(pl.col("id_number")).alias(_CODE))
+             .filter(pl.col(_CODE).is_not_null()).unique(_CODE).sort(_CODE)
+             .collect(engine="in-memory"))
+    return Codes(coded.get_column(_CODE).to_numpy(), coded.get_column("id_number"))
 
 
 def name_town(name: pl.Expr, region_code: pl.Expr) -> pl.Expr:
@@ -127,7 +139,9 @@ class Keyed:
 
     # ---- lookups ----------------------------------------------------------------------------
 
-    def _between(self, lower: np.ndarray, upper: np.ndarray) -> pl.DataFrame:
+    def _between(self, lower: np.ndarray, upper: np.ndarray, texts: pl.Series | None = None) -> pl.DataFrame:
+        """The rows whose code is in [lower[i], upper[i]) for some i; `texts`: the ID of each
+        range (ranges of one code), given to its rows instead of text made from their codes."""
         bounds = np.searchsorted(self.codes, np.concatenate([lower, upper]), side="left")  # one call, not two
         starts, ends = bounds[: len(lower)], bounds[len(lower):]
         found = ends > starts
@@ -136,26 +150,27 @@ class Keyed:
         firsts, lengths = starts[found], (ends - starts)[found]
         if len(firsts) <= _SLICES:
             # A slice is a view (~3 µs); stacked as chunks of one frame, a few cost less than a gather.
-            positions = [(int(f), int(n)) for f, n in zip(firsts.tolist(), lengths.tolist(), strict=True)]
+            positions = list(zip(firsts.tolist(), lengths.tolist(), strict=True))
             found_rows = self.frame.slice(*positions[0])
             for first, length in positions[1:]:
                 found_rows = found_rows.vstack(self.frame.slice(first, length))
-            codes = np.concatenate([self.codes[f:f + n] for f, n in positions]) if len(positions) > 1 \
-                else self.codes[positions[0][0]:positions[0][0] + positions[0][1]]
+            offsets = np.concatenate([np.arange(first, first + length) for first, length in positions])
         else:
             # Many persons: one gather of their slices' rows. (gather, not frame[offsets]: indexing
             # parses its key in Python, ~3 times the cost over a few rows.)
             offsets = np.repeat(firsts - (np.cumsum(lengths) - lengths), lengths) + np.arange(lengths.sum())
-            found_rows, codes = self.frame.gather(offsets), self.codes[offsets]
-        return self._with_ids(found_rows, codes)
+            found_rows = self.frame.gather(offsets)
+        if texts is None:
+            return self._with_ids(found_rows, self.codes[offsets])
+        return found_rows.select(texts.gather(np.repeat(np.flatnonzero(found), lengths)).alias("id_number"), pl.all())
 
     def _with_ids(self, rows: pl.DataFrame, codes: np.ndarray) -> pl.DataFrame:
         return rows.select(ids.from_code_expr(pl.lit(pl.Series(_CODE, codes))).alias("id_number"), pl.all())
 
-    def rows(self, ids_: list[str] | pl.Series, codes: np.ndarray | None = None) -> pl.DataFrame:
+    def rows(self, ids_: list[str] | pl.Series, codes: Codes | None = None) -> pl.DataFrame:
         """The rows of these IDs (`codes`: their `codes_of`, when known already)."""
         codes = codes_of(ids_) if codes is None else codes
-        found = self._between(codes, codes + 1)
+        found = self._between(codes.values, codes.values + 1, codes.ids)
         if self.odd.height:
             found = pl.concat([found, self.odd.filter(pl.col("id_number").is_in(ids_))])
         return found
@@ -163,7 +178,7 @@ class Keyed:
     def starting(self, prefixes: list[str]) -> pl.DataFrame:
         """The rows whose ID starts with one of these 14-character prefixes (region and birth)."""
         values = [p for p in set(prefixes) if p is not None and len(p) == 14 and p.isdigit()]
-        lower = codes_of([p + "0000" for p in values])  # the smallest ID of each prefix
+        lower = codes_of([p + "0000" for p in values]).values  # the smallest ID of each prefix
         found = self._between(lower, lower + _PER_PREFIX)
         if self.odd.height:
             found = pl.concat([found, self.odd.filter(pl.col("id_number").str.slice(0, 14).is_in(values))])
