@@ -20,6 +20,7 @@ The flags and resolutions are run()'s over the whole sources (tests/engine/test_
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import polars as pl
@@ -54,5 +55,7 @@ def run_indexed(
     step("查找 looking up the roll's people in every source")
     people = frame.get_column("id_number").drop_nulls().unique()
     codes = codes_of(people)
-    narrowed = {key: keyed.rows(people, codes) for key, keyed in sources.items()}
+    with ThreadPoolExecutor(2) as pool:  # binary searches and gathers release the interpreter's lock
+        found = pool.map(lambda keyed: keyed.rows(people, codes), sources.values())
+        narrowed = dict(zip(sources, found, strict=True))
     return run(frame, narrowed, as_of, policy, rules, cadences, resolve_ids=resolving, on_step=on_step)
