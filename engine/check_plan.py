@@ -27,10 +27,8 @@ engine.check keeps a pool of them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import date
-from typing import Any
 
 import narwhals as nw
 import polars as pl

@@ -16,9 +16,9 @@ from polars.testing import assert_frame_equal
 from engine import loaders
 from engine.indexed import run_indexed
 from engine.keyed import Keyed
-from engine.policy import load_policy, parse_policy
+from engine.policy import parse_policy
 from engine.run import run
-from fixtures.generator import generate, write
+from fixtures.generator import generate
 from fixtures.noise import NoiseModel, apply
 from schemas import SOURCES
 
@@ -42,17 +42,6 @@ def _written(sources: dict[str, pl.DataFrame], directory: Path) -> dict[str, Key
         Keyed.of(frame.select(SOURCES[key].names), names=key == "hukou").write(path)
         found[key] = Keyed.read(path)
     return found
-
-
-@pytest.fixture(scope="module")
-def city(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    out = tmp_path_factory.mktemp("city")
-    generated = generate(300, seed=11)
-    paths = write(generated, out, formats="mixed")
-    as_of = generated.as_of
-    roll = loaders.load(paths["roll"], "roll", as_of).frame
-    sources = {key: done.frame for key, done in loaders.load_sources(out / "sources", as_of)[0].items()}
-    return {"roll": roll, "sources": sources, "as_of": as_of, "policy": load_policy(paths["policy"])}
 
 
 def test_indexed_run_equals_the_run(city: dict, tmp_path: Path) -> None:

@@ -13,10 +13,10 @@ from polars.testing import assert_frame_equal
 
 from engine import loaders
 from engine.partition import narrow_hukou, partition_of, run_partitioned
-from engine.policy import load_policy, parse_policy
+from engine.policy import parse_policy
 from engine.resolve import resolve
 from engine.run import run
-from fixtures.generator import generate, write
+from fixtures.generator import generate
 from fixtures.noise import NoiseModel, apply
 
 
@@ -25,19 +25,6 @@ def _same(expected, got) -> None:
     assert got.skipped == expected.skipped
     assert_frame_equal(got.flags, expected.flags)  # the same flags in the same order
     assert_frame_equal(got.resolutions, expected.resolutions)
-
-
-@pytest.fixture(scope="module")
-def city(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A 300-household city written as bureaus deliver it (`--format mixed`), loaded."""
-    out = tmp_path_factory.mktemp("city")
-    generated = generate(300, seed=11)
-    paths = write(generated, out, formats="mixed")
-    as_of = generated.as_of
-    roll = loaders.load(paths["roll"], "roll", as_of).frame
-    sources = {key: done.frame for key, done in loaders.load_sources(out / "sources", as_of)[0].items()}
-    return {"roll": roll, "sources": sources, "as_of": as_of, "policy": load_policy(paths["policy"]),
-            "truth": generated.truth, "dir": out}
 
 
 @pytest.fixture(scope="module")
