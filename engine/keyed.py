@@ -43,6 +43,8 @@ _CODE, _HASH, _AT = "_code", "_name_hash", "_name_at"
 _META = b"crosscheck.keyed"
 _SLICES = 8  # persons found whose slices are stacked; beyond, gathered (measured: 8 slices ≈ one gather)
 _PER_PREFIX = 1000 * 11  # codes of the IDs sharing their first 14 characters: 3 digits × check
+_FEW = 256  # IDs or rows handled in Python: over a few, a polars query's fixed cost is the cost
+_CHECK_CHARS = "0123456789X"
 
 
 @dataclass(frozen=True)
@@ -52,10 +54,17 @@ class Codes:
 
     values: np.ndarray
     ids: pl.Series
+    texts: list[str] | None = None  # `ids` as a list, for a few (an API request's)
 
 
 def codes_of(ids_: pl.Series | list[str]) -> Codes:
     """The distinct IDs of `ids_` that have a code, sorted by it (others left out)."""
+    if len(ids_) <= _FEW:  # an API request's: a query's fixed cost is more than the work
+        texts = ids_.to_list() if isinstance(ids_, pl.Series) else ids_
+        coded = sorted({code: text for text in texts if (code := ids.code(text)) is not None}.items())
+        in_order = [text for _, text in coded]
+        return Codes(np.array([code for code, _ in coded], dtype=np.int64),
+                     pl.Series("id_number", in_order, dtype=pl.String), in_order)
     series = ids_ if isinstance(ids_, pl.Series) else pl.Series(ids_, dtype=pl.String)
     coded = (series.to_frame("id_number").lazy()
              .select("id_number", ids.code_expr(pl.col("id_number")).alias(_CODE))
@@ -139,9 +148,9 @@ class Keyed:
 
     # ---- lookups ----------------------------------------------------------------------------
 
-    def _between(self, lower: np.ndarray, upper: np.ndarray, texts: pl.Series | None = None) -> pl.DataFrame:
-        """The rows whose code is in [lower[i], upper[i]) for some i; `texts`: the ID of each
-        range (ranges of one code), given to its rows instead of text made from their codes."""
+    def _between(self, lower: np.ndarray, upper: np.ndarray, texts: Codes | None = None) -> pl.DataFrame:
+        """The rows whose code is in [lower[i], upper[i]) for some i; `texts`: the IDs of the
+        ranges (of one code each), given to their rows instead of text made from the codes."""
         bounds = np.searchsorted(self.codes, np.concatenate([lower, upper]), side="left")  # one call, not two
         starts, ends = bounds[: len(lower)], bounds[len(lower):]
         found = ends > starts
@@ -162,15 +171,26 @@ class Keyed:
             found_rows = self.frame.gather(offsets)
         if texts is None:
             return self._with_ids(found_rows, self.codes[offsets])
-        return found_rows.select(texts.gather(np.repeat(np.flatnonzero(found), lengths)).alias("id_number"), pl.all())
+        ranges = np.repeat(np.flatnonzero(found), lengths)
+        if texts.texts is not None and len(ranges) <= _FEW:  # a Series' gather is a query
+            given = pl.Series("id_number", [texts.texts[at] for at in ranges.tolist()], dtype=pl.String)
+        else:
+            given = texts.ids.gather(ranges)
+        found_rows.insert_column(0, given)
+        return found_rows
 
     def _with_ids(self, rows: pl.DataFrame, codes: np.ndarray) -> pl.DataFrame:
+        """`rows` (a new frame: a slice, stack or gather) given id_number from their codes."""
+        if len(codes) <= _FEW:
+            texts = [f"{code // 11:017d}{_CHECK_CHARS[code % 11]}" for code in codes.tolist()]
+            rows.insert_column(0, pl.Series("id_number", texts, dtype=pl.String))
+            return rows
         return rows.select(ids.from_code_expr(pl.lit(pl.Series(_CODE, codes))).alias("id_number"), pl.all())
 
     def rows(self, ids_: list[str] | pl.Series, codes: Codes | None = None) -> pl.DataFrame:
         """The rows of these IDs (`codes`: their `codes_of`, when known already)."""
         codes = codes_of(ids_) if codes is None else codes
-        found = self._between(codes.values, codes.values + 1, codes.ids)
+        found = self._between(codes.values, codes.values + 1, codes)
         if self.odd.height:
             found = pl.concat([found, self.odd.filter(pl.col("id_number").is_in(ids_))])
         return found
