@@ -18,7 +18,7 @@ rows they can join with:
 * every source restricted to the check roll's IDs: each source is sorted by ID once (an
   engine.keyed frame: sorted in memory, or mapped from the file written with its snapshot), so
   a person's records are one slice found by binary search, never a scan;
-* ID resolution (engine.resolve) against hukou through `_HukouIndex`, which answers the
+* ID resolution (engine.resolve) against hukou through `HukouIndex`, which answers the
   resolver's questions (records by ID, by the first 14 characters, by name key and township)
   by lookup; a roll row's resolution depends on that row and hukou only, so the roll's own
   rows are resolved once (invalid IDs: once per as-of date) and looked up by resolved ID.
@@ -52,7 +52,7 @@ from .run import (
     select_ready,
 )
 
-__all__ = ["ROLL_COLUMNS", "CheckIndex"]
+__all__ = ["ROLL_COLUMNS", "CheckIndex", "HukouIndex"]
 
 # A loaded roll frame's columns (docs/design.md, "Loaded frames"): what a check roll carries.
 ROLL_COLUMNS = ("_row", *ROLL.names, "id_number_raw", "id_valid", "id_method")
@@ -60,7 +60,7 @@ _KEEP = 8  # as-of dates (× rule selections) whose compiled runs and resolved r
 _NO_RESOLUTIONS = pl.DataFrame(schema=RESOLUTION_COLUMNS)
 
 
-class _HukouIndex:
+class HukouIndex:
     """Hukou keyed by ID, with its (township, name key) index: an engine.resolve HukouLookup
     answering by lookup what ScanLookup answers by scanning."""
 
@@ -83,7 +83,7 @@ class _RollIndex:
     Valid IDs are never changed by resolution, so those rows are indexed once; the few invalid
     ones are resolved per as-of date (the resolver's candidates depend on it)."""
 
-    def __init__(self, roll: pl.DataFrame, hukou: _HukouIndex | None) -> None:
+    def __init__(self, roll: pl.DataFrame, hukou: HukouIndex | None) -> None:
         self._hukou = hukou
         loaded = _canonical(roll)
         valid = loaded.filter(pl.col("id_valid"))
@@ -136,7 +136,7 @@ class CheckIndex:
     def __init__(self, roll: pl.DataFrame | None, sources: dict[str, pl.DataFrame | Keyed],
                  policy: Policy | None = None) -> None:
         self.policy = policy or DEFAULT_POLICY
-        self._hukou = _HukouIndex(sources["hukou"]) if "hukou" in sources else None
+        self._hukou = HukouIndex(sources["hukou"]) if "hukou" in sources else None
         self._sources = {
             key: self._hukou.keyed if key == "hukou" and self._hukou is not None
             else frame if isinstance(frame, Keyed) else Keyed.of(frame)

@@ -7,7 +7,7 @@ scale) to find the few percent that belong to the roll's people. Keyed sources a
 code once per delivery, so those rows are found by binary search and read from the mapped file,
 page by page:
 
-1. the roll's IDs are resolved against hukou by lookup (engine.check's `_HukouIndex`: the same
+1. the roll's IDs are resolved against hukou by lookup (engine.check's `HukouIndex`: the same
    engine.resolve, its blocks answered from the keyed frame and its name index);
 2. every source is narrowed to the resolved roll's IDs (rules join sources on `id_number`, and
    only for roll people: a row of someone else is never joined);
@@ -25,7 +25,7 @@ from datetime import date
 
 import polars as pl
 
-from .check import _HukouIndex
+from .check import HukouIndex
 from .keyed import Keyed, codes_of
 from .policy import Policy
 from .resolve import resolve
@@ -51,7 +51,7 @@ def run_indexed(
     resolving = resolve_ids and "hukou" in sources
     if resolving:
         step("核对身份证号 resolving roll IDs against hukou")
-        frame = resolve(frame, _HukouIndex(sources["hukou"]), as_of)
+        frame = resolve(frame, HukouIndex(sources["hukou"]), as_of)
     step("查找 looking up the roll's people in every source")
     people = frame.get_column("id_number").drop_nulls().unique()
     codes = codes_of(people)

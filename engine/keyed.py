@@ -13,8 +13,9 @@ So the sorted form is written beside the snapshot (store.snapshots) and mapped: 
 system reads only the pages a lookup touches, and shares them between processes.
 
 The file holds the ID only as its int64 code (`_code`): 8 bytes a row instead of 34 for an
-18-byte string view, and the key of every lookup. `id_number` is rebuilt from the codes of the
-rows found (ids.from_code_expr), first among the columns. Rows whose ID has no code (not 18
+18-byte string view, and the key of every lookup. The rows found are given `id_number` first
+among their columns: the text of the ID looked up (`codes_of` keeps it beside the code), or for
+a prefix or name lookup the text of their code (ids.from_code_expr). Rows whose ID has no code (not 18
 characters shaped like an ID: never in a loaded source, whose invalid IDs are rejected) are kept
 apart in memory and found by a filter; written, they go to a second file beside the first.
 
@@ -92,7 +93,6 @@ class Keyed:
     def __init__(self, codes: np.ndarray, frame: pl.DataFrame, odd: pl.DataFrame,
                  name_index: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         self.codes, self.frame, self.odd, self.name_index = codes, frame, odd, name_index
-        self.columns = ["id_number", *frame.columns]
         self.empty = odd.head(0)
         self.schema = self.empty.schema
         self.height = frame.height + odd.height

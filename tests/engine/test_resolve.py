@@ -324,14 +324,14 @@ def test_a_few_rows_resolve_in_python_exactly_as_the_queries_resolve_a_roll(city
     # engine.resolve_small takes rolls of up to _SMALL rows: the same column, row for row, as
     # the polars steps give, against a hukou frame and against engine.check's index of it.
     from engine import resolve as resolve_module
-    from engine.check import _HukouIndex
+    from engine.check import HukouIndex
 
     rows, hukou_rows, _ = city
     for row in rows:  # names spelled apart (a space, a dot): equal keys, unequal text
         if data.draw(st.booleans()):
             row["name"] = row["name"][0] + data.draw(st.sampled_from([" ", "·", ".", ""])) + row["name"][1:]
     roll, sources = frames(rows, {"hukou": hukou_rows})
-    for hukou_source in (sources["hukou"], _HukouIndex(sources["hukou"])):
+    for hukou_source in (sources["hukou"], HukouIndex(sources["hukou"])):
         small = resolve(roll, hukou_source, AS_OF)
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(resolve_module, "_SMALL", -1)
