@@ -27,8 +27,10 @@ def test_scale_smoke(tmp_path: Path) -> None:
     assert "equal to the ground truth: yes" in completed.stdout
     results = json.loads(out.read_text(encoding="utf-8"))["results"]
     expected = {"ingest", "run", "run:monthly", "run:quarterly", "run:semiannual", "run:annual", "snapshots",
-                "run:snapshots", "run:partitioned", "polars", "polars:streaming"}
+                "keyed", "run:indexed", "run:snapshots", "run:partitioned", "polars", "polars:streaming"}
     assert expected | ({"duckdb", "pandas"} if peers else set()) == set(results)
+    for step in ("run", "run:indexed", "run:snapshots", "run:partitioned"):
+        assert "equal to the ground truth: yes" in results[step]["note"], (step, results[step]["note"])
     assert all(r["wall"] >= 0 and r["peak_mib"] > 0 for r in results.values())
     # every peer joined the same rows
     joined = {s: results[s]["note"].split(", ")[1] for s in ("polars", "polars:streaming", "duckdb", "pandas")
