@@ -45,7 +45,6 @@ _META = b"crosscheck.keyed"
 _SLICES = 8  # persons found whose slices are stacked; beyond, gathered (measured: 8 slices ≈ one gather)
 _PER_PREFIX = 1000 * 11  # codes of the IDs sharing their first 14 characters: 3 digits × check
 _FEW = 256  # IDs or rows handled in Python: over a few, a polars query's fixed cost is the cost
-_CHECK_CHARS = "0123456789X"
 
 
 @dataclass(frozen=True)
@@ -163,14 +162,12 @@ class Keyed:
             found_rows = self.frame.slice(*positions[0])
             for first, length in positions[1:]:
                 found_rows = found_rows.vstack(self.frame.slice(first, length))
-            offsets = np.concatenate([np.arange(first, first + length) for first, length in positions])
         else:
             # Many persons: one gather of their slices' rows. (gather, not frame[offsets]: indexing
             # parses its key in Python, ~3 times the cost over a few rows.)
-            offsets = np.repeat(firsts - (np.cumsum(lengths) - lengths), lengths) + np.arange(lengths.sum())
-            found_rows = self.frame.gather(offsets)
+            found_rows = self.frame.gather(self._offsets(firsts, lengths))
         if texts is None:
-            return self._with_ids(found_rows, self.codes[offsets])
+            return self._with_ids(found_rows, self.codes[self._offsets(firsts, lengths)])
         ranges = np.repeat(np.flatnonzero(found), lengths)
         if texts.texts is not None and len(ranges) <= _FEW:  # a Series' gather is a query
             given = pl.Series("id_number", [texts.texts[at] for at in ranges.tolist()], dtype=pl.String)
@@ -179,10 +176,15 @@ class Keyed:
         found_rows.insert_column(0, given)
         return found_rows
 
+    @staticmethod
+    def _offsets(firsts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """The row positions of the slices [first, first + length)."""
+        return np.repeat(firsts - (np.cumsum(lengths) - lengths), lengths) + np.arange(lengths.sum())
+
     def _with_ids(self, rows: pl.DataFrame, codes: np.ndarray) -> pl.DataFrame:
         """`rows` (a new frame: a slice, stack or gather) given id_number from their codes."""
         if len(codes) <= _FEW:
-            texts = [f"{code // 11:017d}{_CHECK_CHARS[code % 11]}" for code in codes.tolist()]
+            texts = [ids.from_code(code) for code in codes.tolist()]
             rows.insert_column(0, pl.Series("id_number", texts, dtype=pl.String))
             return rows
         return rows.select(ids.from_code_expr(pl.lit(pl.Series(_CODE, codes))).alias("id_number"), pl.all())

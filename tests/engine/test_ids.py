@@ -229,6 +229,7 @@ def test_codes_round_trip_and_sort_as_the_ids(texts: list[str]) -> None:
     assert coded["code"].to_list() == [ids.code(t) for t in texts]
     shaped = coded.filter(pl.col("code").is_not_null())
     assert shaped.select(ids.from_code_expr(pl.col("code")))["code"].to_list() == shaped["id_number"].to_list()
+    assert [ids.from_code(c) for c in shaped["code"].to_list()] == shaped["id_number"].to_list()
     assert shaped.sort("code")["id_number"].to_list() == sorted(shaped["id_number"].to_list())
     assert all(ids.code(t) is None for t in texts if len(t) != 18)
 
