@@ -26,12 +26,24 @@ from datetime import date
 import polars as pl
 
 from .check import HukouIndex
-from .keyed import Keyed, codes_of
+from .keyed import Keyed, codes_of, united
 from .policy import Policy
 from .resolve import resolve
 from .run import RunResult, run
 
 __all__ = ["run_indexed"]
+
+
+class _LookedUp(HukouIndex):
+    """The resolver's hukou, whose holders of the roll's IDs were looked up already (for the
+    rules too): `rows`, the records of every roll ID."""
+
+    def __init__(self, keyed: Keyed, rows: pl.DataFrame) -> None:
+        super().__init__(keyed)
+        self.rows = rows
+
+    def holders(self, ids: pl.Series) -> pl.LazyFrame:
+        return self.rows.lazy().select("id_number", "name")  # a superset: resolve joins them on ID
 
 
 def run_indexed(
@@ -48,14 +60,26 @@ def run_indexed(
     """run()'s result for `roll` over the keyed `sources` (see the module's docstring)."""
     step = on_step or (lambda _: None)
     frame = roll.collect() if isinstance(roll, pl.LazyFrame) else roll
-    resolving = resolve_ids and "hukou" in sources
+    # The roll's IDs as given, looked up in hukou once for the resolver and the rules alike: the
+    # rows of an invalid ID that resolution replaces are then no roll person's, and never joined.
+    codes = codes_of(frame.get_column("id_number").drop_nulls())  # codes_of keeps one of each
+    hukou = sources["hukou"].rows(codes.ids, codes) if "hukou" in sources else None
+    resolving = resolve_ids and hukou is not None
     if resolving:
         step("核对身份证号 resolving roll IDs against hukou")
-        frame = resolve(frame, HukouIndex(sources["hukou"]), as_of)
+        frame = resolve(frame, _LookedUp(sources["hukou"], hukou), as_of)
+        accepted = frame.filter(pl.col("resolution").struct.field("status") == "resolved")
+        more = codes_of(accepted.get_column("id_number"))
+        also = united(codes, more)
+        if len(also.values) > len(codes.values):  # people found by resolution, new to the roll
+            new = more.ids.filter(pl.Series(~codes.holds(more.values)))
+            hukou = pl.concat([hukou, sources["hukou"].rows(new)])
+        codes = also
     step("查找 looking up the roll's people in every source")
-    people = frame.get_column("id_number").drop_nulls().unique()
-    codes = codes_of(people)
+    others = {key: keyed for key, keyed in sources.items() if key != "hukou"}
     with ThreadPoolExecutor(2) as pool:  # binary searches and gathers release the interpreter's lock
-        found = pool.map(lambda keyed: keyed.rows(people, codes), sources.values())
-        narrowed = dict(zip(sources, found, strict=True))
+        found = pool.map(lambda keyed: keyed.rows(codes.ids, codes), others.values())
+        narrowed = dict(zip(others, found, strict=True))
+    if hukou is not None:
+        narrowed["hukou"] = hukou
     return run(frame, narrowed, as_of, policy, rules, cadences, resolve_ids=resolving, on_step=on_step)

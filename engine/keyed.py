@@ -37,7 +37,7 @@ import pyarrow.ipc as ipc
 
 from . import ids, names
 
-__all__ = ["FORMAT", "Codes", "Keyed", "codes_of", "name_town"]
+__all__ = ["FORMAT", "Codes", "Keyed", "codes_of", "name_town", "united"]
 
 FORMAT = "1"  # of the file: a reader of another format builds the keyed frame again
 _CODE, _HASH, _AT = "_code", "_name_hash", "_name_at"
@@ -45,6 +45,7 @@ _META = b"crosscheck.keyed"
 _SLICES = 8  # persons found whose slices are stacked; beyond, gathered (measured: 8 slices ≈ one gather)
 _PER_PREFIX = 1000 * 11  # codes of the IDs sharing their first 14 characters: 3 digits × check
 _FEW = 256  # IDs or rows handled in Python: over a few, a polars query's fixed cost is the cost
+_STEPS = 8  # rows of one person found by stepping on from the first; beyond, by a search
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,14 @@ class Codes:
     ids: pl.Series
     texts: list[str] | None = None  # `ids` as a list, for a few (an API request's)
 
+    def holds(self, values: np.ndarray) -> np.ndarray:
+        """Which of the codes `values` are among these (by search: np.isin sorts both, 100 ms
+        for a few thousand codes among a city roll's)."""
+        if not len(self.values):
+            return np.zeros(len(values), dtype=bool)
+        at = np.minimum(np.searchsorted(self.values, values), len(self.values) - 1)
+        return self.values[at] == values
+
 
 def codes_of(ids_: pl.Series | list[str]) -> Codes:
     """The distinct IDs of `ids_` that have a code, sorted by it (others left out)."""
@@ -66,11 +75,24 @@ def codes_of(ids_: pl.Series | list[str]) -> Codes:
         return Codes(np.array([code for code, _ in coded], dtype=np.int64),
                      pl.Series("id_number", in_order, dtype=pl.String), in_order)
     series = ids_ if isinstance(ids_, pl.Series) else pl.Series(ids_, dtype=pl.String)
+    # Sorted, then one of each code kept in order (cheaper than unique, then sort: 32 → 20 ms over
+    # a city's roll). One code is one text, so which of a code's rows is kept does not matter.
     coded = (series.to_frame("id_number").lazy()
-             .select("id_number", ids.code_expr(pl.col("id_number")).alias(_CODE))
-             .filter(pl.col(_CODE).is_not_null()).unique(_CODE).sort(_CODE)
+             .with_columns(ids.code_expr(pl.col("id_number")).alias(_CODE))
+             .drop_nulls(_CODE).sort(_CODE).unique(_CODE, keep="any", maintain_order=True)
              .collect(engine="in-memory"))
     return Codes(coded.get_column(_CODE).to_numpy(), coded.get_column("id_number"))
+
+
+def united(codes: Codes, more: Codes) -> Codes:
+    """The IDs of both, sorted by code, each once: `more` (a few) merged into `codes` (many)
+    without sorting them again."""
+    new = ~codes.holds(more.values)
+    values = more.values[new]
+    at = np.searchsorted(codes.values, values)
+    order = np.insert(np.arange(len(codes.values)), at, len(codes.values) + np.arange(len(values)))
+    return Codes(np.insert(codes.values, at, values),
+                 pl.concat([codes.ids, more.ids.filter(pl.Series(new))]).gather(order))
 
 
 def name_town(name: pl.Expr, region_code: pl.Expr) -> pl.Expr:
@@ -189,10 +211,47 @@ class Keyed:
             return rows
         return rows.select(ids.from_code_expr(pl.lit(pl.Series(_CODE, codes))).alias("id_number"), pl.all())
 
+    def _matching(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For sorted distinct codes `values`: the positions of the rows having one (ascending),
+        and for each the index of its code in `values`.
+
+        Whichever side is shorter is searched in the other: the rows' codes among the values for a
+        source smaller than the roll, else the values among the rows' codes, each found by one
+        binary search for its first row, the rest of its rows (adjacent, and a few) by stepping on
+        while the code stays the same: a second search for the end costs as much as the first
+        (city: 291k IDs in a 10M-row hukou, 18.5 → 9 ms)."""
+        codes = self.codes
+        if len(codes) < len(values):
+            at = np.minimum(np.searchsorted(values, codes), len(values) - 1)
+            hit = values[at] == codes
+            return np.flatnonzero(hit), at[hit]
+        firsts = np.searchsorted(codes, values)
+        inside = np.flatnonzero(firsts < len(codes))
+        found = inside[codes[firsts[inside]] == values[inside]]
+        firsts = firsts[found]
+        lengths = np.ones(len(found), dtype=np.int64)
+        going = np.arange(len(found))
+        for _ in range(_STEPS):
+            if not len(going):
+                break
+            following = firsts[going] + lengths[going]
+            going = going[following < len(codes)]
+            going = going[codes[firsts[going] + lengths[going]] == values[found[going]]]
+            lengths[going] += 1
+        if len(going):  # a person with many rows: their end found by search after all
+            ends = np.searchsorted(codes, values[found[going]], side="right")
+            lengths[going] = ends - firsts[going]
+        return self._offsets(firsts, lengths), np.repeat(found, lengths)
+
     def rows(self, ids_: list[str] | pl.Series, codes: Codes | None = None) -> pl.DataFrame:
         """The rows of these IDs (`codes`: their `codes_of`, when known already)."""
         codes = codes_of(ids_) if codes is None else codes
-        found = self._between(codes.values, codes.values + 1, codes)
+        if len(codes.values) <= _FEW:  # an API request's: slices, no gather (see _between)
+            found = self._between(codes.values, codes.values + 1, codes)
+        else:
+            positions, which = self._matching(codes.values)
+            found = self.frame.gather(positions)
+            found.insert_column(0, codes.ids.gather(which))
         if self.odd.height:
             found = pl.concat([found, self.odd.filter(pl.col("id_number").is_in(ids_))])
         return found

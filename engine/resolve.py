@@ -237,7 +237,8 @@ class HukouLookup(Protocol):
     joins; engine.check.CheckIndex answers the same questions from an index, by lookup."""
 
     def holders(self, ids: pl.Series) -> pl.LazyFrame:
-        """(id_number, name) of the hukou records whose id_number is one of `ids`."""
+        """(id_number, name) of the hukou records whose id_number is one of `ids` (records of
+        other IDs do no harm: they are joined on the ID)."""
         ...
 
     def near(self, edit_ids: pl.Series, born14: pl.Series, named: pl.DataFrame) -> pl.LazyFrame:

@@ -4,8 +4,6 @@ generated city as bureaus deliver it and on one with heavy ID noise and decoys."
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -84,55 +82,3 @@ def test_noisy_city(tmp_path: Path) -> None:
     expected = run(roll, sources, as_of, policy)
     assert expected.resolutions["resolution"].struct.field("status").eq("resolved").sum() > 20
     _same(expected, run_indexed(roll, _written(sources, tmp_path), as_of, policy))
-
-
-# ---- the keyed frame and its file -----------------------------------------------------------------
-
-
-def _frame() -> pl.DataFrame:
-    return pl.DataFrame({
-        "id_number": ["110105194912310021", "11010519491231002X", "110105194912310021", "short", None,
-                      "320303199001010012"],
-        "name": ["张 伟", "李四", "张伟", "王五", "赵六", "钱七"],
-        "region_code": ["110105001", "110105", "110105001002", "320303", "320303", "320303001"],
-        "amount": [1.5, None, 3.0, 4.0, 5.0, 6.0],
-    })
-
-
-def test_keyed_lookups_give_the_rows_of_each_id(tmp_path: Path) -> None:
-    frame = _frame()
-    Keyed.of(frame, names=True).write(tmp_path / "k.arrow")
-    assert (tmp_path / "k.arrow.odd").exists()  # the rows without an ID code
-    for keyed in (Keyed.of(frame, names=True), Keyed.read(tmp_path / "k.arrow")):
-        assert keyed is not None and keyed.height == frame.height
-        def rows(found: pl.DataFrame) -> list[tuple]:
-            return sorted(found.select(frame.columns).rows(), key=str)
-        for ids in (["110105194912310021"], ["11010519491231002X", "short", "320303199001010012"], ["nobody"], []):
-            assert rows(keyed.rows(ids)) == rows(frame.filter(pl.col("id_number").is_in(ids)))
-        assert rows(keyed.starting(["11010519491231"])) == rows(frame.filter(pl.col("id_number").str.starts_with("11010519491231")))
-        # the name block: township (9 digits of the region) and name key (spaces dropped)
-        assert {r[1] for r in rows(keyed.named(["110105001\x1f张伟"]))} >= {"张 伟", "张伟"}
-        assert keyed.named(["110105001\x1f李四"]).filter(pl.col("name") == "李四").height == 0  # another township
-
-
-def test_a_keyed_file_is_mapped_not_read(tmp_path: Path) -> None:
-    """Reading a keyed file of 2M rows costs no memory until its pages are looked at."""
-    size = 2_000_000
-    frame = pl.DataFrame({"id_number": pl.int_range(0, size, eager=True).cast(pl.String).str.zfill(17) + "1",
-                          "amount": pl.int_range(0, size, eager=True).cast(pl.Float64)})
-    Keyed.of(frame).write(tmp_path / "big.arrow")
-    script = (
-        "import sys, resource; from pathlib import Path; from engine.keyed import Keyed\n"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        f"keyed = Keyed.read(Path({str(tmp_path / 'big.arrow')!r}))\n"
-        "found = keyed.rows(['000000000000123451'])\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before, found['amount'].to_list())\n"
-    )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
-    assert out[1:] == ["[12345.0]"]
-    assert int(out[0]) < 20_000  # KiB: the 2M codes (16 MB) and amounts were not read in whole
-
-
-def test_another_format_is_not_read(tmp_path: Path) -> None:
-    pl.DataFrame({"_code": [1]}).write_ipc(tmp_path / "old.arrow")
-    assert Keyed.read(tmp_path / "old.arrow") is None

@@ -1,0 +1,100 @@
+"""engine.keyed: a frame sorted by ID code finds each ID's rows (in memory, from its mapped
+file, and over many IDs by its bulk search), and its file is mapped, not read."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.ids import from_code
+from engine.keyed import _FEW, _STEPS, Keyed, codes_of, united
+
+
+def _frame() -> pl.DataFrame:
+    return pl.DataFrame({
+        "id_number": ["110105194912310021", "11010519491231002X", "110105194912310021", "short", None,
+                      "320303199001010012"],
+        "name": ["张 伟", "李四", "张伟", "王五", "赵六", "钱七"],
+        "region_code": ["110105001", "110105", "110105001002", "320303", "320303", "320303001"],
+        "amount": [1.5, None, 3.0, 4.0, 5.0, 6.0],
+    })
+
+
+def test_keyed_lookups_give_the_rows_of_each_id(tmp_path: Path) -> None:
+    frame = _frame()
+    Keyed.of(frame, names=True).write(tmp_path / "k.arrow")
+    assert (tmp_path / "k.arrow.odd").exists()  # the rows without an ID code
+    for keyed in (Keyed.of(frame, names=True), Keyed.read(tmp_path / "k.arrow")):
+        assert keyed is not None and keyed.height == frame.height
+        def rows(found: pl.DataFrame) -> list[tuple]:
+            return sorted(found.select(frame.columns).rows(), key=str)
+        for ids in (["110105194912310021"], ["11010519491231002X", "short", "320303199001010012"], ["nobody"], []):
+            assert rows(keyed.rows(ids)) == rows(frame.filter(pl.col("id_number").is_in(ids)))
+        assert rows(keyed.starting(["11010519491231"])) == rows(frame.filter(pl.col("id_number").str.starts_with("11010519491231")))
+        # the name block: township (9 digits of the region) and name key (spaces dropped)
+        assert {r[1] for r in rows(keyed.named(["110105001\x1f张伟"]))} >= {"张 伟", "张伟"}
+        assert keyed.named(["110105001\x1f李四"]).filter(pl.col("name") == "李四").height == 0  # another township
+
+
+def test_a_keyed_file_is_mapped_not_read(tmp_path: Path) -> None:
+    """Reading a keyed file of 2M rows costs no memory until its pages are looked at."""
+    size = 2_000_000
+    frame = pl.DataFrame({"id_number": pl.int_range(0, size, eager=True).cast(pl.String).str.zfill(17) + "1",
+                          "amount": pl.int_range(0, size, eager=True).cast(pl.Float64)})
+    Keyed.of(frame).write(tmp_path / "big.arrow")
+    script = (
+        "import sys, resource; from pathlib import Path; from engine.keyed import Keyed\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        f"keyed = Keyed.read(Path({str(tmp_path / 'big.arrow')!r}))\n"
+        "found = keyed.rows(['000000000000123451'])\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before, found['amount'].to_list())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    assert out[1:] == ["[12345.0]"]
+    assert int(out[0]) < 20_000  # KiB: the 2M codes (16 MB) and amounts were not read in whole
+
+
+def test_another_format_is_not_read(tmp_path: Path) -> None:
+    pl.DataFrame({"_code": [1]}).write_ipc(tmp_path / "old.arrow")
+    assert Keyed.read(tmp_path / "old.arrow") is None
+
+
+# IDs by their number: 17 digits and the check character (from_code), so the codes are the
+# numbers and every run of equal codes is one person's rows.
+_NUMBERS = st.integers(min_value=0, max_value=2_000)
+_PERSONS = st.lists(st.tuples(_NUMBERS, st.integers(1, _STEPS + 3)), max_size=20)  # ≤ 220 rows
+_WANTED = st.sets(_NUMBERS, min_size=_FEW + 1, max_size=_FEW + 300)  # more than _FEW, so bulk
+
+
+@pytest.mark.parametrize("others", [0, 3_000], ids=["fewer rows than IDs", "more rows than IDs"])
+@settings(max_examples=40, deadline=None)
+@given(persons=_PERSONS, wanted=_WANTED)
+def test_many_ids_are_found_as_a_filter_finds_them(others: int, persons: list[tuple[int, int]],
+                                                     wanted: set[int]) -> None:
+    """Over more IDs than _FEW, rows are found by the bulk search: the source's codes searched
+    among the IDs when it has fewer rows, else the IDs among its codes, stepping on over each
+    person's rows (up to _STEPS, then a search). The rows a filter finds, in the keyed order,
+    each with the ID it was looked up by. `others`: people never looked up, one row each."""
+    numbers = [number for number, count in persons for _ in range(count)] + list(range(10_000, 10_000 + others))
+    frame = pl.DataFrame({"id_number": [from_code(n) for n in numbers], "at": list(range(len(numbers)))},
+                         schema={"id_number": pl.String, "at": pl.Int64})
+    looked_up = [from_code(n) for n in wanted]
+    expected = frame.filter(pl.col("id_number").is_in(looked_up)).sort("id_number", "at")
+    found = Keyed.of(frame).rows(pl.Series(looked_up, dtype=pl.String))
+    assert found.rows() == expected.rows()
+
+
+@settings(max_examples=60, deadline=None)
+@given(many=st.lists(_NUMBERS, max_size=300), few=st.lists(_NUMBERS, max_size=20))
+def test_united_codes_are_the_codes_of_both(many: list[int], few: list[int]) -> None:
+    """engine.indexed adds the IDs resolution found to the roll's: as if coded together."""
+    texts, more = [from_code(n) for n in many], [from_code(n) for n in few]
+    got, expected = united(codes_of(texts), codes_of(more)), codes_of(texts + more)
+    assert got.values.tolist() == expected.values.tolist()
+    assert got.ids.to_list() == expected.ids.to_list()
