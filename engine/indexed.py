@@ -26,7 +26,7 @@ from datetime import date
 import polars as pl
 
 from .check import HukouIndex
-from .keyed import Keyed, codes_of, united
+from .keyed import Keyed, codes_of
 from .policy import Policy
 from .resolve import resolve
 from .run import RunResult, run
@@ -60,26 +60,24 @@ def run_indexed(
     """run()'s result for `roll` over the keyed `sources` (see the module's docstring)."""
     step = on_step or (lambda _: None)
     frame = roll.collect() if isinstance(roll, pl.LazyFrame) else roll
-    # The roll's IDs as given, looked up in hukou once for the resolver and the rules alike: the
-    # rows of an invalid ID that resolution replaces are then no roll person's, and never joined.
+    # The roll's IDs as given are looked up while they are resolved: resolution changes only
+    # invalid IDs, and then the rows of the ID it replaced are no roll person's, never joined.
+    # Only the people it finds, new to the roll, are looked up after it.
     codes = codes_of(frame.get_column("id_number").drop_nulls())  # codes_of keeps one of each
-    hukou = sources["hukou"].rows(codes.ids, codes) if "hukou" in sources else None
-    resolving = resolve_ids and hukou is not None
-    if resolving:
-        step("核对身份证号 resolving roll IDs against hukou")
-        frame = resolve(frame, _LookedUp(sources["hukou"], hukou), as_of)
-        accepted = frame.filter(pl.col("resolution").struct.field("status") == "resolved")
-        more = codes_of(accepted.get_column("id_number"))
-        also = united(codes, more)
-        if len(also.values) > len(codes.values):  # people found by resolution, new to the roll
-            new = more.ids.filter(pl.Series(~codes.holds(more.values)))
-            hukou = pl.concat([hukou, sources["hukou"].rows(new)])
-        codes = also
-    step("查找 looking up the roll's people in every source")
-    others = {key: keyed for key, keyed in sources.items() if key != "hukou"}
+    resolving = resolve_ids and "hukou" in sources
     with ThreadPoolExecutor(2) as pool:  # binary searches and gathers release the interpreter's lock
-        found = pool.map(lambda keyed: keyed.rows(codes.ids, codes), others.values())
-        narrowed = dict(zip(others, found, strict=True))
-    if hukou is not None:
-        narrowed["hukou"] = hukou
+        looked_up = {key: pool.submit(keyed.rows, codes.ids, codes) for key, keyed in sources.items()}
+        new: pl.Series | None = None
+        if resolving:
+            step("核对身份证号 resolving roll IDs against hukou")
+            frame = resolve(frame, _LookedUp(sources["hukou"], looked_up["hukou"].result()), as_of)
+            accepted = codes_of(frame.filter(pl.col("resolution").struct.field("status") == "resolved")
+                                .get_column("id_number"))
+            new = accepted.ids.filter(pl.Series(~codes.holds(accepted.values)))
+        step("查找 looking up the roll's people in every source")
+        narrowed = {key: found.result() for key, found in looked_up.items()}
+        if new is not None and new.len():
+            more = codes_of(new)
+            added = pool.map(lambda keyed: keyed.rows(more.ids, more), sources.values())
+            narrowed = {key: pl.concat([narrowed[key], rows]) for key, rows in zip(sources, added, strict=True)}
     return run(frame, narrowed, as_of, policy, rules, cadences, resolve_ids=resolving, on_step=on_step)

@@ -37,7 +37,7 @@ import pyarrow.ipc as ipc
 
 from . import ids, names
 
-__all__ = ["FORMAT", "Codes", "Keyed", "codes_of", "name_town", "united"]
+__all__ = ["FORMAT", "Codes", "Keyed", "codes_of", "name_town"]
 
 FORMAT = "1"  # of the file: a reader of another format builds the keyed frame again
 _CODE, _HASH, _AT = "_code", "_name_hash", "_name_at"
@@ -82,17 +82,6 @@ def codes_of(ids_: pl.Series | list[str]) -> Codes:
              .drop_nulls(_CODE).sort(_CODE).unique(_CODE, keep="any", maintain_order=True)
              .collect(engine="in-memory"))
     return Codes(coded.get_column(_CODE).to_numpy(), coded.get_column("id_number"))
-
-
-def united(codes: Codes, more: Codes) -> Codes:
-    """The IDs of both, sorted by code, each once: `more` (a few) merged into `codes` (many)
-    without sorting them again."""
-    new = ~codes.holds(more.values)
-    values = more.values[new]
-    at = np.searchsorted(codes.values, values)
-    order = np.insert(np.arange(len(codes.values)), at, len(codes.values) + np.arange(len(values)))
-    return Codes(np.insert(codes.values, at, values),
-                 pl.concat([codes.ids, more.ids.filter(pl.Series(new))]).gather(order))
 
 
 def name_town(name: pl.Expr, region_code: pl.Expr) -> pl.Expr:
