@@ -66,7 +66,8 @@ def run_indexed(
     codes = codes_of(frame.get_column("id_number").drop_nulls())  # codes_of keeps one of each
     resolving = resolve_ids and "hukou" in sources
     with ThreadPoolExecutor(2) as pool:  # binary searches and gathers release the interpreter's lock
-        looked_up = {key: pool.submit(keyed.rows, codes.ids, codes) for key, keyed in sources.items()}
+        first = sorted(sources, key=lambda key: key != "hukou")  # the resolver waits for hukou's
+        looked_up = {key: pool.submit(sources[key].rows, codes.ids, codes) for key in first}
         new: pl.Series | None = None
         if resolving:
             step("核对身份证号 resolving roll IDs against hukou")
@@ -75,7 +76,7 @@ def run_indexed(
                                 .get_column("id_number"))
             new = accepted.ids.filter(pl.Series(~codes.holds(accepted.values)))
         step("查找 looking up the roll's people in every source")
-        narrowed = {key: found.result() for key, found in looked_up.items()}
+        narrowed = {key: looked_up[key].result() for key in sources}
         if new is not None and new.len():
             more = codes_of(new)
             added = pool.map(lambda keyed: keyed.rows(more.ids, more), sources.values())
