@@ -241,10 +241,8 @@ def keyed(directory: Path) -> int:
     (target / "done.json").unlink(missing_ok=True)
     rows = 0
     for path in source_paths(directory):
-        frame = pl.read_parquet(held / f"{path.stem}.parquet", columns=list(SOURCES[path.stem].names))
-        Keyed.of(frame, names=path.stem == "hukou").write(target / f"{path.stem}.arrow")
-        rows += frame.height
-        del frame
+        scan = pl.scan_parquet(held / f"{path.stem}.parquet").select(SOURCES[path.stem].names)
+        rows += Keyed.sink(scan, target / f"{path.stem}.arrow", names=path.stem == "hukou")
     (target / "done.json").write_text(json.dumps({"rows": rows}), encoding="utf-8")
     return rows
 

@@ -46,6 +46,7 @@ _SLICES = 8  # persons found whose slices are stacked; beyond, gathered (measure
 _PER_PREFIX = 1000 * 11  # codes of the IDs sharing their first 14 characters: 3 digits × check
 _FEW = 256  # IDs or rows handled in Python: over a few, a polars query's fixed cost is the cost
 _STEPS = 8  # rows of one person found by stepping on from the first; beyond, by a search
+_BATCH = 1 << 24  # rows of a file's batch at most: 16.7M, more than any city source has
 
 
 @dataclass(frozen=True)
@@ -91,10 +92,38 @@ def name_town(name: pl.Expr, region_code: pl.Expr) -> pl.Expr:
 
 def _name_index(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     # Hashes, not the keys: 8 bytes a record. A colliding stranger found with them is harmless:
-    # engine.resolve joins each block on its exact key.
-    hashed = frame.select(name_town(pl.col("name"), pl.col("region_code")).hash().alias("h"))
-    order = hashed.with_row_index("at").sort("h")
+    # engine.resolve joins each block on its exact key. Hashed _BATCH rows at a time: the keys of
+    # a province's 100M records would take ~4 GB at once.
+    key = name_town(pl.col("name"), pl.col("region_code")).hash()
+    hashes = [frame.slice(start, _BATCH).select(key).to_series().to_numpy()
+              for start in range(0, frame.height, _BATCH)]
+    order = pl.DataFrame({"h": np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)}).with_row_index(
+        "at").sort("h", maintain_order=True)  # ties in row order: the same file, however written
     return order.get_column("h").to_numpy(), order.get_column("at").to_numpy()
+
+
+def _write(path: Path, coded: pl.DataFrame, name_index: tuple[np.ndarray, np.ndarray] | None,
+           odd: pl.DataFrame) -> None:
+    """The file: `coded` (_CODE first, sorted by it) with the name index beside it, in batches of
+    _BATCH rows (one for a city's sources: its columns are then mapped as they are, no copy)."""
+    meta = {"format": FORMAT, "polars": pl.__version__, "names": name_index is not None}
+    writer = None
+    with pa.OSFile(str(path), "wb") as sink:
+        for start in range(0, max(coded.height, 1), _BATCH):
+            columns = {c: coded.get_column(c).slice(start, _BATCH) for c in coded.columns}
+            if name_index is not None:
+                columns |= {_HASH: name_index[0][start:start + _BATCH], _AT: name_index[1][start:start + _BATCH]}
+            batch = pl.DataFrame(columns).rechunk().to_arrow(compat_level=pl.CompatLevel.newest())
+            if writer is None:
+                writer = ipc.new_file(sink, batch.schema.with_metadata({_META: json.dumps(meta).encode()}))
+            writer.write_table(batch, max_chunksize=max(batch.num_rows, 1))
+        assert writer is not None
+        writer.close()
+    odd_path = Path(f"{path}.odd")
+    if odd.height:
+        odd.write_ipc(odd_path)
+    else:
+        odd_path.unlink(missing_ok=True)
 
 
 class Keyed:
@@ -118,19 +147,28 @@ class Keyed:
 
     def write(self, path: Path) -> None:
         """Write to `path` (and, when there are rows without a code, `<path>.odd`)."""
-        columns = {_CODE: self.codes, **{c: self.frame.get_column(c) for c in self.frame.columns}}
-        if self.name_index is not None:
-            columns |= {_HASH: self.name_index[0], _AT: self.name_index[1]}
-        table = pl.DataFrame(columns).to_arrow(compat_level=pl.CompatLevel.newest())
-        meta = {"format": FORMAT, "polars": pl.__version__, "names": self.name_index is not None}
-        table = table.replace_schema_metadata({_META: json.dumps(meta).encode()})
-        with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table, max_chunksize=max(table.num_rows, 1))  # one batch: one chunk per column
-        odd = Path(f"{path}.odd")
-        if self.odd.height:
-            self.odd.write_ipc(odd)
-        else:
-            odd.unlink(missing_ok=True)
+        coded = self.frame.select(pl.lit(pl.Series(_CODE, self.codes)), pl.all())
+        _write(path, coded, self.name_index, self.odd)
+
+    @staticmethod
+    def sink(scan: pl.LazyFrame, path: Path, names: bool = False) -> int:
+        """What `Keyed.of(scan.collect(), names).write(path)` writes, without holding the rows in
+        memory twice over (a province's 100M hukou records are ~6 GB): polars' streaming engine
+        sorts them into a temporary file beside `path`, mapped, then copied into the file a batch
+        at a time. Returns the rows written."""
+        others = [c for c in scan.collect_schema().names() if c != "id_number"]
+        coded = scan.with_columns(ids.code_expr(pl.col("id_number")).alias(_CODE))
+        odd = coded.filter(pl.col(_CODE).is_null()).select("id_number", *others).collect(engine="streaming")
+        sorting = path.with_name(f".{path.name}.sorting")
+        try:
+            (coded.filter(pl.col(_CODE).is_not_null()).sort(_CODE, maintain_order=True).select(_CODE, *others)
+             .sink_ipc(sorting, compression="uncompressed", compat_level=pl.CompatLevel.newest()))
+            ordered = pl.from_arrow(ipc.open_file(pa.memory_map(str(sorting))).read_all(), rechunk=False)
+            assert isinstance(ordered, pl.DataFrame)
+            _write(path, ordered, _name_index(ordered) if names else None, odd)
+            return ordered.height + odd.height
+        finally:
+            sorting.unlink(missing_ok=True)
 
     @classmethod
     def read(cls, path: Path) -> Keyed | None:

@@ -221,8 +221,9 @@ def keyed(store: Store, snapshot: Snapshot) -> Keyed:
     parquet = _parquet(store, snapshot)
     path = _keyed_path(parquet)
     found = Keyed.read(path) if path.exists() else None
-    if found is None:
-        _write_keyed(snapshot.key, pl.read_parquet(parquet), parquet)
+    if found is None:  # sorted from the Parquet by polars' streaming engine: any size fits
+        scan = pl.scan_parquet(parquet).select(SOURCES[snapshot.key].names)
+        _write(path, lambda target: Keyed.sink(scan, target, names=snapshot.key == "hukou"))
         found = Keyed.read(path)
     assert found is not None
     return found

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.ids import from_code
+from engine import keyed as keyed_module
 from engine.keyed import _FEW, _STEPS, Keyed, codes_of
 
 
@@ -98,3 +99,24 @@ def test_codes_hold_the_codes_of_their_ids(many: list[int], few: list[int]) -> N
     """engine.indexed asks which IDs resolution found are new to the roll."""
     codes = codes_of([from_code(n) for n in many])
     assert codes.holds(np.array(few, dtype=np.int64)).tolist() == [n in set(many) for n in few]
+
+
+def test_a_file_sunk_from_a_scan_is_the_file_written_from_memory(tmp_path: Path, monkeypatch) -> None:
+    """Keyed.sink (polars' streaming sort, for sources too big to sort in memory) writes what
+    Keyed.of(...).write writes; in batches of _BATCH rows, read back as several chunks."""
+    frame = pl.concat([_frame(), _frame().with_columns(pl.col("amount") * 10)])
+    Keyed.of(frame, names=True).write(tmp_path / "whole.arrow")
+    frame.write_parquet(tmp_path / "source.parquet")
+    monkeypatch.setattr(keyed_module, "_BATCH", 3)
+    assert Keyed.sink(pl.scan_parquet(tmp_path / "source.parquet"), tmp_path / "sunk.arrow", names=True) == 12
+    Keyed.of(frame, names=True).write(tmp_path / "batched.arrow")
+    whole = Keyed.read(tmp_path / "whole.arrow")
+    assert whole is not None and whole.frame.n_chunks() == 1
+    for name in ("sunk.arrow", "batched.arrow"):
+        other = Keyed.read(tmp_path / name)
+        assert other is not None and other.frame.n_chunks() > 1
+        assert other.codes.tolist() == whole.codes.tolist()
+        assert other.frame.equals(whole.frame) and other.odd.equals(whole.odd)
+        assert [a.tolist() for a in other.name_index] == [a.tolist() for a in whole.name_index]
+        some = ["110105194912310021", "11010519491231002X", "short"]
+        assert other.rows(some).equals(whole.rows(some))
