@@ -233,7 +233,7 @@ def keyed(directory: Path) -> int:
     beside each source snapshot. Returns the rows written."""
     import polars as pl
 
-    from engine.keyed import Keyed
+    from engine.keyed import BATCH, Keyed
     from schemas import SOURCES
 
     held, target = directory / "snapshots", directory / "keyed"
@@ -242,7 +242,14 @@ def keyed(directory: Path) -> int:
     rows = 0
     for path in source_paths(directory):
         scan = pl.scan_parquet(held / f"{path.stem}.parquet").select(SOURCES[path.stem].names)
-        rows += Keyed.sink(scan, target / f"{path.stem}.arrow", names=path.stem == "hukou")
+        names, written = path.stem == "hukou", target / f"{path.stem}.arrow"
+        if scan.select(pl.len()).collect().item() <= BATCH:  # as store.snapshots.ingest writes it
+            frame = scan.collect()
+            Keyed.of(frame, names=names).write(written)
+            rows += frame.height
+            del frame
+        else:  # sorted out of core: store.snapshots.keyed's way, for a delivery this size
+            rows += Keyed.sink(scan, written, names=names)
     (target / "done.json").write_text(json.dumps({"rows": rows}), encoding="utf-8")
     return rows
 

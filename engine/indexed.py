@@ -7,11 +7,13 @@ scale) to find the few percent that belong to the roll's people. Keyed sources a
 code once per delivery, so those rows are found by binary search and read from the mapped file,
 page by page:
 
-1. the roll's IDs are resolved against hukou by lookup (engine.check's `HukouIndex`: the same
-   engine.resolve, its blocks answered from the keyed frame and its name index);
-2. every source is narrowed to the resolved roll's IDs (rules join sources on `id_number`, and
-   only for roll people: a row of someone else is never joined);
-3. engine.run.run runs the rules on the roll and the narrowed frames (the roll comes resolved,
+1. every source is narrowed to the roll's IDs (rules join sources on `id_number`, and only for
+   roll people: a row of someone else is never joined), on two threads, hukou's first;
+2. meanwhile the roll's IDs are resolved against hukou by lookup (engine.check's `HukouIndex`:
+   the same engine.resolve, its blocks answered from the keyed frame and its name index; the
+   holders of the roll's IDs are the hukou rows step 1 found);
+3. the people resolution found, new to the roll, are looked up too;
+4. engine.run.run runs the rules on the roll and the narrowed frames (the roll comes resolved,
    so its resolution is kept as it is).
 
 The flags and resolutions are run()'s over the whole sources (tests/engine/test_indexed.py).
@@ -65,9 +67,16 @@ def run_indexed(
     # Only the people it finds, new to the roll, are looked up after it.
     codes = codes_of(frame.get_column("id_number").drop_nulls())  # codes_of keeps one of each
     resolving = resolve_ids and "hukou" in sources
+
+    def rows_of(key: str) -> pl.DataFrame:
+        found = sources[key].rows(codes.ids, codes)
+        if key != "hukou" or not resolving:  # the resolver reads hukou's pages again
+            sources[key].release()
+        return found
+
     with ThreadPoolExecutor(2) as pool:  # binary searches and gathers release the interpreter's lock
         first = sorted(sources, key=lambda key: key != "hukou")  # the resolver waits for hukou's
-        looked_up = {key: pool.submit(sources[key].rows, codes.ids, codes) for key in first}
+        looked_up = {key: pool.submit(rows_of, key) for key in first}
         new: pl.Series | None = None
         if resolving:
             step("核对身份证号 resolving roll IDs against hukou")
@@ -75,6 +84,7 @@ def run_indexed(
             accepted = codes_of(frame.filter(pl.col("resolution").struct.field("status") == "resolved")
                                 .get_column("id_number"))
             new = accepted.ids.filter(pl.Series(~codes.holds(accepted.values)))
+            sources["hukou"].release()
         step("查找 looking up the roll's people in every source")
         narrowed = {key: looked_up[key].result() for key in sources}
         if new is not None and new.len():

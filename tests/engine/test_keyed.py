@@ -103,11 +103,11 @@ def test_codes_hold_the_codes_of_their_ids(many: list[int], few: list[int]) -> N
 
 def test_a_file_sunk_from_a_scan_is_the_file_written_from_memory(tmp_path: Path, monkeypatch) -> None:
     """Keyed.sink (polars' streaming sort, for sources too big to sort in memory) writes what
-    Keyed.of(...).write writes; in batches of _BATCH rows, read back as several chunks."""
+    Keyed.of(...).write writes; in batches of BATCH rows, read back as several chunks."""
     frame = pl.concat([_frame(), _frame().with_columns(pl.col("amount") * 10)])
     Keyed.of(frame, names=True).write(tmp_path / "whole.arrow")
     frame.write_parquet(tmp_path / "source.parquet")
-    monkeypatch.setattr(keyed_module, "_BATCH", 3)
+    monkeypatch.setattr(keyed_module, "BATCH", 3)
     assert Keyed.sink(pl.scan_parquet(tmp_path / "source.parquet"), tmp_path / "sunk.arrow", names=True) == 12
     Keyed.of(frame, names=True).write(tmp_path / "batched.arrow")
     whole = Keyed.read(tmp_path / "whole.arrow")
@@ -120,3 +120,33 @@ def test_a_file_sunk_from_a_scan_is_the_file_written_from_memory(tmp_path: Path,
         assert [a.tolist() for a in other.name_index] == [a.tolist() for a in whole.name_index]
         some = ["110105194912310021", "11010519491231002X", "short"]
         assert other.rows(some).equals(whole.rows(some))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise and /proc are Linux's")
+def test_released_pages_stop_counting_and_the_rows_stay(tmp_path: Path) -> None:
+    """Keyed.release unmaps the pages a lookup read: the process's file-backed memory falls
+    back, and the rows found (which may point into the file) read the same afterwards."""
+    size = 2_000_000
+    frame = pl.DataFrame({"id_number": pl.int_range(0, size, eager=True).cast(pl.String).str.zfill(17) + "1",
+                          "where": pl.Series(["某某省某某市某某县某某乡某某村"] * size),
+                          "amount": pl.int_range(0, size, eager=True).cast(pl.Float64)})
+    Keyed.of(frame).write(tmp_path / "big.arrow")
+    script = (
+        "import polars as pl; from pathlib import Path; from engine.keyed import Keyed\n"
+        "def file_kib(): return int(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('RssFile')))\n"
+        f"keyed = Keyed.read(Path({str(tmp_path / 'big.arrow')!r}))\n"
+        "before = file_kib()\n"
+        "ids = pl.int_range(0, 2_000_000, 7, eager=True).cast(pl.String).str.zfill(17) + '1'\n"
+        "found = keyed.rows(ids)\n"
+        "read = file_kib()\n"
+        "first = found.rows()[:3], found['amount'].sum(), found['where'].str.len_chars().sum()\n"
+        "keyed.release()\n"
+        "released = file_kib()\n"
+        "again = found.rows()[:3], found['amount'].sum(), found['where'].str.len_chars().sum()\n"
+        "print(read - before, released - before, first == again, found.height)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    touched, left, same, height = int(out[0]), int(out[1]), out[2], int(out[3])
+    assert touched > 40_000  # KiB: most pages of the 2M rows' codes, amounts and texts were read
+    assert left < touched / 4
+    assert same == "True" and height == len(range(0, size, 7))
