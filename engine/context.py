@@ -42,6 +42,9 @@ class Context:
     sources: dict[str, nw.LazyFrame]
     as_of: date
     policy: Policy
+    # The column rules join people on: id_number, or where the roll and every source carry it,
+    # ids.PERSON (the ID as its int64 code, ids.code: joins on it cost ~3/4 of those on 18-byte text).
+    key: str = "id_number"
 
     # ---- the roll ---------------------------------------------------------------------
 
@@ -56,7 +59,8 @@ class Context:
     def members(self) -> nw.LazyFrame:
         """Distinct (household_id, id_number) of valid IDs: a person counts once per household
         however many program rows they have, so sums over sources are not doubled."""
-        return self.matchable().select("household_id", "id_number").unique()
+        columns = ["household_id", "id_number"] if self.key == "id_number" else ["household_id", "id_number", self.key]
+        return self.matchable().select(columns).unique(["household_id", self.key])
 
     def households_in(self, programs: tuple[str, ...] | None) -> nw.LazyFrame:
         """Households with at least one row in `programs`, with size and region."""

@@ -19,6 +19,7 @@ import polars as pl
 
 __all__ = [
     "WEIGHTS",
+    "PERSON",
     "CHECK_CHARS",
     "check_char",
     "clean",
@@ -285,6 +286,7 @@ def neighbours(text: str, as_of: date | None = None) -> set[str]:
 # check character's value (X = 10), it sorts as the text does and converts back without loss.
 # Joins and binary searches on it cost a fraction of those on 18-byte strings.
 
+PERSON = "_person"  # a column of codes, beside id_number: rules join people on it (engine.context)
 _ID18 = re.compile(r"[0-9]{17}[0-9X]")
 _CODE_CHECK = "0123456789X"  # the check character of a code's remainder mod 11 (X = 10)
 

@@ -69,7 +69,7 @@ def run_indexed(
     resolving = resolve_ids and "hukou" in sources
 
     def rows_of(key: str) -> pl.DataFrame:
-        found = sources[key].rows(codes.ids, codes)
+        found = sources[key].rows(codes.ids, codes, coded=True)
         if key != "hukou" or not resolving:  # the resolver reads hukou's pages again
             sources[key].release()
         return found
@@ -89,6 +89,6 @@ def run_indexed(
         narrowed = {key: looked_up[key].result() for key in sources}
         if new is not None and new.len():
             more = codes_of(new)
-            added = pool.map(lambda keyed: keyed.rows(more.ids, more), sources.values())
+            added = pool.map(lambda keyed: keyed.rows(more.ids, more, coded=True), sources.values())
             narrowed = {key: pl.concat([narrowed[key], rows]) for key, rows in zip(sources, added, strict=True)}
-    return run(frame, narrowed, as_of, policy, rules, cadences, resolve_ids=resolving, on_step=on_step)
+    return run(frame, narrowed, as_of, policy, rules, cadences, resolve_ids=resolving, on_step=on_step, coded=True)

@@ -305,17 +305,23 @@ class Keyed:
             lengths[going] = ends - firsts[going]
         return self._offsets(firsts, lengths), np.repeat(found, lengths)
 
-    def rows(self, ids_: list[str] | pl.Series, codes: Codes | None = None) -> pl.DataFrame:
-        """The rows of these IDs (`codes`: their `codes_of`, when known already)."""
+    def rows(self, ids_: list[str] | pl.Series, codes: Codes | None = None, coded: bool = False) -> pl.DataFrame:
+        """The rows of these IDs (`codes`: their `codes_of`, when known already); `coded`: with
+        their code as the last column, ids.PERSON (engine.run's rules can join on it)."""
         codes = codes_of(ids_) if codes is None else codes
         if len(codes.values) <= _FEW:  # an API request's: slices, no gather (see _between)
             found = self._between(codes.values, codes.values + 1, codes)
+            if coded:
+                found = found.with_columns(ids.code_expr(pl.col("id_number")).alias(ids.PERSON))
         else:
             positions, which = self._matching(codes.values)
             found = self.frame.gather(positions)
             found.insert_column(0, codes.ids.gather(which))
-        if self.odd.height:
-            found = pl.concat([found, self.odd.filter(pl.col("id_number").is_in(ids_))])
+            if coded:
+                found = found.with_columns(pl.Series(ids.PERSON, codes.values[which]))
+        if self.odd.height:  # no code: never joined on one
+            odd = self.odd.filter(pl.col("id_number").is_in(ids_))
+            found = pl.concat([found, odd.with_columns(pl.lit(None, pl.Int64).alias(ids.PERSON)) if coded else odd])
         return found
 
     def starting(self, prefixes: list[str]) -> pl.DataFrame:

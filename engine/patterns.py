@@ -54,7 +54,9 @@ def needs_records(plan: Plan) -> tuple[str, ...]:
 
 
 def _source_side(ctx: Context, key: str, columns: tuple[str, ...]) -> nw.LazyFrame:
-    return ctx.source(key).select("id_number", *[c for c in columns if c != "id_number"])
+    """The source's person key and `columns`; its id_number only when that is the key (else the
+    roll side gives it: equal keys are equal IDs)."""
+    return ctx.source(key).select(ctx.key, *[c for c in columns if c not in ("id_number", ctx.key)])
 
 
 def person_match(
@@ -72,9 +74,9 @@ def person_match(
 
     def plan(ctx: Context) -> nw.LazyFrame:
         rows = ctx.matchable(programs).select(
-            "_order", "id_number", *[nw.col(c).alias(f"roll_{c}") for c in roll_columns]
+            "_order", ctx.key, *[nw.col(c).alias(f"roll_{c}") for c in roll_columns]
         )
-        hits = rows.join(_source_side(ctx, key, evidence), on="id_number", how="inner")
+        hits = rows.join(_source_side(ctx, key, evidence), on=ctx.key, how="inner")
         if where is not None:
             hits = hits.filter(where(ctx))
         return hits.select("_order", *evidence)
@@ -86,8 +88,8 @@ def person_absent(key: str, programs: tuple[str, ...] | None = None) -> Plan:
     """Roll rows whose valid ID has no record at all in `key`."""
 
     def plan(ctx: Context) -> nw.LazyFrame:
-        rows = ctx.matchable(programs).select("_order", "id_number")
-        absent = rows.join(ctx.source(key).select("id_number"), on="id_number", how="anti")
+        rows = ctx.matchable(programs).select("_order", ctx.key)
+        absent = rows.join(ctx.source(key).select(ctx.key), on=ctx.key, how="anti")
         return absent.select("_order", nw.lit(key).alias("searched_source"))
 
     return plan
@@ -96,7 +98,7 @@ def person_absent(key: str, programs: tuple[str, ...] | None = None) -> Plan:
 def member_records(ctx: Context, key: str, columns: tuple[str, ...], where: Where | None) -> nw.LazyFrame:
     """The records of `key` that belong to household members, with the household's size and
     region (so that `where` can use per-region policy)."""
-    records = ctx.members().join(_source_side(ctx, key, columns), on="id_number", how="inner")
+    records = ctx.members().join(_source_side(ctx, key, columns), on=ctx.key, how="inner")
     records = records.join(ctx.households, on="household_id", how="inner")
     if where is not None:
         records = records.filter(where(ctx))
@@ -142,9 +144,9 @@ def roll_rows_of(ctx: Context, flagged: nw.LazyFrame) -> nw.LazyFrame:
     """Evidence for roll-only rules: every roll row of each flagged person (household, program,
     spreadsheet row), so the caseworker sees where else the person is enrolled."""
     others = ctx.matchable().select(
-        "id_number",
+        ctx.key,
         nw.col("household_id").alias("enrolled_household_id"),
         nw.col("program").alias("enrolled_program"),
         nw.col("_row").alias("roll_row"),
     )
-    return flagged.select("_order", "id_number").join(others, on="id_number", how="inner").drop("id_number")
+    return flagged.select("_order", ctx.key).join(others, on=ctx.key, how="inner").drop(ctx.key)

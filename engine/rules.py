@@ -98,32 +98,32 @@ def _deceased(ctx: Context) -> nw.LazyFrame:
     if ctx.has("deaths"):
         parts.append(
             ctx.source("deaths").select(
-                "id_number", nw.lit("deaths").alias("record_source"), nw.col("death_date").alias("date")
+                ctx.key, nw.lit("deaths").alias("record_source"), nw.col("death_date").alias("date")
             )
         )
     if ctx.has("hukou"):
         parts.append(
             ctx.source("hukou")
             .filter(nw.col("status") == "deceased")
-            .select("id_number", nw.lit("hukou").alias("record_source"), nw.col("status_date").alias("date"))
+            .select(ctx.key, nw.lit("hukou").alias("record_source"), nw.col("status_date").alias("date"))
         )
     records = nw.concat(parts, how="vertical").filter(
         (nw.col("date") <= nw.lit(ctx.as_of)) | nw.col("date").is_null()
     )
-    earliest = records.group_by("id_number").agg(nw.col("date").min().alias("death_date"))
-    rows = ctx.matchable().select("_order", "id_number", "benefit_monthly")
-    hits = rows.join(records, on="id_number").join(earliest, on="id_number")
+    earliest = records.group_by(ctx.key).agg(nw.col("date").min().alias("death_date"))
+    rows = ctx.matchable().select("_order", ctx.key, "benefit_monthly")
+    hits = rows.join(records, on=ctx.key).join(earliest, on=ctx.key)
     overpayment = (nw.col("benefit_monthly") * ctx.months_after(nw.col("death_date"))).round(2)
     return hits.select("_order", "record_source", "date", "death_date", overpayment.alias("overpayment"))
 
 
 def _duplicate_enrollment(ctx: Context) -> nw.LazyFrame:
     rows = ctx.matchable()
-    households = rows.group_by("id_number").agg(nw.col("household_id").n_unique().alias("households"))
-    in_program = rows.group_by("id_number", "program").agg(nw.len().alias("rows_in_program"))
+    households = rows.group_by(ctx.key).agg(nw.col("household_id").n_unique().alias("households"))
+    in_program = rows.group_by(ctx.key, "program").agg(nw.len().alias("rows_in_program"))
     flagged = (
-        rows.join(households, on="id_number")
-        .join(in_program, on=["id_number", "program"])
+        rows.join(households, on=ctx.key)
+        .join(in_program, on=[ctx.key, "program"])
         .filter((nw.col("households") > 1) | (nw.col("rows_in_program") > 1))
     )
     metrics = flagged.select("_order", "households", "rows_in_program")
@@ -132,8 +132,8 @@ def _duplicate_enrollment(ctx: Context) -> nw.LazyFrame:
 
 def _program_conflict(ctx: Context) -> nw.LazyFrame:
     rows = ctx.matchable(DIBAO_TEKUN)
-    both = rows.group_by("id_number").agg(nw.col("program").n_unique().alias("programs"))
-    flagged = rows.join(both.filter(nw.col("programs") > 1), on="id_number", how="semi")
+    both = rows.group_by(ctx.key).agg(nw.col("program").n_unique().alias("programs"))
+    flagged = rows.join(both.filter(nw.col("programs") > 1), on=ctx.key, how="semi")
     return roll_rows_of(ctx, flagged)
 
 
@@ -158,8 +158,8 @@ def _elderly_underage(ctx: Context) -> nw.LazyFrame:
 
 
 def _disability_without_dibao(ctx: Context) -> nw.LazyFrame:
-    supported = ctx.matchable(DIBAO_TEKUN).select("id_number")
-    flagged = ctx.matchable(("disability_living",)).join(supported, on="id_number", how="anti")
+    supported = ctx.matchable(DIBAO_TEKUN).select(ctx.key)
+    flagged = ctx.matchable(("disability_living",)).join(supported, on=ctx.key, how="anti")
     return roll_rows_of(ctx, flagged)
 
 

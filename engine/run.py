@@ -26,6 +26,7 @@ import narwhals as nw
 import polars as pl
 
 from .context import Context, SharedContext
+from .ids import PERSON, code_expr
 from .policy import DEFAULT_POLICY, Policy
 from .resolve import RESOLUTION, resolve
 from .rules import Rule, select_rules
@@ -331,14 +332,15 @@ def resolutions_of(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def context_of(rows: pl.LazyFrame, households: pl.LazyFrame, sources: dict[str, pl.LazyFrame], as_of: date,
-               policy: Policy, context: type[Context] = Context) -> Context:
+               policy: Policy, context: type[Context] = Context, key: str = "id_number") -> Context:
     """The Context the rules are compiled against (`households` as households_of gives it)."""
     return context(
         rows=nw.from_native(rows),
         households=nw.from_native(households).select("household_id", "household_size", "household_region"),
-        sources={key: nw.from_native(frame) for key, frame in sources.items()},
+        sources={name: nw.from_native(frame) for name, frame in sources.items()},
         as_of=as_of,
         policy=policy,
+        key=key,
     )
 
 
@@ -352,11 +354,13 @@ def run(
     *,
     resolve_ids: bool = True,
     on_step: Callable[[str], None] | None = None,
+    coded: bool = False,
 ) -> RunResult:
     """Flags for every selected rule whose sources are present (all rules by default).
 
     With hukou among the sources (and `resolve_ids`), dirty and wrong roll IDs are resolved
-    first. `on_step` is told what is being done, for a progress display."""
+    first. `on_step` is told what is being done, for a progress display. `coded`: every source
+    carries PERSON, its ID's code (engine.keyed's lookups give it), and the rules join on it."""
     policy = policy or DEFAULT_POLICY
     step = on_step or (lambda _: None)
     resolving = resolve_ids and "hukou" in sources
@@ -366,10 +370,12 @@ def run(
             step("核对身份证号 resolving roll IDs against hukou")
         roll = resolve(roll, _lazy(sources["hukou"]), as_of)
     rows = prepare_roll(roll)
+    if coded:
+        rows = rows.with_columns(code_expr(pl.col("id_number")).alias(PERSON))
     households = households_of(nw.from_native(rows.lazy())).to_native().collect()
     # Shared: the rules' common frames (matchable rows, members, ...) computed once, not per rule.
     context = context_of(rows.lazy(), households.lazy(), {k: _lazy(f) for k, f in sources.items()}, as_of, policy,
-                         context=SharedContext)
+                         context=SharedContext, key=PERSON if coded else "id_number")
     available = set(sources)
     selected, skipped = select_ready(rules, cadences, available)
 
