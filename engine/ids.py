@@ -15,6 +15,7 @@ import re
 from datetime import date
 from functools import lru_cache
 
+import numpy as np
 import polars as pl
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "excel_mangled",
     "problem",
     "neighbours",
+    "neighbour_codes",
     "clean_expr",
     "normalized_expr",
     "valid_expr",
@@ -279,6 +281,121 @@ def neighbours(text: str, as_of: date | None = None) -> set[str]:
         if candidate is not None and candidate != text and is_valid(candidate, as_of):
             found.add(candidate)
     return found
+
+
+def neighbour_codes(texts: list[str], as_of: date | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`neighbours` of many cleaned spellings at once, as codes: (the index of the spelling in
+    `texts`, a neighbour's code) pairs, each neighbour of a spelling once. The 18-character and
+    17-character shapes (nearly every invalid ID) by _repairs18's and _insertions17's arithmetic
+    over columns of digits; other spellings (15 digits, say) through `neighbours`. A city's
+    3,302 invalid IDs: ~70 ms one by one, a few ms over columns."""
+    at: list[np.ndarray] = []
+    found: list[np.ndarray] = []
+    shaped = {18: [], 17: []}
+    for index, text in enumerate(texts):
+        if len(text) == 18 and text[:17].isdigit() and text[17] in CHECK_CHARS:
+            shaped[18].append(index)
+        elif len(text) == 17 and text[:16].isdigit() and text[16] in CHECK_CHARS:
+            shaped[17].append(index)
+        else:
+            codes_ = [code(n) for n in neighbours(text, as_of)]
+            at.append(np.full(len(codes_), index, dtype=np.int64))
+            found.append(np.array(codes_, dtype=np.int64))
+    for length, make in ((18, _repairs18_codes), (17, _insertions17_codes)):
+        if shaped[length]:
+            rows = np.array(shaped[length], dtype=np.int64)
+            chars = np.frombuffer("".join(texts[i] for i in shaped[length]).encode("ascii"),
+                                  dtype=np.uint8).reshape(-1, length)
+            which, candidates = make(chars)
+            at.append(rows[which])
+            found.append(candidates)
+    if not at:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    pairs = pl.DataFrame({"at": np.concatenate(at), "code": np.concatenate(found)}).unique().sort("at", "code")
+    spelling, codes_ = pairs.get_column("at").to_numpy(), pairs.get_column("code").to_numpy()
+    born = _born_by(codes_ // 11, as_of)
+    return spelling[born], codes_[born]
+
+
+_W = np.array(WEIGHTS, dtype=np.int64)
+_INV = np.array(_INVERSE, dtype=np.int64)
+_POW = 10 ** np.arange(16, -1, -1, dtype=np.int64)  # the place values of 17 digits
+_WANTED = np.full(256, -1, dtype=np.int64)  # a check character's byte -> its index in CHECK_CHARS
+_WANTED[np.frombuffer(CHECK_CHARS.encode(), dtype=np.uint8)] = np.arange(11)
+_VALUE_OF = np.array([10 if c == "X" else int(c) for c in CHECK_CHARS], dtype=np.int64)  # index -> code's check
+
+
+def _repairs18_codes(chars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """_repairs18 over rows of 18 bytes: (row, candidate code) pairs."""
+    digits = chars[:, :17].astype(np.int64) - 48
+    wanted = _WANTED[chars[:, 17]]
+    check = _VALUE_OF[wanted]
+    total = (digits @ _W) % 11
+    first17 = digits @ _POW
+    rows = np.arange(len(chars))
+    parts = []
+    # one digit substituted: the one that fits at each place
+    fixed = (digits + ((wanted - total)[:, None] * _INV[None, :])) % 11
+    ok = (fixed <= 9) & (fixed != digits)
+    parts.append((np.broadcast_to(rows[:, None], ok.shape)[ok],
+                  ((first17[:, None] + (fixed - digits) * _POW[None, :]) * 11 + check[:, None])[ok]))
+    # the check character itself mistyped
+    ok = total != wanted
+    parts.append((rows[ok], (first17 * 11 + _VALUE_OF[total])[ok]))
+    # two adjacent digits swapped
+    left, right = digits[:, :16], digits[:, 1:]
+    ok = (left != right) & ((total[:, None] + (_W[:16] - _W[1:])[None, :] * (right - left)) % 11 == wanted[:, None])
+    swapped = first17[:, None] + (right - left) * _POW[None, :16] + (left - right) * _POW[None, 1:]
+    parts.append((np.broadcast_to(rows[:, None], ok.shape)[ok], (swapped * 11 + check[:, None])[ok]))
+    # the last digit swapped with the check character (a digit)
+    last = chars[:, 17].astype(np.int64) - 48
+    ok = (chars[:, 17] != ord("X")) & (digits[:, 16] != last)
+    turned = (total + _W[16] * (last - digits[:, 16])) % 11
+    ok &= np.frombuffer(CHECK_CHARS.encode(), dtype=np.uint8)[turned] == chars[:, 16]
+    parts.append((rows[ok], ((first17 + last - digits[:, 16]) * 11 + digits[:, 16])[ok]))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _insertions17_codes(chars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """_insertions17 over rows of 17 bytes: (row, candidate code) pairs."""
+    digits = chars[:, :16].astype(np.int64) - 48
+    wanted = _WANTED[chars[:, 16]]
+    rows = np.arange(len(chars))
+    # before[:, i]: Σ of the digits left of place i at their weights; after[:, i]: of the digits
+    # from place i on, each at the weight of the place to its right.
+    before = np.zeros((len(chars), 17), dtype=np.int64)
+    before[:, 1:] = np.cumsum(digits * _W[None, :16], axis=1)
+    after = np.zeros((len(chars), 17), dtype=np.int64)
+    after[:, :16] = np.cumsum((digits * _W[None, 1:])[:, ::-1], axis=1)[:, ::-1]
+    fixed = ((wanted[:, None] - before - after) * _INV[None, :]) % 11
+    ok = fixed <= 9
+    # `fixed` inserted at place i: the i digits left of it move one place up, the others stay
+    value16 = digits @ _POW[1:]
+    left, right = value16[:, None] // _POW[None, :], value16[:, None] % _POW[None, :]
+    first17 = left * _POW[None, :] * 10 + fixed * _POW[None, :] + right
+    check = _VALUE_OF[wanted]
+    parts = [(np.broadcast_to(rows[:, None], ok.shape)[ok], (first17 * 11 + check[:, None])[ok])]
+    # or the check character itself was dropped: the 17 characters are the digits
+    ok = chars[:, 16] != ord("X")
+    all17 = np.concatenate([digits, (chars[:, 16:17].astype(np.int64) - 48)], axis=1)
+    parts.append((rows[ok], ((all17 @ _POW) * 11 + _VALUE_OF[(all17 @ _W) % 11])[ok]))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+
+
+def _born_by(first17: np.ndarray, as_of: date | None) -> np.ndarray:
+    """Whether the birth date in each 17 digits is a real date (as `_birth` reads it), on or
+    before `as_of`: by arithmetic, as strings parsed as dates cost ten times as much."""
+    yyyymmdd = (first17 // 1000) % 100_000_000
+    year, month, day = yyyymmdd // 10_000, (yyyymmdd // 100) % 100, yyyymmdd % 100
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    days = _DAYS[np.clip(month, 0, 12)] + ((month == 2) & leap)
+    ok = (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= days)
+    if as_of is not None:
+        ok &= yyyymmdd <= as_of.year * 10_000 + as_of.month * 100 + as_of.day
+    return ok
 
 
 # ---- IDs as integers -------------------------------------------------------------------------

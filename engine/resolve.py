@@ -315,26 +315,31 @@ def _attempts(frame: pl.DataFrame, hukou: HukouLookup) -> pl.DataFrame:
 
 def _blocks(attempts: Iterable[tuple[int, str, str]], spellings: dict[int, Reading],
             as_of: date | None) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
-    """The `edit` and `born` keys of each attempt (_RID, kind, id_number): the valid IDs one
-    keying error from the spelling; its first 14 characters."""
-    edit: list[tuple[int, str]] = []
+    """What the `edit` and `born` blocks look for, per attempt (_RID, kind, id_number): the
+    spellings whose neighbours (ids.neighbours: the valid IDs one keying error away) are
+    wanted; the first 14 characters."""
+    sought: list[tuple[int, str]] = []
     born: list[tuple[int, str]] = []
     for rid, kind, id_number in attempts:
         spelling = spellings[rid]
         if kind == "invalid" or len(spelling.text) == 15:  # legacy IDs have no check character
-            edit += [(rid, n) for n in ids.neighbours(spelling.text, as_of)]
+            sought.append((rid, spelling.text))
         key = id_number[:14] if kind != "invalid" else spelling.born14(as_of)
         if key:
             born.append((rid, key))
-    return edit, born
+    return sought, born
 
 
 def _pairs(attempts: pl.DataFrame, spellings: dict[int, Reading], hukou: HukouLookup,
            as_of: date | None) -> pl.DataFrame:
     """Candidate pairs (_RID, id_number, name_key, region_code of the hukou record) from the
     three blocks."""
-    edit, born = _blocks(attempts.select(_RID, "kind", "id_number").iter_rows(), spellings, as_of)
-    edit_keys = pl.DataFrame(edit, schema={_RID: pl.UInt32, "id_number": pl.String}, orient="row")
+    sought, born = _blocks(attempts.select(_RID, "kind", "id_number").iter_rows(), spellings, as_of)
+    at, codes = ids.neighbour_codes([text for _, text in sought], as_of)  # over columns: a roll's thousands
+    edit_keys = pl.DataFrame({_RID: np.array([rid for rid, _ in sought], dtype=np.uint32)[at],
+                              "id_number": pl.Series(codes, dtype=pl.Int64)},
+                             schema={_RID: pl.UInt32, "id_number": pl.Int64}).with_columns(
+        ids.from_code_expr(pl.col("id_number")).alias("id_number"))
     born_keys = pl.DataFrame(born, schema={_RID: pl.UInt32, "born14": pl.String}, orient="row")
     name_keys = attempts.select(
         _RID, names.key_expr(pl.col("name")).alias("name_key"), pl.col("region_code").str.slice(0, 9).alias("town")

@@ -21,7 +21,7 @@ from typing import Any
 
 import polars as pl
 
-from . import names
+from . import ids, names
 from .resolve import (
     _RID,
     ACCEPT,
@@ -81,7 +81,8 @@ def _attempts(rows: list[tuple[Any, ...]], hukou: HukouLookup) -> list[tuple[Any
 def _pairs(attempts: list[tuple[Any, ...]], spellings: dict[int, Reading], hukou: HukouLookup,
            as_of: date | None) -> dict[tuple[int, str], tuple[str | None, str | None, str | None]]:
     """(_RID, candidate id_number) → the candidate's (name, name key, region_code)."""
-    edit, born = _blocks(((rid, kind, id_number) for rid, id_number, *_, kind in attempts), spellings, as_of)
+    sought, born = _blocks(((rid, kind, id_number) for rid, id_number, *_, kind in attempts), spellings, as_of)
+    edit = [(rid, neighbour) for rid, text in sought for neighbour in ids.neighbours(text, as_of)]
     named_keys = [(rid, _key(name), _town(region)) for rid, _, _, name, region, _ in attempts]
     named = pl.DataFrame(list(dict.fromkeys((k, t) for _, k, t in named_keys)), schema=_NAMED, orient="row")
     edit_ids = pl.Series([n for _, n in edit], dtype=pl.String)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import polars as pl
 import pytest
 from hypothesis import given, settings
@@ -210,6 +211,31 @@ def test_neighbours_are_every_valid_id_one_keying_error_away(error: tuple[str, s
     assert found == _brute_neighbours(text)
     if not ids.is_valid(ids.normalize(text), AS_OF) and len(text) != 15:
         assert pid in found  # the error is always undone
+
+
+_SPELLINGS = st.one_of(keying_errors().map(lambda error: error[1]), _candidates.map(lambda raw: ids.clean(raw) or ""))
+
+
+@settings(max_examples=200)
+@given(st.lists(_SPELLINGS, max_size=12), st.sampled_from([None, AS_OF, date(1990, 1, 1)]))
+def test_neighbours_over_columns_are_the_neighbours_one_by_one(texts: list[str], as_of: date | None) -> None:
+    """engine.resolve looks a roll's invalid IDs' neighbours up all at once (ids.neighbour_codes):
+    per spelling, the codes of exactly what ids.neighbours finds."""
+    at, codes = ids.neighbour_codes(texts, as_of)
+    found: list[set[str]] = [set() for _ in texts]
+    for index, value in zip(at.tolist(), codes.tolist(), strict=True):
+        found[index].add(ids.from_code(value))
+    assert len(codes) == sum(len(each) for each in found)  # each neighbour of a spelling once
+    assert found == [ids.neighbours(text, as_of) for text in texts]
+
+
+@pytest.mark.parametrize("digits8", ["19000229", "20000229", "20010229", "20240229", "00000101", "00010101",
+                                     "99991231", "20241301", "20240100", "20240431", "20240430", "19491001"])
+def test_birth_dates_over_columns_are_read_as_one_by_one(digits8: str) -> None:
+    first17 = np.array([int(f"320303{digits8}123")], dtype=np.int64)
+    born = ids._birth(digits8)
+    assert ids._born_by(first17, None).tolist() == [born is not None]
+    assert ids._born_by(first17, date(2024, 4, 30)).tolist() == [born is not None and born <= date(2024, 4, 30)]
 
 
 @given(valid_ids())
