@@ -44,12 +44,20 @@ def test_keyed_lookups_give_the_rows_of_each_id(tmp_path: Path) -> None:
         assert keyed.named(["110105001\x1f李四"]).filter(pl.col("name") == "李四").height == 0  # another township
 
 
+_BIG = 2_000_000
+
+
+def _big_file(path: Path, **more: pl.Series) -> Path:
+    """A keyed file of _BIG people, one row each: IDs 000…01, 000…11, … (the number, then 1)."""
+    frame = pl.DataFrame({"id_number": pl.int_range(0, _BIG, eager=True).cast(pl.String).str.zfill(17) + "1",
+                          **more, "amount": pl.int_range(0, _BIG, eager=True).cast(pl.Float64)})
+    Keyed.of(frame).write(path)
+    return path
+
+
 def test_a_keyed_file_is_mapped_not_read(tmp_path: Path) -> None:
     """Reading a keyed file of 2M rows costs no memory until its pages are looked at."""
-    size = 2_000_000
-    frame = pl.DataFrame({"id_number": pl.int_range(0, size, eager=True).cast(pl.String).str.zfill(17) + "1",
-                          "amount": pl.int_range(0, size, eager=True).cast(pl.Float64)})
-    Keyed.of(frame).write(tmp_path / "big.arrow")
+    _big_file(tmp_path / "big.arrow")
     script = (
         "import sys, resource; from pathlib import Path; from engine.keyed import Keyed\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
@@ -126,11 +134,7 @@ def test_a_file_sunk_from_a_scan_is_the_file_written_from_memory(tmp_path: Path,
 def test_released_pages_stop_counting_and_the_rows_stay(tmp_path: Path) -> None:
     """Keyed.release unmaps the pages a lookup read: the process's file-backed memory falls
     back, and the rows found (which may point into the file) read the same afterwards."""
-    size = 2_000_000
-    frame = pl.DataFrame({"id_number": pl.int_range(0, size, eager=True).cast(pl.String).str.zfill(17) + "1",
-                          "where": pl.Series(["某某省某某市某某县某某乡某某村"] * size),
-                          "amount": pl.int_range(0, size, eager=True).cast(pl.Float64)})
-    Keyed.of(frame).write(tmp_path / "big.arrow")
+    _big_file(tmp_path / "big.arrow", where=pl.Series(["某某省某某市某某县某某乡某某村"] * _BIG))
     script = (
         "import polars as pl; from pathlib import Path; from engine.keyed import Keyed\n"
         "def file_kib(): return int(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('RssFile')))\n"
@@ -149,4 +153,4 @@ def test_released_pages_stop_counting_and_the_rows_stay(tmp_path: Path) -> None:
     touched, left, same, height = int(out[0]), int(out[1]), out[2], int(out[3])
     assert touched > 40_000  # KiB: most pages of the 2M rows' codes, amounts and texts were read
     assert left < touched / 4
-    assert same == "True" and height == len(range(0, size, 7))
+    assert same == "True" and height == len(range(0, _BIG, 7))
