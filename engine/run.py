@@ -265,7 +265,7 @@ def fold(selected: list[Rule], hits: list[pl.LazyFrame], rows: pl.LazyFrame, hou
         )
     household = [(rank, rule, h) for rank, rule, h in ranked if rule.level == "household"]
     if household:
-        found = _findings(household, "household_id")
+        found = _findings(household, "household_id").cache()  # read three times: computed once
         # Heads and programs of the flagged households only: over the whole roll they cost ~30 ms.
         flagged_households = found.select("household_id")
         heads = (households.join(flagged_households, on="household_id", how="semi")
