@@ -253,6 +253,14 @@ def _insertions17(text: str) -> set[str]:
     return out
 
 
+def _shaped(text: str) -> int:
+    """18 or 17 for ASCII digits ending in a check character (what _repairs18 and _insertions17
+    take: str.isdigit alone takes other scripts' digits too), else 0."""
+    if text.isascii() and len(text) in (17, 18) and text[:-1].isdigit() and text[-1] in CHECK_CHARS:
+        return len(text)
+    return 0
+
+
 def neighbours(text: str, as_of: date | None = None) -> set[str]:
     """Valid IDs (normalized, 18 characters) one keying error away from the cleaned `text`:
     one character substituted, two adjacent ones swapped, one inserted or one dropped; the
@@ -262,9 +270,10 @@ def neighbours(text: str, as_of: date | None = None) -> set[str]:
     (the weights are distinct units mod 11), so a valid 18-character ID has no valid neighbour
     of those kinds: this is the set of repairs of an invalid ID."""
     fast = None
-    if len(text) == 18 and text[:17].isdigit() and text[17] in CHECK_CHARS:
+    shaped = _shaped(text)
+    if shaped == 18:
         fast = _repairs18(text)
-    elif len(text) == 17 and text[:16].isdigit() and text[16] in CHECK_CHARS:
+    elif shaped == 17:
         fast = _insertions17(text)
     if fast is not None:
         # The check character holds by construction: only the birth date is left to check.
@@ -293,10 +302,8 @@ def neighbour_codes(texts: list[str], as_of: date | None = None) -> tuple[np.nda
     found: list[np.ndarray] = []
     shaped = {18: [], 17: []}
     for index, text in enumerate(texts):
-        if len(text) == 18 and text[:17].isdigit() and text[17] in CHECK_CHARS:
-            shaped[18].append(index)
-        elif len(text) == 17 and text[:16].isdigit() and text[16] in CHECK_CHARS:
-            shaped[17].append(index)
+        if length := _shaped(text):
+            shaped[length].append(index)
         else:
             codes_ = [code(n) for n in neighbours(text, as_of)]
             at.append(np.full(len(codes_), index, dtype=np.int64))
