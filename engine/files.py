@@ -24,7 +24,7 @@ import polars as pl
 from engine.errors import FileUnreadable, Problem, SchemaError, TooLarge
 from schemas import SOURCES
 
-__all__ = ["SUFFIXES", "read_table", "read_located", "find_sources", "to_text", "check_xlsx_size",
+__all__ = ["SUFFIXES", "read_table", "read_located", "readable_suffix", "find_sources", "to_text", "check_xlsx_size",
            "XLSX_MAX_EXPANDED", "XLSX_MAX_RATIO"]
 
 SUFFIXES = (".csv", ".xlsx", ".parquet")
@@ -51,6 +51,13 @@ def read_located(path: Path) -> tuple[pl.DataFrame, int]:
     """`read_table`, plus the spreadsheet row number of the first record (2 unless blank rows
     precede the header), so that loaders can number rows as the user sees them."""
     path = Path(path)
+    reader = {".csv": _read_csv, ".xlsx": _read_xlsx, ".parquet": _read_parquet}[readable_suffix(path)]
+    return reader(path)
+
+
+def readable_suffix(path: Path) -> str:
+    """The file's suffix, lower case, once it is known to be a non-empty file of a kind read here
+    (else FileUnreadable)."""
     if not path.is_file():
         what = "不是文件 (not a file)" if path.exists() else "文件不存在 (file not found)"
         raise _unreadable(path, what)
@@ -63,8 +70,7 @@ def read_located(path: Path) -> tuple[pl.DataFrame, int]:
         )
     if path.stat().st_size == 0:
         raise _unreadable(path, "文件为空（0 字节）(file is empty: 0 bytes)")
-    reader = {".csv": _read_csv, ".xlsx": _read_xlsx, ".parquet": _read_parquet}[suffix]
-    return reader(path)
+    return suffix
 
 
 def _first_line(error: Exception) -> str:
@@ -141,12 +147,17 @@ def _decode(path: Path, data: bytes) -> tuple[str, bytes]:
         except UnicodeDecodeError as gb_error:
             # The encoding that got further is the one the file was meant to be in.
             offset = max(utf8_error.start, gb_error.start) + len(data) - len(body)
-    line = data.count(b"\n", 0, offset) + 1
-    raise _unreadable(
+    raise _undecodable(path, data[offset], offset, data.count(b"\n", 0, offset) + 1, ("UTF-8", "GB18030"))
+
+
+def _undecodable(path: Path, byte: int, offset: int, line: int, encodings: tuple[str, ...]) -> FileUnreadable:
+    zh, en = ((f"既不是 {encodings[0]} 也不是 {encodings[1]}", f"neither {encodings[0]} nor {encodings[1]}")
+              if len(encodings) == 2 else (f"不是 {encodings[0]}", f"not {encodings[0]}"))
+    return _unreadable(
         path,
-        f"无法识别文件编码：第 {line} 行（字节偏移 {offset}）的字节 0x{data[offset]:02X} "
-        f"既不是 UTF-8 也不是 GB18030，请另存为 UTF-8 (cannot decode byte 0x{data[offset]:02X} "
-        f"at line {line}, byte offset {offset}: neither UTF-8 nor GB18030; save as UTF-8)",
+        f"无法识别文件编码：第 {line} 行（字节偏移 {offset}）的字节 0x{byte:02X} "
+        f"{zh}，请另存为 UTF-8 (cannot decode byte 0x{byte:02X} "
+        f"at line {line}, byte offset {offset}: {en}; save as UTF-8)",
         row=line,
     )
 
@@ -154,15 +165,7 @@ def _decode(path: Path, data: bytes) -> tuple[str, bytes]:
 def _read_csv(path: Path) -> tuple[pl.DataFrame, int]:
     data = path.read_bytes()
     text, utf8 = _decode(path, data)
-    head = text[: 1 << 16]
-    lines = head.splitlines()
-    blank = next((i for i, line in enumerate(lines) if line), None)
-    if blank is None:
-        raise _unreadable(path, "文件没有表头 (file has no header row)")
-    header_line = lines[blank]
-    # Tab-separated text often arrives named .csv (Excel's "Unicode text", database dumps).
-    separator = "\t" if "," not in header_line and "\t" in header_line else ","
-    header = next(csv.reader(io.StringIO("\n".join(lines[blank:])), delimiter=separator))
+    blank, separator, header = _csv_header(path, text[: 1 << 16])
     try:
         df = pl.read_csv(
             utf8, infer_schema=False, separator=separator, has_header=True, raise_if_empty=False
@@ -175,6 +178,20 @@ def _read_csv(path: Path) -> tuple[pl.DataFrame, int]:
     if df.width != len(header):
         raise _unreadable(path, "表头无法解析 (the header row could not be parsed)", row=blank + 1)
     return _apply_header(path, df, header), blank + 2
+
+
+def _csv_header(path: Path, head: str) -> tuple[int, str, list[str]]:
+    """From the file's first lines: how many blank lines precede the header, the separator, and
+    the header's fields."""
+    lines = head.splitlines()
+    blank = next((i for i, line in enumerate(lines) if line), None)
+    if blank is None:
+        raise _unreadable(path, "文件没有表头 (file has no header row)")
+    header_line = lines[blank]
+    # Tab-separated text often arrives named .csv (Excel's "Unicode text", database dumps).
+    separator = "\t" if "," not in header_line and "\t" in header_line else ","
+    header = next(csv.reader(io.StringIO("\n".join(lines[blank:])), delimiter=separator))
+    return blank, separator, header
 
 
 def _read_csv_arrow(utf8: bytes, separator: str, width: int, skip: int) -> pl.DataFrame:

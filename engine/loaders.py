@@ -31,7 +31,7 @@ from engine import canonical, files, ids
 from engine.errors import InputError, Problem, SchemaError
 from schemas import SOURCES, Column, Dataset, dataset
 
-__all__ = ["PROBLEM_CAP", "Loaded", "load", "load_frame", "load_sources"]
+__all__ = ["PROBLEM_CAP", "Loaded", "load", "load_frame", "load_sources", "summary", "summarized"]
 
 PROBLEM_CAP = 1000
 
@@ -582,11 +582,12 @@ def _id_warnings(full: pl.DataFrame, c: Column, label: str, as_of: date | None) 
         for row, raw in shown.iter_rows()
     ]
     if count > PROBLEM_CAP:
-        warnings.append(_summary(label, c, count - PROBLEM_CAP))
+        warnings.append(summary(label, c, count - PROBLEM_CAP))
     return warnings
 
 
-def _summary(label: str, c: Column, more: int) -> Problem:
+def summary(label: str, c: Column, more: int) -> Problem:
+    """The problem saying how many more rows of column `c` had one than are listed."""
     return Problem(
         label,
         f"另有 {more} 行“{c.zh}”列的问题未逐条列出 "
@@ -594,6 +595,18 @@ def _summary(label: str, c: Column, more: int) -> Problem:
         column=c.name,
         column_zh=c.zh,
     )
+
+
+_SUMMARY = re.compile(r"^另有 (\d+) 行“")
+
+
+def summarized(problem: Problem) -> int | None:
+    """How many rows a `summary` problem stands for (None: not a summary). Pieces of a file read
+    apart (engine.pieces) add theirs up."""
+    if problem.row is not None or problem.column is None:
+        return None
+    found = _SUMMARY.match(problem.message)
+    return int(found.group(1)) if found else None
 
 
 def _problems(
@@ -618,5 +631,5 @@ def _problems(
             found.append((row, position, Problem(label, message, row, c.name, c.zh, value)))
         failing = bad.height - bad.get_column(_ERR + c.name).null_count()
         if failing > PROBLEM_CAP:
-            summaries.append(_summary(label, c, failing - PROBLEM_CAP))
+            summaries.append(summary(label, c, failing - PROBLEM_CAP))
     return [p for _, _, p in sorted(found, key=lambda t: t[:2])] + summaries
