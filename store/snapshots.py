@@ -4,7 +4,8 @@
 
 The file is read and validated by engine.loaders exactly as a file run would (IDs normalized,
 codes and dates typed, bad rows rejected with the reason), with the snapshot date as the as-of
-date for ID birth dates. The usable rows are written to
+date for ID birth dates; a piece at a time (engine.pieces), so that a province's 100M-row hukou
+is ingested in bounded memory. The usable rows are written to
 `<data dir>/snapshots/<key>/<snapshot date>_<hash>.parquet` and the rejected rows beside it as
 `….rejects.csv`; the snapshot is registered with its key, snapshot date, time received, rows,
 rejects and the SHA-256 of the file. The same file (same key, same bytes) twice is a no-op.
@@ -31,7 +32,9 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from engine import loaders
+import pyarrow.parquet as pq
+
+from engine import pieces
 from engine.errors import FileUnreadable, NotFound, Problem, SelectionError, StoreError
 from engine.keyed import Keyed
 from engine.output import write_rejects
@@ -43,6 +46,7 @@ from .models import Snapshot, utcnow
 __all__ = ["KEYS", "CADENCE_DAYS", "Ingested", "cadence_of", "file_hash", "ingest", "latest", "held", "scan", "keyed"]
 
 KEYS = ("roll", *SOURCES)
+ROW_GROUP = 125_000  # rows per Parquet row group, as polars' write_parquet makes them
 # A snapshot older than this many days is stale for its cadence (the longest period plus a day).
 CADENCE_DAYS = {"monthly": 31, "quarterly": 92, "semiannual": 184, "annual": 366}
 
@@ -93,21 +97,17 @@ def ingest(store: Store, key: str, path: Path, snapshot_date: date, received_at:
     if held_already is not None:
         if not (store.settings.data_dir / held_already.path).exists():
             # Registered, but the data directory lost its Parquet: make it again from the file.
-            frame = loaders.load(path, key, held_already.snapshot_date).frame
-            _write_parquet(frame, store.settings.data_dir / held_already.path)
-            _write_keyed(key, frame, store.settings.data_dir / held_already.path)
+            _validated(key, path, held_already.snapshot_date, store.settings.data_dir / held_already.path)
         return Ingested(held_already, new=False)
 
-    loaded = loaders.load(path, key, snapshot_date)
     relative = Path("snapshots") / key / f"{snapshot_date.isoformat()}_{digest[:12]}.parquet"
     target = store.settings.data_dir / relative
-    _write_parquet(loaded.frame, target)
-    _write_keyed(key, loaded.frame, target)
-    rejects_file = write_rejects({loaded.file: loaded.rejects}, target) if loaded.rejects.height else None
+    loaded = _validated(key, path, snapshot_date, target)
+    rejects_file = write_rejects({path.name: loaded.rejects}, target) if loaded.rejects.height else None
 
     snapshot = Snapshot(
         key=key, snapshot_date=snapshot_date, received_at=received_at or utcnow(), file_name=path.name[:255],
-        file_hash=digest, path=relative.as_posix(), rows=loaded.frame.height, rejects=loaded.rejects.height,
+        file_hash=digest, path=relative.as_posix(), rows=loaded.rows, rejects=loaded.rejects.height,
         warnings=len(loaded.warnings),
     )
     try:
@@ -123,8 +123,50 @@ def ingest(store: Store, key: str, path: Path, snapshot_date: date, received_at:
     return Ingested(snapshot, new=True, problems=loaded.problems, warnings=loaded.warnings, rejects_file=rejects_file)
 
 
-def _write_parquet(frame: pl.DataFrame, target: Path) -> None:
-    _write(target, frame.write_parquet)
+@dataclass
+class _Validated:
+    rows: int
+    rejects: pl.DataFrame
+    problems: list[Problem]
+    warnings: list[Problem]
+
+
+def _validated(key: str, path: Path, snapshot_date: date, target: Path) -> _Validated:
+    """Validate `path` a piece at a time (engine.pieces: a province's 100M-row hukou does not fit
+    in memory whole) into the Parquet `target`, then its keyed file: from the rows in memory
+    when the file was one piece, else sorted from the Parquet by polars' streaming engine."""
+    rejects: list[pl.DataFrame] = []
+    problems: list[list[Problem]] = []
+    warnings: list[list[Problem]] = []
+    only: pl.DataFrame | None = None  # the rows, while there has been one piece
+    rows = 0
+
+    def write(temporary: Path) -> None:
+        nonlocal rows, only
+        writer = None
+        try:
+            for loaded in pieces.load_pieces(path, key, snapshot_date):
+                table = loaded.frame.to_arrow()
+                if writer is None:
+                    writer = pq.ParquetWriter(temporary, table.schema, compression="zstd")
+                writer.write_table(table.cast(writer.schema), row_group_size=ROW_GROUP)
+                only = loaded.frame if not rejects else None
+                rows += loaded.frame.height
+                rejects.append(loaded.rejects)
+                problems.append(loaded.problems)
+                warnings.append(loaded.warnings)
+        finally:
+            if writer is not None:
+                writer.close()
+
+    _write(target, write)
+    if key != "roll":
+        if only is not None:
+            _write_keyed(key, only, target)
+        else:
+            _remake_keyed(key, target)
+    return _Validated(rows, pl.concat(rejects, how="diagonal_relaxed") if len(rejects) > 1 else rejects[0],
+                      pieces.merged_problems(problems, key, path.name), pieces.merged_problems(warnings, key, path.name))
 
 
 def _keyed_path(parquet: Path) -> Path:
@@ -221,9 +263,14 @@ def keyed(store: Store, snapshot: Snapshot) -> Keyed:
     parquet = _parquet(store, snapshot)
     path = _keyed_path(parquet)
     found = Keyed.read(path) if path.exists() else None
-    if found is None:  # sorted from the Parquet by polars' streaming engine: any size fits
-        scan = pl.scan_parquet(parquet).select(SOURCES[snapshot.key].names)
-        _write(path, lambda target: Keyed.sink(scan, target, names=snapshot.key == "hukou"))
+    if found is None:
+        _remake_keyed(snapshot.key, parquet)
         found = Keyed.read(path)
     assert found is not None
     return found
+
+
+def _remake_keyed(key: str, parquet: Path) -> None:
+    """The keyed file of a source snapshot's Parquet, sorted by polars' streaming engine: any size fits."""
+    scan = pl.scan_parquet(parquet).select(SOURCES[key].names)
+    _write(_keyed_path(parquet), lambda target: Keyed.sink(scan, target, names=key == "hukou"))

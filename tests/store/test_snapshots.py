@@ -80,6 +80,30 @@ def test_a_source_is_also_kept_keyed_by_id_and_made_again_when_lost(store, deliv
         assert keyed_file.stat().st_size > 100
 
 
+def test_a_large_delivery_is_read_in_pieces_into_the_same_snapshot(store, tmp_path, monkeypatch, city):
+    """Read a piece at a time (engine.pieces; here pieces of 4 kB): the same rows, rejects,
+    problems and keyed file as the file read whole."""
+    from engine import loaders, pieces
+
+    text = city.sources["hukou"].write_csv()
+    lines = text.splitlines()
+    lines[5] = "123," + lines[5].split(",", 1)[1]  # a bad ID in the first piece, another further on
+    lines[-3] = "456," + lines[-3].split(",", 1)[1]
+    source = write_csv(tmp_path / "hukou.csv", "\n".join(lines) + "\n", "gb18030")
+    whole = loaders.load(source, "hukou", AS_OF)
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 4096)
+    assert len(list(pieces.read_pieces(source))) > 3
+    done = ingest(store, "hukou", source, AS_OF)
+    assert (done.snapshot.rows, done.snapshot.rejects) == (whole.frame.height, 2)
+    assert done.problems == whole.problems and {p.row for p in done.problems} == {6, len(lines) - 2}
+    assert scan(store, done.snapshot).collect().equals(whole.frame)
+    assert pl.read_csv(done.rejects_file)["row"].to_list() == [6, len(lines) - 2]
+    some = whole.frame["id_number"].gather([0, 50, whole.frame.height - 1]).to_list()
+    held_keyed = snapshots.keyed(store, done.snapshot).rows(some).select("id_number", "name").sort("id_number")
+    assert held_keyed.equals(whole.frame.filter(pl.col("id_number").is_in(some)).select("id_number", "name")
+                             .sort("id_number"))
+
+
 def latest_path(store, key: str) -> str:
     with store.read() as session:
         return latest(session)[key].path
