@@ -53,16 +53,20 @@ SCALES = {"city": 1.0, "province": 10.0}
 INGEST_SOURCE = "vehicles"
 CHUNK = 4_000_000  # rows per padding or validation chunk: ~0.5-1.5 GB of working memory
 ROW_GROUP = 100_000  # what polars' write_parquet makes, so both writers' files read alike
-# Background people: region codes the generated city never uses (its IDs are 3203xx), on both
-# sides of 3203 so that every row group of padding spans the roll's IDs in its min/max
-# statistics: with codes above 3203 only, a Parquet reader's row-group pruning (polars prunes
-# `is_in` filters on them) skipped every padding row group, which no real delivery allows.
-_BACKGROUND_REGIONS = (320205, 320206, 320211, 320213, 320402, 320404, 320411, 320412)
+# Background people: born elsewhere (Shanghai, Anhui, Shandong), as a province's hukou holds
+# many. The codes are
+# * on both sides of 3203 so that every row group of padding spans the roll's IDs in its min/max
+#   statistics: with codes above 3203 only, a Parquet reader's row-group pruning (polars prunes
+#   `is_in` filters on them) skipped every padding row group, which no real delivery allows;
+# * three or more keying errors from every region code the generator uses (3203xx), so that no
+#   typo the generator plants is one keying error from a background person: with 3202xx/3204xx
+#   codes one digit from the city's, a stranger could make a planted repair ambiguous.
+_BACKGROUND_REGIONS = (310106, 310107, 310109, 310113, 340406, 341126, 341226, 370406)
 _BIRTH_FIRST = date(1940, 1, 1)
 _BIRTH_DAYS = 365 * 80
 _SEQ = 898
 
-DATA_VERSION = "3"  # bump when prepare(), the padding or background_ids() change what they write
+DATA_VERSION = "4"  # bump when prepare(), the padding or background_ids() change what they write
 
 
 def parse_scale(text: str) -> tuple[str, int, float]:
