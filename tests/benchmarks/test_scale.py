@@ -26,12 +26,14 @@ def test_scale_smoke(tmp_path: Path) -> None:
     assert "| crosscheck full run, all rules |" in completed.stdout
     assert "equal to the ground truth: yes" in completed.stdout
     results = json.loads(out.read_text(encoding="utf-8"))["results"]
-    expected = {"ingest", "run", "run:monthly", "run:quarterly", "run:semiannual", "run:annual", "snapshots",
+    expected = {"ingest", "ingest:hukou", "run", "run:monthly", "run:quarterly", "run:semiannual", "run:annual", "snapshots",
                 "keyed", "run:indexed", "run:snapshots", "run:partitioned", "polars", "polars:streaming"}
     assert expected | ({"duckdb", "pandas"} if peers else set()) == set(results)
     for step in ("run", "run:indexed", "run:snapshots", "run:partitioned"):
         assert "equal to the ground truth: yes" in results[step]["note"], (step, results[step]["note"])
     assert all(r["wall"] >= 0 and r["peak_mib"] > 0 for r in results.values())
+    hukou_rows = json.loads(next(tmp_path.glob("scale-300-*/done.json")).read_text())["rows"]["hukou"]
+    assert results["ingest:hukou"]["note"].startswith(f"{hukou_rows:,} rows")
     # every peer joined the same rows
     joined = {s: results[s]["note"].split(", ")[1] for s in ("polars", "polars:streaming", "duckdb", "pandas")
               if s in results}
