@@ -23,8 +23,8 @@ the rejects file can differ.
 
 from __future__ import annotations
 
-from collections import Counter
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from pathlib import Path
@@ -37,7 +37,7 @@ from . import files, loaders
 from .errors import FileUnreadable, Problem, SchemaError
 from .loaders import PROBLEM_CAP, Loaded
 
-__all__ = ["PIECE_BYTES", "load_pieces", "read_pieces", "merged_problems"]
+__all__ = ["PIECE_BYTES", "load_pieces", "merged_problems", "read_pieces"]
 
 PIECE_BYTES = 512 << 20  # a city's largest delivery (hukou, 494 MB) is one; ~3.6 GB of working memory
 _HEAD = 1 << 16  # bytes in which the header must be found (as engine.files reads it)
@@ -213,7 +213,7 @@ class _Decoder:
                 failed = error if failed is None or error.start > failed.start else failed
                 continue
             self.encoding = encoding
-            return (piece if encoding == "utf-8" else text.encode("utf-8")), lambda: text
+            return (piece if encoding == "utf-8" else text.encode("utf-8")), lambda text=text: text
         assert failed is not None
         tried = ("UTF-8", "GB18030") if self.encoding is None else (self.encoding.upper(),)
         line = self.lines + piece.count(b"\n", 0, failed.start) + 1
@@ -252,7 +252,7 @@ def _parquet_pieces(path: Path, piece_bytes: int) -> Iterator[tuple[pl.DataFrame
         batches = parquet.iter_batches(batch_size=max(10_000, piece_bytes // _row_bytes(parquet)))
     except SchemaError:
         raise
-    except Exception as error:  # pyarrow has its own error types
+    except Exception as error:  # noqa: BLE001 - pyarrow has its own error types
         raise unreadable(error) from None
     keep: list[tuple[int, str]] | None = None
     first_row = 2

@@ -29,10 +29,9 @@ from datetime import date, datetime
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
-
-import pyarrow.parquet as pq
 
 from engine import pieces
 from engine.errors import FileUnreadable, NotFound, Problem, SelectionError, StoreError
