@@ -122,7 +122,7 @@ def _csv_pieces(path: Path, piece_bytes: int) -> Iterator[tuple[pl.DataFrame, in
             if not data and keep is not None:
                 return
             end = len(data) if not block else reader.piece_end(data)
-            if end <= 0:  # no line break outside quotes yet: a piece is at least one record
+            if end <= 0 and block:  # no line break outside quotes yet: a piece is at least one record
                 if len(data) < _MOST * piece_bytes + _HEAD:
                     carry = data
                     continue

@@ -115,6 +115,19 @@ def test_a_row_with_too_many_fields_is_named_by_its_line_in_the_file(tmp_path: P
     assert raised.value.problems[0].row == 253  # a blank line, the header, then rows 0..250
 
 
+@pytest.mark.parametrize("text", ["身份证号,姓名,死亡日期\n", "身份证号,姓名,死亡日期", "\n\n身份证号,姓名,死亡日期\r\n"])
+def test_a_header_alone_is_one_empty_piece(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "deaths.csv"
+    path.write_text(text, encoding="utf-8")
+    assert _same(path, "deaths", 100) == 1
+
+
+def test_a_parquet_of_no_rows_is_one_empty_piece(tmp_path: Path) -> None:
+    path = tmp_path / "deaths.parquet"
+    pl.DataFrame(schema={"身份证号": pl.String, "死亡日期": pl.Date}).write_parquet(path)
+    assert _same(path, "deaths", 100) == 1
+
+
 def test_header_problems_are_raised_before_any_piece(tmp_path: Path) -> None:
     path = tmp_path / "deaths.csv"
     path.write_text("身份证号,身份证号,死亡日期\n" + f"{_id(1)},{_id(1)},2025-01-01\n" * 50, encoding="utf-8")
