@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -111,31 +111,39 @@ def _csv_pieces(path: Path, piece_bytes: int) -> Iterator[tuple[pl.DataFrame, in
         offset = head.index(b"\n", offset) + 1 if b"\n" in head[offset:] else len(head)
         header_line = head[header_start:offset]
         header_line += b"" if header_line.endswith(b"\n") else b"\n"
-        reader = _Decoder(path, separator, header, _head_text(header_line).encode(), blank + 1)
+        reader = _Decoder(path, separator, header, blank + 1)
         keep: list[tuple[int, str]] | None = None
         first_row = blank + 2
         handle.seek(offset)
         carry = b""
         while True:
+            # Each piece's bytes begin with the header line, in the file's encoding: polars then
+            # knows the width as when it reads the file whole, and a file of one piece (every
+            # city delivery) is copied once, not twice.
             block = handle.read(piece_bytes)
-            data = carry + block
-            if not data and keep is not None:
+            at_end = len(block) < piece_bytes  # a file's read is short only at its end
+            data = header_line + carry + block
+            del block
+            if at_end and len(data) == len(header_line) and keep is not None:
                 return
-            end = len(data) if not block else reader.piece_end(data)
-            if end <= 0 and block:  # no line break outside quotes yet: a piece is at least one record
+            end = len(data) if at_end else reader.piece_end(data, len(header_line))
+            if end <= 0:  # no line break outside quotes yet: a piece is at least one record
                 if len(data) < _MOST * piece_bytes + _HEAD:
-                    carry = data
+                    carry = data[len(header_line):]
                     continue
-                end = data.rfind(b"\n") + 1 or len(data)  # a quote never closed: cut anyway
-            piece, carry = data[:end], data[end:]
-            table = reader.table(piece, offset)
-            offset += len(piece)
+                end = max(data.rfind(b"\n") + 1, len(header_line) + 1)  # a quote never closed: cut anyway
+            piece = data if end == len(data) else data[:end]
+            carry = data[end:]
+            del data
+            table = reader.table(piece, len(header_line), offset, last=at_end)
+            offset += len(piece) - len(header_line)
+            del piece
             if keep is None:
                 keep = _kept(path, table, list(header))
             table = table.select(pl.nth(i).alias(name) for i, name in keep)
             yield table, first_row
             first_row += table.height
-            if not block:
+            if at_end:
                 return
 
 
@@ -151,12 +159,13 @@ def _head_text(head: bytes) -> str:
 
 
 class _Decoder:
-    """Pieces of a CSV's bytes to String tables, the encoding settled once."""
+    """Pieces of a CSV's bytes, each after the header line, to String tables; the encoding
+    settled once."""
 
-    def __init__(self, path: Path, separator: str, header: list[str], header_line: bytes, lines: int) -> None:
-        self.path, self.separator, self.header, self.header_line = path, separator, header, header_line
+    def __init__(self, path: Path, separator: str, header: list[str], lines: int) -> None:
+        self.path, self.separator, self.header = path, separator, header
         self.encoding: str | None = None
-        self.lines = lines  # line breaks before the piece being read
+        self.lines = lines  # line breaks before the piece being read (the header's included)
         # A quote with no separator, line break or quote on either side (张"三) opens no cell:
         # not counted when looking for a line break outside quotes.
         # (The quote first, then what is around it: a pattern that starts with a literal is
@@ -164,17 +173,17 @@ class _Decoder:
         plain = rb'[^' + re.escape(separator.encode()) + rb'\r\n"]'
         self._stray = re.compile(rb'"(?=' + plain + rb')(?<=' + plain + rb'")')
 
-    def piece_end(self, data: bytes) -> int:
-        """Just after one of the last line breaks of `data` outside quoted cells (counted from the
-        piece's start, where none is open); 0 when there is none."""
-        candidate = data.rfind(b"\n")
+    def piece_end(self, data: bytes, start: int) -> int:
+        """Just after one of the last line breaks of `data` outside quoted cells (counted from
+        `start`, where none is open); 0 when there is none after `start`."""
+        candidate = data.rfind(b"\n", start)
         if candidate < 0:
             return 0
-        quotes = self._quotes(data, 0, candidate + 1)
+        quotes = self._quotes(data, start, candidate + 1)
         for _ in range(_BACK):
             if quotes % 2 == 0:
                 return candidate + 1
-            before = data.rfind(b"\n", 0, candidate)
+            before = data.rfind(b"\n", start, candidate)
             if before < 0:
                 break
             quotes -= self._quotes(data, before + 1, candidate + 1)
@@ -184,9 +193,10 @@ class _Decoder:
     def _quotes(self, data: bytes, start: int, end: int) -> int:
         return data.count(b'"', start, end) - len(self._stray.findall(data, start, end))
 
-    def table(self, piece: bytes, offset: int) -> pl.DataFrame:
-        utf8, text = self._utf8(piece, offset)
-        utf8 = self.header_line + utf8
+    def table(self, piece: bytes, start: int, offset: int, last: bool = False) -> pl.DataFrame:
+        """The records of `piece` (the header line, then records from `start`, which is byte
+        `offset` of the file; `last`: no piece follows)."""
+        utf8 = self._utf8(piece, start, offset)
         names = [f"c{i}" for i in range(len(self.header))]
         try:
             table = pl.read_csv(utf8, infer_schema=False, separator=self.separator, has_header=True,
@@ -195,16 +205,18 @@ class _Decoder:
             try:  # as engine.files: Arrow reads a quote inside an unquoted cell as text
                 table = files._read_csv_arrow(utf8, self.separator, len(self.header), 1)
             except Exception as error:  # noqa: BLE001 - any failure here means a malformed file
-                raise self._located(files._csv_error(self.path, text(), self.separator, len(self.header), error))
+                text = piece.decode(self.encoding or "ascii")
+                raise self._located(files._csv_error(self.path, text, self.separator, len(self.header), error))
         if table.width != len(self.header):
             raise files._unreadable(self.path, "表头无法解析 (the header row could not be parsed)", row=self.lines)
-        self.lines += piece.count(b"\n")
+        if not last:  # (for a later piece's messages)
+            self.lines += piece.count(b"\n", start)
         return table
 
-    def _utf8(self, piece: bytes, offset: int) -> tuple[bytes, Callable[[], str]]:
-        """The piece as UTF-8 bytes, and a function giving its text (for error messages)."""
+    def _utf8(self, piece: bytes, start: int, offset: int) -> bytes:
+        """The piece as UTF-8 (itself, unless the file is GB18030)."""
         if self.encoding is None and piece.isascii():
-            return piece, lambda: piece.decode("ascii")
+            return piece
         failed = None
         for encoding in [self.encoding] if self.encoding else ["utf-8", "gb18030"]:
             try:
@@ -213,15 +225,16 @@ class _Decoder:
                 failed = error if failed is None or error.start > failed.start else failed
                 continue
             self.encoding = encoding
-            return (piece if encoding == "utf-8" else text.encode("utf-8")), lambda text=text: text
+            return piece if encoding == "utf-8" else text.encode("utf-8")
         assert failed is not None
         tried = ("UTF-8", "GB18030") if self.encoding is None else (self.encoding.upper(),)
-        line = self.lines + piece.count(b"\n", 0, failed.start) + 1
-        raise files._undecodable(self.path, piece[failed.start], offset + failed.start, line, tried)
+        line = self.lines + piece.count(b"\n", start, failed.start) + 1
+        raise files._undecodable(self.path, piece[failed.start], offset + failed.start - start, line, tried)
 
     def _located(self, error: FileUnreadable) -> FileUnreadable:
-        """engine.files' error for the piece, its line numbers made the file's."""
-        problems = [Problem(p.file, p.message, p.row + self.lines if p.row is not None else None)
+        """engine.files' error for the piece (its first line the header), its line numbers made
+        the file's."""
+        problems = [Problem(p.file, p.message, p.row + self.lines - 1 if p.row is not None else None)
                     for p in error.problems]
         return FileUnreadable(str(error), problems)
 

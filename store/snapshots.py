@@ -145,15 +145,20 @@ def _validated(key: str, path: Path, snapshot_date: date, target: Path) -> _Vali
         writer = None
         try:
             for loaded in pieces.load_pieces(path, key, snapshot_date):
-                table = loaded.frame.to_arrow()
-                if writer is None:
-                    writer = pq.ParquetWriter(temporary, table.schema, compression="zstd")
-                writer.write_table(table.cast(writer.schema), row_group_size=ROW_GROUP)
-                only = loaded.frame if not rejects else None
+                if not rejects:  # the first piece: written when it is known to be the only one
+                    only = loaded.frame
+                else:
+                    if writer is None:
+                        writer = _Appender(temporary)
+                        writer.append(only)
+                        only = None
+                    writer.append(loaded.frame)
                 rows += loaded.frame.height
                 rejects.append(loaded.rejects)
                 problems.append(loaded.problems)
                 warnings.append(loaded.warnings)
+            if only is not None:  # polars writes a frame twice as fast as pyarrow appends it
+                only.write_parquet(temporary)
         finally:
             if writer is not None:
                 writer.close()
@@ -166,6 +171,25 @@ def _validated(key: str, path: Path, snapshot_date: date, target: Path) -> _Vali
             _remake_keyed(key, target)
     return _Validated(rows, pl.concat(rejects, how="diagonal_relaxed") if len(rejects) > 1 else rejects[0],
                       pieces.merged_problems(problems, key, path.name), pieces.merged_problems(warnings, key, path.name))
+
+
+class _Appender:
+    """One Parquet file written a frame at a time (zstd, ROW_GROUP rows a group, as polars
+    writes one frame)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.writer: pq.ParquetWriter | None = None
+
+    def append(self, frame: pl.DataFrame) -> None:
+        table = frame.to_arrow()
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
+        self.writer.write_table(table.cast(self.writer.schema), row_group_size=ROW_GROUP)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
 
 def _keyed_path(parquet: Path) -> Path:
