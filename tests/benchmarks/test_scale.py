@@ -34,6 +34,17 @@ def test_scale_smoke(tmp_path: Path) -> None:
     assert all(r["wall"] >= 0 and r["peak_mib"] > 0 for r in results.values())
     hukou_rows = json.loads(next(tmp_path.glob("scale-300-*/done.json")).read_text())["rows"]["hukou"]
     assert results["ingest:hukou"]["note"].startswith(f"{hukou_rows:,} rows")
+
+    # The same data through the store's command line (benchmarks/through_store.sh): the run
+    # records the keyed run's flags; run again, it finds nothing new.
+    scale_dir = next(p.parent for p in tmp_path.glob("scale-300-*/done.json"))
+    through = subprocess.run(["bash", str(SCRIPT.parent / "through_store.sh"), str(scale_dir), str(tmp_path / "store")],
+                             capture_output=True, text=True, check=False, timeout=600)
+    assert through.returncode == 0, through.stdout + through.stderr
+    flags = int(results["run:indexed"]["note"].split(" flags")[0].replace(",", ""))
+    first, again = through.stdout.split("runs start: ")
+    assert f"findings {flags}:" in first and "ingest hukou: " in first and "every delivery ingested" in first
+    assert "findings 0:" in again and "runs start, again: " in again
     # every peer joined the same rows
     joined = {s: results[s]["note"].split(", ")[1] for s in ("polars", "polars:streaming", "duckdb", "pandas")
               if s in results}
