@@ -43,7 +43,7 @@ PIECE_BYTES = 512 << 20  # a city's largest delivery (hukou, 494 MB) is one; ~3.
 _HEAD = 1 << 16  # bytes in which the header must be found (as engine.files reads it)
 _BACK = 64  # line breaks tried back from a piece's end for one outside quotes
 _MOST = 4  # pieces' worth of bytes read looking for that line break before cutting anyway
-_BATCH_ROWS = 65_536  # rows of a Parquet record batch read at a time
+_SAMPLE_ROWS = 10_000  # a Parquet file's first rows, measured for its pieces' size
 
 
 def load_pieces(path: Path, key: str, as_of: date | None = None, piece_bytes: int | None = None) -> Iterator[Loaded]:
@@ -253,9 +253,10 @@ def _kept(path: Path, first: pl.DataFrame, header: list[object]) -> list[tuple[i
 
 
 def _parquet_pieces(path: Path, piece_bytes: int) -> Iterator[tuple[pl.DataFrame, int]]:
-    """Record batches gathered into pieces of about `piece_bytes` as text in memory, a CSV
-    piece's size (Parquet's own sizes say little of it: its strings are encoded; sized by them,
-    a province's vehicles came in pieces of 13M rows and peaked at 9.4 GB)."""
+    """Slices of as many rows as `piece_bytes` of the same table written as CSV would hold (the
+    first rows' cells measured); a file of no more is read whole, as engine.files reads it.
+    (Parquet's own sizes say little of a piece's memory: sized by them, a province's vehicles
+    came in 13M-row pieces and peaked at 9.2 GB.)"""
     import pyarrow.parquet as pq
 
     def unreadable(error: Exception, row: int | None = None) -> FileUnreadable:
@@ -263,38 +264,40 @@ def _parquet_pieces(path: Path, piece_bytes: int) -> Iterator[tuple[pl.DataFrame
         return files._unreadable(path, message, row=row)
 
     try:
-        parquet = pq.ParquetFile(path)
-        names: list[object] = list(parquet.schema_arrow.names)
+        metadata = pq.read_metadata(path)  # the footer only: pyarrow's reading would keep its buffers
+        names: list[object] = list(metadata.schema.to_arrow_schema().names)
         files._check_duplicates(path, [str(n).strip() for n in names])
-        batches = parquet.iter_batches(batch_size=_BATCH_ROWS)
+        total = metadata.num_rows
+        first = pl.scan_parquet(path).head(_SAMPLE_ROWS).collect() if total else None
     except SchemaError:
         raise
-    except Exception as error:  # noqa: BLE001 - pyarrow has its own error types
+    except Exception as error:  # noqa: BLE001 - pyarrow and polars have their own error types
         raise unreadable(error) from None
+    rows = max(1, piece_bytes // _csv_width(first)) if first is not None else total
+    if total <= rows:
+        yield files.read_located(path)
+        return
     keep: list[tuple[int, str]] | None = None
-    first_row = 2
-    gathered: list[pl.DataFrame] = []
-    size = rows = 0
-    while True:
+    for start in range(0, total, rows):
         try:
-            batch = next(batches, None)
+            frame = pl.scan_parquet(path).slice(start, rows).collect()
+            text = files.to_text(frame)
+        except TypeError as error:
+            raise files._unreadable(path, str(error)) from None
         except Exception as error:  # noqa: BLE001 - a damaged row group
-            raise unreadable(error, first_row + rows) from None
-        if batch is not None or keep is None:  # (a file of no rows is one empty piece)
-            frame = pl.from_arrow(batch if batch is not None else parquet.schema_arrow.empty_table())
-            assert isinstance(frame, pl.DataFrame)
-            try:
-                text = files.to_text(frame)
-            except TypeError as error:
-                raise files._unreadable(path, str(error)) from None
-            if keep is None:
-                keep = _kept(path, text, names)
-            gathered.append(text.select(pl.nth(i).alias(name) for i, name in keep))
-            size += gathered[-1].estimated_size()
-            rows += text.height
-        if gathered and (batch is None or size >= piece_bytes):
-            yield pl.concat(gathered, rechunk=False) if len(gathered) > 1 else gathered[0], first_row
-            first_row += rows
-            gathered, size, rows = [], 0, 0
-        if batch is None:
-            return
+            raise unreadable(error, start + 2) from None
+        if keep is None:
+            keep = _kept(path, text, names)
+        yield text.select(pl.nth(i).alias(name) for i, name in keep), start + 2
+
+
+def _csv_width(frame: pl.DataFrame) -> int:
+    """Bytes a row of `frame` takes written as CSV, on average."""
+    try:
+        text = files.to_text(frame)
+    except TypeError:
+        return 1  # not a flat table: the first piece says so
+    if not text.height:
+        return 1
+    cells = text.select(pl.sum_horizontal(pl.all().str.len_bytes().fill_null(0))).to_series()
+    return max(1, int(cells.mean() or 0) + text.width)

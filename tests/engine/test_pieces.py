@@ -78,9 +78,9 @@ def test_pieces_are_made_and_problems_are_capped_across_them(tmp_path: Path) -> 
     assert len(problems) == loaders.PROBLEM_CAP + 1 and loaders.summarized(problems[-1]) == 2600 - loaders.PROBLEM_CAP
 
 
-def test_a_parquet_in_pieces_reads_as_it_does_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Record batches gathered into pieces by their size as text."""
-    monkeypatch.setattr(pieces, "_BATCH_ROWS", 4_000)
+def test_a_parquet_in_pieces_reads_as_it_does_whole(tmp_path: Path) -> None:
+    """Slices of as many rows as the piece's bytes hold written as CSV; a file of no more rows is
+    read whole."""
     path = tmp_path / "vehicles.parquet"
     pl.DataFrame({
         "id_number": [_id(n) if n % 9 else "bad" for n in range(30_000)],
@@ -89,8 +89,10 @@ def test_a_parquet_in_pieces_reads_as_it_does_whole(tmp_path: Path, monkeypatch:
         "purchase_price": [float(n) for n in range(30_000)],
         "": [None] * 30_000,  # a nameless empty column goes, as engine.files drops it
     }).write_parquet(path, row_group_size=5_000)
-    assert _same(path, "vehicles", 1) == 8  # a piece a batch
-    assert _same(path, "vehicles", 300_000) == 3  # ~128 kB a batch as text (string views)
+    width = pieces._csv_width(pl.read_parquet(path, n_rows=10_000))
+    assert 30 <= width <= 50  # an ID (or "bad"), a plate, a type, a price and 5 separators
+    assert _same(path, "vehicles", width * 7_000) == 5
+    assert _same(path, "vehicles", width * 40_000) == 1
 
 
 def test_the_encoding_is_settled_by_the_first_piece_with_other_than_ascii(tmp_path: Path) -> None:
