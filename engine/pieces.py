@@ -13,8 +13,9 @@ and warnings name the rows a whole reading would.
 
 CSV: pieces end at a line break outside quotes (a quoted cell may span lines); the encoding is
 settled by the first piece that is not plain ASCII (UTF-8, else GB18030) and every later piece
-must decode in it. A UTF-16 file (Excel's "Unicode text") is read whole. Parquet: by record
-batches. XLSX: whole (a sheet holds at most 1,048,576 rows).
+must decode in it. A UTF-16 file (Excel's "Unicode text") is read whole. Parquet: in slices of
+as many rows as a CSV piece would hold (a file of no more rows is read whole). XLSX: whole (a
+sheet holds at most 1,048,576 rows).
 
 A header column with no name is kept or dropped as the first piece decides (a whole reading
 keeps it when any row fills it): such a column is never a contract column, only its cells in
