@@ -151,34 +151,45 @@ class CheckProcess:
 
     def _write(self, connection: Connection, outbox: queue.SimpleQueue[tuple[Any, ...] | None]) -> None:
         # Sends happen here, not on the event loop: a batch's frame may fill the pipe for a while.
-        while (message := outbox.get()) is not None:
+        # Whatever has been queued meanwhile goes as one message (_drained): at concurrency 32 a
+        # message each cost both processes a write, a read and a wake-up per request.
+        for messages, last in _drained(outbox):
             try:
-                connection.send(message)
+                connection.send(messages)
             except (OSError, ValueError):
                 return  # the reader hears the child is gone and fails what waits
-            except Exception as error:  # not picklable: only this request fails
-                with self._lock:
-                    future = self._waiting.pop(message[1], None)
-                if future is not None:
-                    settle(future, error=error)
+            except Exception:  # not picklable: sent one by one, so that only its own request fails
+                for message in messages:
+                    try:
+                        connection.send([message])
+                    except (OSError, ValueError):
+                        return
+                    except Exception as error:
+                        with self._lock:
+                            future = self._waiting.pop(message[1], None)
+                        if future is not None:
+                            settle(future, error=error)
+            if last:
+                return
 
     def _read(self, connection: Connection, process: Any, born: float) -> None:
         while True:
             try:
-                ident, ok, value, held = connection.recv()
+                answers = connection.recv()  # every answer the child had ready: see _write
             except (EOFError, OSError):
                 break
-            with self._lock:
-                future = self._waiting.pop(ident, None)
-                if held is not None:
-                    signature, snapshots = held
-                    if snapshots is not None:
-                        self._held[signature] = snapshots
-                    snapshots = self._held.get(signature, {})
-            if held is not None:  # outside the lock, which the event loop takes to send
-                value = self._with_held(value, snapshots)
-            if future is not None:
-                settle(future, value if ok else None, None if ok else value)
+            for ident, ok, value, held in answers:
+                with self._lock:
+                    future = self._waiting.pop(ident, None)
+                    if held is not None:
+                        signature, snapshots = held
+                        if snapshots is not None:
+                            self._held[signature] = snapshots
+                        snapshots = self._held.get(signature, {})
+                if held is not None:  # outside the lock, which the event loop takes to send
+                    value = self._with_held(value, snapshots)
+                if future is not None:
+                    settle(future, value if ok else None, None if ok else value)
         with self._lock:  # the child is gone: whoever waits hears it, and another is started
             if self._process is process:
                 self._process = self._connection = None
@@ -201,6 +212,23 @@ class CheckProcess:
             return replace(value, held=held, flags=flags)
         result, _ = value
         return result, held
+
+
+def _drained(outbox: queue.SimpleQueue[Any]) -> Iterator[tuple[list[Any], bool]]:
+    """What `outbox` holds, a list at a time: the first message waited for, then every one
+    already there; and whether the end (None) came after them."""
+    while (message := outbox.get()) is not None:
+        messages = [message]
+        while True:
+            try:
+                message = outbox.get_nowait()
+            except queue.Empty:
+                break
+            if message is None:
+                yield messages, True
+                return
+            messages.append(message)
+        yield messages, False
 
 
 _ENVIRONMENT = threading.Lock()
@@ -279,7 +307,7 @@ def _serve(connection: Connection, settings: Settings, max_households: int) -> N
     checks = CheckQueue(checker, max_households=max_households, keep_frames=False)
     checks.start()
     batches = ThreadPoolExecutor(max_workers=1, thread_name_prefix="check-batch")
-    sending = threading.Lock()
+    outbox: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
     sent: set[tuple[int, ...]] = set()  # snapshot sets the server has been sent
 
     def held_of(held: Held) -> tuple[tuple[int, ...], Held | None]:
@@ -299,31 +327,49 @@ def _serve(connection: Connection, settings: Settings, max_households: int) -> N
             result, held = value
             result = replace(result, flags=_compact(result.flags), resolutions=_compact(result.resolutions))
             message = (ident, True, (result, {}), held_of(held))
-        with sending:
+        outbox.put(message)
+
+    def send() -> None:
+        # The answers of a group are settled one after another on the checking thread, which
+        # keeps the GIL meanwhile: by the time this thread runs they are all here, and go as one.
+        for messages, _ in _drained(outbox):
             try:
-                connection.send(message)
-            except (pickle.PicklingError, TypeError, AttributeError) as unsendable:
-                what = f"{type(error).__name__}: {error}" if error is not None else f"unsendable answer: {unsendable}"
-                connection.send((ident, False, RuntimeError(what), None))
+                connection.send(messages)
+            except (OSError, ValueError):
                 return
-            if message[3] is not None:
-                sent.add(message[3][0])
+            except (pickle.PicklingError, TypeError, AttributeError):
+                for message in messages:  # one by one: only an unsendable answer fails
+                    try:
+                        connection.send([message])
+                    except (pickle.PicklingError, TypeError, AttributeError) as unsendable:
+                        ident, ok, value, _held = message
+                        what = f"{type(value).__name__}: {value}" if not ok else f"unsendable answer: {unsendable}"
+                        connection.send([(ident, False, RuntimeError(what), None)])
+                        continue
+            for message in messages:
+                if message[3] is not None:
+                    sent.add(message[3][0])
 
     # The first request should not wait for the index (seconds at city scale): build it now.
     threading.Thread(target=_warm, args=(checker,), name="check-warm", daemon=True).start()
+    sender = threading.Thread(target=send, name="check-send", daemon=True)
+    sender.start()
     try:
         while True:
             try:
-                kind, ident, *payload = connection.recv()
+                messages = connection.recv()  # every request the server had ready: see CheckProcess._write
             except (EOFError, OSError):
                 break
-            if kind == "stop":
+            if any(kind == "stop" for kind, *_ in messages):
                 break
-            work = checks.submit(*payload) if kind == "household" else batches.submit(checker.check, *payload)
-            work.add_done_callback(lambda future, ident=ident: reply(ident, future))
+            for kind, ident, *payload in messages:
+                work = checks.submit(*payload) if kind == "household" else batches.submit(checker.check, *payload)
+                work.add_done_callback(lambda future, ident=ident: reply(ident, future))
     finally:
         checks.stop()
         batches.shutdown(wait=False, cancel_futures=True)
+        outbox.put(None)
+        sender.join(timeout=10)
         store.close()
 
 

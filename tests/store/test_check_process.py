@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import queue
 import re
 import threading
 import time
@@ -16,7 +17,7 @@ import pytest
 
 from engine.errors import SelectionError, StoreBusy
 from engine.loaders import load_frame
-from store.check_process import _YOUNG, CheckProcess, _compact
+from store.check_process import _YOUNG, CheckProcess, _compact, _drained
 from store.checks import Checker
 
 from .conftest import AS_OF
@@ -108,6 +109,18 @@ def test_state_says_whether_the_child_runs(delivered, settings):
     assert process.state() == "ok"
     process.stop()
     assert process.state() == "stopped"
+
+
+def test_what_waits_to_cross_the_pipe_goes_as_one_message():
+    outbox: queue.SimpleQueue = queue.SimpleQueue()
+    for message in ("a", "b", "c"):
+        outbox.put(message)
+    drained = _drained(outbox)
+    assert next(drained) == (["a", "b", "c"], False)
+    outbox.put("d")
+    outbox.put(None)  # the end: what came before it still goes
+    outbox.put("never")
+    assert list(drained) == [(["d"], True)]
 
 
 def test_frames_cross_the_pipe_with_their_own_rows_only():
