@@ -31,6 +31,7 @@ from store.settings import Settings, load_settings
 from . import errors
 from .audit import AuditMiddleware
 from .deps import AppState, known_query
+from .fast_checks import FastChecks
 from .schemas import error_responses, restore_examples
 
 __all__ = ["create_app", "API_PREFIX", "version"]
@@ -165,6 +166,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(web.router)  # the caseworkers' pages (api/web)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
+    # Inside the two below: limited and audited as every request is.
+    app.add_middleware(FastChecks, path=f"{API_PREFIX}/checks", route=checks.check_route)
     app.add_middleware(UploadLimit, max_bytes=int(settings.max_upload_mb * 2**20))
     app.add_middleware(AuditMiddleware)  # outermost: it also records what UploadLimit refuses
     return app

@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     check_timeout: float = Field(60.0, gt=0)
     check_threads: int = Field(1, ge=0)
     check_pin: bool = True
+    fast_checks: bool = True  # POST /checks beside FastAPI's request machinery (api.fast_checks)
 
     @field_validator("scheduler_time")
     @classmethod
