@@ -35,7 +35,7 @@ from . import access
 
 __all__ = ["FastChecks"]
 
-_JSON = ("application/json",)
+_JSON = "application/json"  # with or without parameters (charset=utf-8)
 
 
 class FastChecks:
@@ -55,7 +55,11 @@ class FastChecks:
         if user is None or not shared.settings.fast_checks:
             await self.app(scope, receive, send)
             return
-        body, replay = await _read(receive)
+        try:
+            body, replay = await _read(receive)
+        except Exception as error:  # a body over the upload limit, as FastAPI's reading would meet it
+            await self._refuse(scope, receive, send, error)
+            return
         route = self.route
         parsed = _parsed(body, route)
         if parsed is None or parsed.record:  # FastAPI says what is wrong, or records the flags
@@ -68,15 +72,21 @@ class FastChecks:
         try:
             answer = await route.endpoint(parsed, shared, user)
         except Exception as error:
-            handler = _handler_of(app, error)
-            if handler is None:
-                raise
-            request = Request(scope, replay)
-            response = (await handler(request, error) if inspect.iscoroutinefunction(handler)
-                        else await run_in_threadpool(handler, request, error))
-        else:
-            response = _response(route, answer)
-        await response(scope, replay, send)
+            await self._refuse(scope, replay, send, error)
+            return
+        await _response(route, answer)(scope, replay, send)
+
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send, error: Exception) -> None:
+        """`error` answered by the app's handler for it, as FastAPI would answer it; raised on
+        when there is none (a bug: the outermost middleware answers 500, as for any route)."""
+        handler = _handler_of(scope.get("app"), error)
+        if handler is None:
+            raise error
+        request = Request(scope, receive)
+        response = (await handler(request, error) if inspect.iscoroutinefunction(handler)
+                    else await run_in_threadpool(handler, request, error))
+        await response(scope, receive, send)
 
     @staticmethod
     def _user(scope: Scope, shared: Any) -> Any:
@@ -84,12 +94,13 @@ class FastChecks:
         if shared is None:
             return None
         authorization = content_type = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
+        for name, value in scope["headers"]:  # the first of each, as request.headers.get gives it
+            if name == b"authorization" and authorization is None:
                 authorization = value.decode("latin-1")
-            elif name == b"content-type":
+            elif name == b"content-type" and content_type is None:
                 content_type = value.decode("latin-1")
-        if authorization is None or (content_type is not None and content_type.lower() not in _JSON):
+        if authorization is None or (content_type is not None
+                                     and content_type.partition(";")[0].strip().lower() != _JSON):
             return None
         scheme, _, token = authorization.partition(" ")  # as fastapi.security.HTTPBearer reads it
         if scheme.lower() != "bearer" or not token:
