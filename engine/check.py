@@ -184,9 +184,12 @@ class CheckIndex:
             valid = submitted.get_column("id_valid").to_list()
             persons = [i for i, v in zip(submitted.get_column("id_number").to_list(), valid, strict=True) if v]
             others = self._roll.rows_of(persons, as_of)
-            if others.height:
-                others = others.filter(~pl.col("household_id").is_in(list(checked)))
-                roll = pl.concat([submitted, others.select(submitted.columns)]) if others.height else submitted
+            # Mostly the checked households' own rows on the roll (a re-check): found in Python,
+            # a polars filter over a few rows costs its dispatch.
+            elsewhere = [at for at, household in enumerate(others.get_column("household_id").to_list())
+                         if household not in checked]
+            if elsewhere:
+                roll = pl.concat([submitted, others[elsewhere].select(submitted.columns)])
         ids = roll.get_column("id_number").to_list()
         codes = codes_of(ids)
         sources = {key: index.rows(ids, codes) for key, index in self._sources.items()}
@@ -198,7 +201,8 @@ class CheckIndex:
         mine = pl.col("household_id").is_in(list(checked))
         looked_for = (resolutions and self._hukou is not None
                       and submitted.get_column("resolution").null_count() < submitted.height)
-        return RunResult(flags=flags.filter(mine) if flags.height else flags, as_of=as_of,
+        # Other households' flags are possible only when their rows were added to the check roll.
+        return RunResult(flags=flags.filter(mine) if flags.height and roll is not submitted else flags, as_of=as_of,
                          ran=[r.id for r in selected], skipped=skipped,
                          resolutions=resolutions_of(rows.filter(mine)) if looked_for else _NO_RESOLUTIONS.clear())
 
