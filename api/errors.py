@@ -118,10 +118,18 @@ def _allowed_methods(request: Request) -> str | None:
 def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     name = _HTTP_ERRORS.get(exc.status_code, "http_error")
+    detail = exc.detail
+    cause = exc.__cause__
+    if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError):  # FastAPI: "error parsing the body"
+        # A system of the bureau's may well send GBK: say so, and where, not only that parsing failed.
+        byte = cause.object[cause.start]
+        detail = (f"请求体不是 UTF-8 编码（第 {cause.start} 字节 0x{byte:02X}），请以 UTF-8 发送 JSON "
+                  f"(the body is not UTF-8: byte 0x{byte:02X} at offset {cause.start}; send the JSON as UTF-8, "
+                  f"not GBK)")
     headers = dict(exc.headers or {})
     if exc.status_code == 405 and (methods := _allowed_methods(request)):
         headers["Allow"] = methods
-    return JSONResponse(error_body(name, exc.detail), status_code=exc.status_code, headers=headers or None)
+    return JSONResponse(error_body(name, detail), status_code=exc.status_code, headers=headers or None)
 
 
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:

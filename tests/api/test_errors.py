@@ -32,7 +32,15 @@ def test_a_body_that_is_not_json_is_named(api):
 
 def test_a_body_that_is_not_utf8_is_a_400(api):
     response = api.post("/runs", "sys", content=b'{"as_of": "\xff"}', headers={"Content-Type": "application/json"})
-    assert_error(response, 400, "bad_request")
+    assert "0xFF at offset 11" in assert_error(response, 400, "bad_request")
+
+
+def test_a_gbk_body_is_named_as_not_utf8(api):
+    """A bureau's system sending its JSON in GBK hears what to change, and where it went wrong."""
+    body = '{"as_of": "2026-06-30", "members": [{"name": "张三"}]}'.encode("gbk")
+    detail = assert_error(api.post("/checks", "sys", content=body, headers={"Content-Type": "application/json"}),
+                          400, "bad_request")
+    assert "not UTF-8" in detail and f"offset {body.index(chr(0x5f20).encode('gbk'))}" in detail, detail
 
 
 def test_a_validation_error_names_where_each_problem_is(api):
