@@ -333,20 +333,25 @@ def _serve(connection: Connection, settings: Settings, max_households: int) -> N
         # The answers of a group are settled one after another on the checking thread, which
         # keeps the GIL meanwhile: by the time this thread runs they are all here, and go as one.
         for messages, _ in _drained(outbox):
+            delivered = messages
             try:
                 connection.send(messages)
             except (OSError, ValueError):
-                return
+                return  # the server is gone
             except (pickle.PicklingError, TypeError, AttributeError):
+                delivered = []
                 for message in messages:  # one by one: only an unsendable answer fails
                     try:
-                        connection.send([message])
-                    except (pickle.PicklingError, TypeError, AttributeError) as unsendable:
-                        ident, ok, value, _held = message
-                        what = f"{type(value).__name__}: {value}" if not ok else f"unsendable answer: {unsendable}"
-                        connection.send([(ident, False, RuntimeError(what), None)])
-                        continue
-            for message in messages:
+                        try:
+                            connection.send([message])
+                            delivered.append(message)
+                        except (pickle.PicklingError, TypeError, AttributeError) as unsendable:
+                            ident, ok, value, _held = message
+                            what = f"{type(value).__name__}: {value}" if not ok else f"unsendable answer: {unsendable}"
+                            connection.send([(ident, False, RuntimeError(what), None)])
+                    except (OSError, ValueError):
+                        return
+            for message in delivered:  # the snapshots a delivered answer carried are named by ids from now on
                 if message[3] is not None:
                     sent.add(message[3][0])
 

@@ -74,6 +74,17 @@ def test_an_error_in_the_child_reaches_the_caller_as_itself(child, city):
     assert child.submit(members, AS_OF).result(timeout=120).ran  # and the child goes on
 
 
+def test_a_request_that_cannot_cross_the_pipe_fails_alone(child, city):
+    """Requests cross in bundles: one that cannot be pickled fails, those beside it are checked."""
+    households = city.roll.get_column("household_id").unique().sort().to_list()[:3]
+    good = [_members(city, h).to_dict(as_series=False) for h in households]
+    bad = {**good[0], "name": [lambda: None] * len(good[0]["name"])}
+    futures = [child.submit(good[0], AS_OF), child.submit(bad, AS_OF), *[child.submit(g, AS_OF) for g in good[1:]]]
+    with pytest.raises(Exception, match="pickle"):
+        futures[1].result(timeout=120)
+    assert all(future.result(timeout=120).ran for future in futures[:1] + futures[2:])
+
+
 def test_a_dead_child_fails_what_waits_and_is_replaced(delivered, settings, city):
     process = CheckProcess(settings)
     process.start()
