@@ -90,7 +90,9 @@ class FastChecks:
 
     @staticmethod
     def _user(scope: Scope, shared: Any) -> Any:
-        """The caller, if their token is in the server's short cache and their role may check."""
+        """The caller, if the fast path may take the request: their token is in the server's short
+        cache, their role may check, and the body is declared JSON (or not declared, which FastAPI
+        reads as JSON too). None leaves the request to FastAPI."""
         if shared is None:
             return None
         authorization = content_type = None
