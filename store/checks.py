@@ -27,6 +27,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from engine import names
 from engine.errors import AccessDenied
 from engine.policy import load_policy
 from engine.run import RunResult
@@ -72,6 +73,10 @@ class Checker:
                 # The index is millions of long-lived objects (its name keys): left to the cyclic
                 # collector, each full collection scanned them all and stalled every request for
                 # ~100 ms. Frozen, they are still freed by reference counting when replaced.
+                # pypinyin's tables likewise: imported on first use, after the freeze, they made
+                # every full collection a ~20 ms pause of the checks (and the first check that
+                # compared names wait 0.25 s).
+                names.load()
                 gc.freeze()
             self._looked_at = time.monotonic()
         return self._index, self._held

@@ -43,3 +43,12 @@ def test_no_other_name_reaches_compatible() -> None:
 
 def test_the_fixture_homophones_are_homophones() -> None:
     assert HOMOPHONES and all(names.homophones(a, b) and a != b for a, b in HOMOPHONES.items())
+
+
+def test_load_imports_the_pinyin_tables_before_any_name_is_compared():
+    import subprocess
+    import sys
+
+    code = ("import sys; from engine import names; assert 'pypinyin' not in sys.modules; "
+            "names.load(); assert 'pypinyin' in sys.modules; assert names.readings.cache_info().currsize")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -162,3 +162,17 @@ def test_a_request_whose_caller_gave_up_does_not_stop_the_worker(checker, city):
         assert later.result(timeout=60).flags.equals(_alone(checker, _members(city, households[2])))
     finally:
         queue.stop()
+
+
+def test_the_index_is_frozen_with_the_name_tables_loaded(checker, monkeypatch):
+    # pypinyin's ~200,000 objects imported after gc.freeze() made every full collection of the
+    # check process a ~20 ms pause of its checks: they must be loaded before it.
+    import gc
+
+    from engine import names
+
+    happened: list[str] = []
+    monkeypatch.setattr(names, "load", lambda: happened.append("names loaded"))
+    monkeypatch.setattr(gc, "freeze", lambda: happened.append("frozen"))
+    checker.current()
+    assert happened == ["names loaded", "frozen"]
