@@ -75,7 +75,7 @@ class Checker:
                 # ~100 ms. Frozen, they are still freed by reference counting when replaced.
                 # pypinyin's tables likewise: imported on first use, after the freeze, they made
                 # every full collection a ~20 ms pause of the checks (and the first check that
-                # compared names wait 0.25 s).
+                # compared names waited 0.27 s).
                 names.load()
                 gc.freeze()
             self._looked_at = time.monotonic()
