@@ -488,6 +488,14 @@ def _api_data_root(directory: Path, households: int, seed: int) -> tuple[Path | 
         return None, f"bench_api's own {households:,}-household city (could not use this scale's data: {error})"
 
 
+def _engine_note(check: dict) -> str:
+    """What each check's engine call was, on average (bench_api reads the server's /metrics)."""
+    if not check.get("gathered_mean"):
+        return ""
+    return (f"; engine calls of {check['gathered_mean']:.1f} requests, {check['engine_ms_mean']:.1f} ms "
+            f"(means per check)")
+
+
 def api_rows(found: dict, data_note: str, server_peak_mib: float) -> dict[str, dict]:
     """bench_api's --json figures as rows of the table (keys api:c<level>, api:xlsx)."""
     rows: dict[str, dict] = {}
@@ -498,7 +506,7 @@ def api_rows(found: dict, data_note: str, server_peak_mib: float) -> dict[str, d
             "peak_mib": server_peak_mib,
             "note": (f"**p50 {check['p50_ms']:.1f} ms, p99 {check['p99_ms']:.1f} ms** (p90 {check['p90_ms']:.1f}, "
                      f"max {check['max_ms']:.1f}); {check['requests']:,} requests, {check['failures']} non-200, "
-                     f"{check['requests_per_s']:.0f}/s; {data_note}"),
+                     f"{check['requests_per_s']:.0f}/s{_engine_note(check)}; {data_note}"),
         }
         if check["failures"]:
             rows[f"api:c{level}"]["failed_requests"] = check["failures"]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field, replace
@@ -61,6 +62,10 @@ class CheckAnswer:
     warnings: list[Problem] = field(default_factory=list)
     as_of: date | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)  # the flags as dicts, made on the queue's thread
+    # The engine call it was part of: requests gathered into it, and its time from validation to
+    # flags (the check's own wait before it, and the HTTP around it, are not in it).
+    together: int = 0
+    engine_seconds: float = 0.0
 
 
 Columns = Mapping[str, list[Any]]  # a household's String columns as lists, one entry per member
@@ -183,6 +188,7 @@ class CheckQueue:
                 settle(request.future, answer)
 
     def _check(self, group: list[_Request]) -> list[CheckAnswer]:
+        started = time.perf_counter()
         rows, heights = _together([request.members for request in group])
         first = group[0]
         starts, offset = [], 0
@@ -227,6 +233,9 @@ class CheckQueue:
         for part in parts:
             frame = resolved if len(parts) == 1 else resolved.filter((pl.col("_row") // _BLOCK).is_in(part))
             answers.update(self._run(index_, held, group, part, frame, warnings))
+        elapsed = time.perf_counter() - started
+        for answer in answers.values():
+            answer.together, answer.engine_seconds = len(group), elapsed
         return [answers[index] for index in range(len(group))]
 
     def _apart(self, group: list[_Request], persons: dict[int, set[str]]) -> list[list[int]]:

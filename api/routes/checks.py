@@ -70,6 +70,9 @@ async def check_household(body: CheckIn, state: StateDep, user: Allowed("checks:
         ])
     state.metrics.checks.inc()
     state.metrics.check_flags.inc(len(answer.rows))
+    if answer.together:
+        state.metrics.check_together.observe(answer.together)
+        state.metrics.check_engine.observe(answer.engine_seconds)
     run_id = None
     flags: pl.DataFrame | list[dict[str, Any]] = answer.rows
     if body.record:

@@ -93,7 +93,7 @@ _API_JSON = {
         {"concurrency": 1, "requests": 200, "failures": 0, "p50_ms": 3.1, "p90_ms": 4.0, "p99_ms": 6.5,
          "max_ms": 9.0, "mean_ms": 3.3, "requests_per_s": 290.0},
         {"concurrency": 32, "requests": 200, "failures": 0, "p50_ms": 15.2, "p90_ms": 19.0, "p99_ms": 24.9,
-         "max_ms": 30.0, "mean_ms": 15.9, "requests_per_s": 600.0},
+         "max_ms": 30.0, "mean_ms": 15.9, "requests_per_s": 600.0, "gathered_mean": 14.5, "engine_ms_mean": 9.25},
     ],
     "xlsx_batch": {"rows": 700, "households": 300, "accepted_s": 0.05, "elapsed_s": 1.25, "status": "completed",
                    "flags": 40, "rejects": 0},
@@ -106,6 +106,8 @@ def test_bench_api_figures_become_rows_and_targets() -> None:
     assert set(rows) == {"api:c1", "api:c32", "api:xlsx"}
     text = scale.table(rows)
     assert "p50 15.2 ms, p99 24.9 ms" in text and "| 1.25 |" in text
+    assert "engine calls of 14.5 requests, 9.2 ms (means per check)" in rows["api:c32"]["note"]
+    assert "engine calls" not in rows["api:c1"]["note"]  # figures from before the server reported them
     lines = "\n".join(scale.targets("city", rows))
     assert "p99 ≤ 20 ms at concurrency 32: NOT met" in lines
     assert "XLSX batch, upload to flags, ≤ 3 s: met" in lines

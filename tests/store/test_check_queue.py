@@ -80,6 +80,15 @@ def test_a_bad_request_does_not_spoil_the_others(checker, city):
     assert good_answer.flags.equals(_alone(checker, good))
 
 
+def test_each_answer_says_how_many_were_taken_together_and_how_long_that_took(checker, city):
+    households = city.roll.get_column("household_id").unique().sort().to_list()[:5]
+    _, answers = _gathered(checker, *(_members(city, h) for h in households))
+    assert [a.together for a in answers] == [5] * 5
+    assert len({a.engine_seconds for a in answers}) == 1 and 0 < answers[0].engine_seconds < 60
+    _, (alone,) = _gathered(checker, _members(city, households[0]))
+    assert alone.together == 1 and alone.engine_seconds > 0
+
+
 def test_the_same_household_twice_is_checked_twice_not_merged(checker, city):
     household = city.roll.get_column("household_id").unique().sort()[0]
     members = _members(city, household)

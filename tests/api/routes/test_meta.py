@@ -63,6 +63,11 @@ def test_metrics_count_checks_and_open_flags(api):
     assert api.post("/checks", "sys", json={"as_of": AS_OF.isoformat(), "members": members}).status_code == 200
     after = _metrics(api)
     assert after[("crosscheck_checks_total", ())] == before[("crosscheck_checks_total", ())] + 1
+    # One engine call of this request alone (nothing else was waiting), timed.
+    for name in ("crosscheck_check_together_count", "crosscheck_check_engine_seconds_count"):
+        assert after[(name, ())] == before.get((name, ()), 0) + 1
+    assert after[("crosscheck_check_together_sum", ())] == before.get(("crosscheck_check_together_sum", ()), 0) + 1
+    assert after[("crosscheck_check_engine_seconds_sum", ())] > before.get(("crosscheck_check_engine_seconds_sum", ()), 0)
     open_flags = {labels[0][1]: value for (name, labels), value in after.items() if name == "crosscheck_open_flags"}
     assert set(open_flags) == {r.id for r in CATALOGUE} and sum(open_flags.values()) > 0
     ages = {labels[0][1] for (name, labels), _ in after.items() if name == "crosscheck_snapshot_age_days"}
