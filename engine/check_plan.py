@@ -18,7 +18,8 @@ thread pool), not its work, so what pays is running fewer of them:
    and each derived frame every rule shares (the matchable rows, the members, ...) is a
    `cache()` node, computed once per collect;
 3. only the rules that found something are folded (engine.run.fold, compiled once per set of
-   such rules); most households have no flag at all and skip this step.
+   such rules, the 1,024 most recently used sets kept); most households have no flag at all and
+   skip this step.
 
 Plans are collected without optimizations, by the in-memory engine: optimizing a plan of this
 size costs more than it can save over a few rows. A CompiledRun is fed one roll at a time:
@@ -43,7 +44,12 @@ from .run import annotated, context_of, empty_flags, fold, households_of, prepar
 __all__ = ["CompiledRun"]
 
 _NO_OPTIMIZATIONS = pl.QueryOptFlags.none()
-_FOLDS = 256  # compiled folds kept per CompiledRun (sets of rules that fired together)
+# Compiled folds kept per CompiledRun, the least recently used let go: one per set of rules that
+# found something together. Compiling one costs ~1.2 ms and keeping it ~0.1 MiB. Groups of 16
+# random households of a city found ~600 distinct sets in 3,000 groups: with 256 kept (and the
+# oldest let go, however often used) a third of the folds were compiled anew, and a group took
+# 10.3–10.5 ms on average against 9.5 with all of them kept.
+_FOLDS = 1024
 
 
 def _collect_all(plans: list[pl.LazyFrame]) -> list[pl.DataFrame]:
@@ -117,7 +123,8 @@ class CompiledRun:
             feed.frames = {}
 
     def _fold(self, found: tuple[int, ...], hits: dict[int, pl.DataFrame]) -> tuple[_Feed, pl.LazyFrame]:
-        if found not in self._folds:
+        compiled = self._folds.pop(found, None)
+        if compiled is None:
             feed = _Feed()
             plan = fold(
                 [self.selected[index] for index in found],
@@ -127,7 +134,8 @@ class CompiledRun:
                 self.available,
                 self.as_of,
             )
-            self._folds[found] = (feed, plan)
-            if len(self._folds) > _FOLDS:
-                del self._folds[next(iter(self._folds))]
-        return self._folds[found]
+            compiled = (feed, plan)
+            if len(self._folds) >= _FOLDS:
+                del self._folds[next(iter(self._folds))]  # the least recently used
+        self._folds[found] = compiled  # last: the most recently used
+        return compiled
