@@ -75,8 +75,9 @@ def simulate(loop: Loop, seconds: float = 20.0, warmup_s: float = 2.0, seed: int
         nonlocal busy
         if busy or not waiting:
             return
-        if len(waiting) < loop.gather and now - free_since < loop.wait_ms:
-            at(free_since + loop.wait_ms, "wake")
+        deadline = free_since + loop.wait_ms  # compared as computed: a wake at it always starts
+        if len(waiting) < loop.gather and now < deadline:
+            at(deadline, "wake")
             return
         taken = list(waiting)
         waiting.clear()

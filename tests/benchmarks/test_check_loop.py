@@ -40,6 +40,14 @@ def test_waiting_for_everyone_pays_only_when_the_server_turns_requests_around_fa
     assert slow_server["requests_per_s"] < model.simulate(model.Loop(server_ms=0.3))["requests_per_s"]
 
 
+@pytest.mark.parametrize("server_ms", [0.1, 0.15, 0.2, 0.3])
+def test_a_wait_ends_at_its_deadline(server_ms):
+    # A wake at free time + wait once compared short of it in floating point and woke again, forever.
+    model = _model()
+    found = model.simulate(model.Loop(fixed_ms=6.5, server_ms=server_ms, gather=32, wait_ms=3.0), seconds=4.0)
+    assert found["requests_per_s"] > 0
+
+
 def test_the_same_seed_gives_the_same_figures():
     model = _model()
     assert model.simulate(model.Loop(), seed=7) == model.simulate(model.Loop(), seed=7)
