@@ -18,7 +18,7 @@ thread pool), not its work, so what pays is running fewer of them:
    and each derived frame every rule shares (the matchable rows, the members, ...) is a
    `cache()` node, computed once per collect;
 3. only the rules that found something are folded (engine.run.fold, compiled once per set of
-   such rules, the 1,024 most recently used sets kept); most households have no flag at all and
+   such rules, the 512 most recently used sets kept); most households have no flag at all and
    skip this step.
 
 Plans are collected without optimizations, by the in-memory engine: optimizing a plan of this
@@ -45,11 +45,11 @@ __all__ = ["CompiledRun"]
 
 _NO_OPTIMIZATIONS = pl.QueryOptFlags.none()
 # Compiled folds kept per CompiledRun, the least recently used let go: one per set of rules that
-# found something together. Compiling one costs ~1.2 ms and keeping it ~0.1 MiB. Groups of 16
-# random households of a city found ~600 distinct sets in 3,000 groups: with 256 kept (and the
-# oldest let go, however often used) a third of the folds were compiled anew, and a group took
-# 10.3–10.5 ms on average against 9.5 with all of them kept.
-_FOLDS = 1024
+# found something together, ~1.2 ms to compile and ~0.13 MiB to keep (so at most ~65 MiB a
+# compiled run, of which engine.check keeps a few per as-of date). Groups of 16 random households
+# of a city found ~600 distinct sets in 3,000 groups: with 256 kept, the first compiled let go
+# first, a third of the folds were compiled anew.
+_FOLDS = 512
 
 
 def _collect_all(plans: list[pl.LazyFrame]) -> list[pl.DataFrame]:
