@@ -31,7 +31,7 @@ import argparse
 import heapq
 import random
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 __all__ = ["Loop", "simulate"]
 
@@ -140,13 +140,12 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|")
     print(_row("as built: take whatever waits", base))
     for wait in (3.0, 6.0):
-        print(_row(f"wait up to {wait:g} ms for all {all_of_them}", Loop(**{**base.__dict__, "gather": all_of_them,
-                                                                          "wait_ms": wait})))
-    print(_row("fixed cost −30 %", Loop(**{**base.__dict__, "fixed_ms": base.fixed_ms * 0.7})))
-    faster = {**base.__dict__, "server_ms": base.server_ms / 3}
-    print(_row("server 3× lighter", Loop(**faster)))
+        print(_row(f"wait up to {wait:g} ms for all {all_of_them}", replace(base, gather=all_of_them, wait_ms=wait)))
+    print(_row("fixed cost −30 %", replace(base, fixed_ms=base.fixed_ms * 0.7)))
+    faster = replace(base, server_ms=base.server_ms / 3)
+    print(_row("server 3× lighter", faster))
     print(_row(f"server 3× lighter, wait up to 4 ms for all {all_of_them}",
-               Loop(**{**faster, "gather": all_of_them, "wait_ms": 4.0})))
+               replace(faster, gather=all_of_them, wait_ms=4.0)))
 
 
 if __name__ == "__main__":
