@@ -20,13 +20,14 @@ class Metrics:
                                  registry=self.registry)
         self.checks = Counter("crosscheck_checks", "households checked through POST /checks", registry=self.registry)
         self.check_flags = Counter("crosscheck_check_flags", "flags found by POST /checks", registry=self.registry)
-        # Why a check took what it took: the requests gathered into its engine call, and that
-        # call's time (store.check_queue). Observed once per check, so their means are per check.
+        # Why a check took what it took: the requests gathered with it (store.check_queue: one
+        # engine call, or a few when their households overlap) and that group's time. Observed
+        # once per check, so their means are per check.
         self.check_together = Histogram("crosscheck_check_together",
-                                        "requests gathered into the engine call of each POST /checks",
+                                        "requests gathered with each POST /checks into one group of engine calls",
                                         buckets=(1, 2, 4, 8, 12, 16, 20, 24, 32, 48, 64), registry=self.registry)
         self.check_engine = Histogram("crosscheck_check_engine_seconds",
-                                      "time of the engine call of each POST /checks, validation to flags",
+                                      "time of the group each POST /checks was gathered into, validation to flags",
                                       buckets=(0.002, 0.005, 0.0075, 0.01, 0.0125, 0.015, 0.02, 0.03, 0.05, 0.1,
                                                0.25, 1),
                                       registry=self.registry)

@@ -62,8 +62,9 @@ class CheckAnswer:
     warnings: list[Problem] = field(default_factory=list)
     as_of: date | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)  # the flags as dicts, made on the queue's thread
-    # The engine call it was part of: requests gathered into it, and its time from validation to
-    # flags (the check's own wait before it, and the HTTP around it, are not in it).
+    # The group it was gathered into: how many requests, and the group's time from validation to
+    # flags (one engine call, or a few when some of its checks could see each other's households;
+    # the check's wait before it, and the HTTP around it, are not in it).
     together: int = 0
     engine_seconds: float = 0.0
 
