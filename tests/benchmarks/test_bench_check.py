@@ -1,0 +1,66 @@
+"""benchmarks/bench_check.py --screen: the bound a perfect screen would reach, measured on
+checks whose flags are those of every rule."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from engine.batch import run_files
+from engine.check import CheckIndex
+from engine.policy import load_policy
+from fixtures.generator import generate, write
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_check.py"
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_check", SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_check"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def town(tmp_path_factory):
+    generated = generate(80, seed=7, case_fraction=1.0)
+    paths = write(generated, tmp_path_factory.mktemp("town"), formats="mixed")
+    full = run_files(paths["roll"], paths["sources"], generated.as_of, policy=paths["policy"])
+    roll = full.loaded["roll"].frame
+    sources = {key: item.frame for key, item in full.loaded.items() if key != "roll"}
+    households = roll.get_column("household_id").unique(maintain_order=True).to_list()
+    batches = [roll.filter(pl.col("household_id").is_in(households[at:at + 8])) for at in range(0, 80, 8)]
+    return generated.as_of, CheckIndex(roll, sources, load_policy(paths["policy"])), batches, full.result
+
+
+def test_the_bound_times_each_flagged_batch_and_counts_the_rules_that_flag_it(town):
+    as_of, index, batches, full = town
+    bound = _bench().screen_bound(index, batches, as_of)
+    per_batch = [set(full.flags.filter(pl.col("household_id").is_in(batch["household_id"].implode()))["rule_id"])
+                 for batch in batches]
+    assert bound.batches == len(batches) and bound.selected == len(full.ran)
+    assert len(bound.every) == len(bound.only) == sum(1 for rules in per_batch if rules) > 0
+    assert sum(bound.flagging.values()) == sum(len(rules) for rules in per_batch)
+    assert all(ms > 0 for ms in [*bound.every, *bound.only])
+    assert "a perfect screen's bound" in bound.report(8)
+
+
+def test_a_selection_that_flags_otherwise_is_an_error(town, monkeypatch):
+    as_of, index, batches, _ = town
+    checked = index.check
+
+    def dropping(frame, as_of, rules=None, **options):
+        result = checked(frame, as_of, rules=rules, **options)
+        if rules is not None:  # the selection's check loses a flag
+            result.flags = result.flags.head(result.flags.height - 1)
+        return result
+
+    monkeypatch.setattr(index, "check", dropping)
+    with pytest.raises(AssertionError, match="otherwise than every rule"):
+        _bench().screen_bound(index, batches, as_of)
