@@ -11,9 +11,11 @@ only hands the placeholders the household's frames:
 Over a few rows a polars operation costs its fixed overhead (tens of µs: planning, waking the
 thread pool), not its work, so what pays is running fewer of them:
 
-1. the rules whose source has no record of the roll's persons (engine.patterns.needs_records)
-   are not run: they cannot fire; nor are rules of programs the checked households are not in
-   (engine.run.fold flags a row, or a household, only for a program of the rule's);
+1. the rules that cannot fire are not run: those whose source has no record of the roll's
+   persons (engine.patterns.needs_records), those whose screen says so (engine.screens: a
+   necessary condition decided in Python over the few rows; most rules find nothing in a check,
+   and each plan run costs its fixed overhead), and the rules of programs the checked households
+   are not in (engine.run.fold flags a row, or a household, only for a program of the rule's);
 2. the others are collected in one go, with the prepared roll and the households; each input
    and each derived frame every rule shares (the matchable rows, the members, ...) is a
    `cache()` node, computed once per collect;
@@ -40,6 +42,7 @@ from .patterns import needs_records
 from .policy import Policy
 from .rules import Rule
 from .run import annotated, context_of, empty_flags, fold, households_of, prepared
+from .screens import Few
 
 __all__ = ["CompiledRun"]
 
@@ -83,6 +86,7 @@ class CompiledRun:
                  policy: Policy, selected: list[Rule]) -> None:
         self.selected = selected
         self.as_of = as_of
+        self.policy = policy
         self.available = set(source_schemas)
         self._feed = _Feed()
         self.rows = prepared(self._feed.placeholder("roll", roll_schema)).cache()
@@ -99,10 +103,12 @@ class CompiledRun:
         `sources` (every key compiled for, the same schemas), and the roll as prepared. With
         `programs` (those of the households whose flags are wanted), rules of none of them are
         not run: their flags could only be other households'."""
+        few = Few(roll, sources, self.as_of, self.policy)
         running = [
             index for index, (rule, needs) in enumerate(zip(self.selected, self.needs, strict=True))
             if all(sources[key].height for key in needs)
             and (programs is None or rule.programs is None or not programs.isdisjoint(rule.programs))
+            and (rule.screen is None or rule.screen(few))
         ]
         self._feed.frames = {"roll": roll, **{f"source:{key}": frame for key, frame in sources.items()}}
         try:

@@ -15,7 +15,7 @@ from typing import Literal
 import narwhals as nw
 import polars as pl
 
-from . import ids, names
+from . import ids, names, screens
 from .context import Context, year_before
 from .errors import SelectionError
 from .patterns import (
@@ -29,7 +29,7 @@ from .patterns import (
 
 __all__ = ["Rule", "CATALOGUE", "RULES", "rule", "select_rules"]
 
-DIBAO_TEKUN = ("dibao", "tekun")
+DIBAO_TEKUN = screens.DIBAO_TEKUN
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,9 @@ class Rule:
     annotate: Callable[[pl.DataFrame], pl.DataFrame] | None = None
     # Person rules: columns of the flagged roll row shown in the evidence (engine.resolve's).
     roll_metrics: tuple[str, ...] = ()
+    # A necessary condition over a check's few rows and records (engine.screens): False only where
+    # the plan has no hits, so that engine.check_plan need not run it.
+    screen: Callable[[screens.Few], bool] | None = None
 
     def missing_sources(self, available: set[str]) -> str | None:
         """Why the rule cannot run with `available` sources, or None when it can."""
@@ -140,7 +143,7 @@ def _program_conflict(ctx: Context) -> nw.LazyFrame:
 def _elderly_underage(ctx: Context) -> nw.LazyFrame:
     born = nw.col("id_number").str.slice(6, 8)  # YYYYMMDD compares correctly as text
     as_of = ctx.as_of
-    cutoff = f"{as_of.year - 80:04d}{as_of.month:02d}{as_of.day:02d}"
+    cutoff = screens.born_after(as_of, 80)
     birthday_ahead = (nw.col("id_number").str.slice(10, 4) > nw.lit(f"{as_of.month:02d}{as_of.day:02d}")).cast(
         nw.Int64
     )
@@ -262,36 +265,45 @@ CATALOGUE: tuple[Rule, ...] = (
     Rule("id_invalid", "身份证号无效", "Invalid ID number", "monthly", None, "person", "medium", (),
          _id_invalid, ("roll_id_number", "problem"), annotate=_explain_id, roll_metrics=_RESOLUTION,
          condition="the roll ID is invalid after normalization (evidence: the ID it was resolved to, if "
-                   "any, and the candidates considered)"),
+                   "any, and the candidates considered)",
+         screen=screens.id_invalid),
     Rule("hukou_not_found", "户籍库中查无此人", "Not found in household registration", "monthly", None,
          "person", "medium", ("hukou",), person_absent("hukou"), metrics=("searched_source",),
          roll_metrics=_RESOLUTION,
-         condition="valid ID absent from hukou (a valid ID is never re-pointed; candidates are listed)"),
+         condition="valid ID absent from hukou (a valid ID is never re-pointed; candidates are listed)",
+         screen=screens.hukou_not_found),
     Rule("name_mismatch", "姓名与户籍不符", "Name differs from household registration", "monthly", None,
          "person", "low", ("hukou",),
          person_match("hukou", _HUKOU, lambda _: _name_key("roll_name") != _name_key("name"),
                       roll_columns=("name",)),
          _HUKOU, roll_metrics=_RESOLUTION,
-         condition="ID found in hukou, names differ after normalization (evidence: the likely right person)"),
+         condition="ID found in hukou, names differ after normalization (evidence: the likely right person)",
+         screen=screens.name_mismatch),
     Rule("moved_out", "户籍已迁出", "Registration moved out", "monthly", None, "person", "medium", ("hukou",),
          person_match("hukou", _HUKOU,
                       lambda _: (nw.col("status") == "moved_out")
                       | (nw.col("region_code").str.slice(0, 6) != nw.col("roll_region_code").str.slice(0, 6)),
                       roll_columns=("region_code",)),
-         _HUKOU, condition="hukou status moved_out, or hukou region's first 6 digits differ"),
+         _HUKOU, condition="hukou status moved_out, or hukou region's first 6 digits differ",
+         screen=screens.moved_out),
     Rule("deceased", "已死亡仍在享受待遇", "Deceased", "monthly", None, "person", "high", ("deaths", "hukou"),
          _deceased, ("record_source", "date"), ("death_date", "overpayment"), any_source=True,
-         condition="a death record, or hukou status deceased, dated on or before as-of"),
+         condition="a death record, or hukou status deceased, dated on or before as-of",
+         screen=screens.deceased),
     Rule("duplicate_enrollment", "重复享受", "Enrolled more than once", "monthly", None, "person", "high", (),
          _duplicate_enrollment, _ROLL_ROWS, ("households", "rows_in_program"),
-         condition="the same person in more than one household, or twice in one program"),
+         condition="the same person in more than one household, or twice in one program",
+         screen=screens.duplicate_enrollment),
     Rule("program_conflict", "低保特困重复享受", "Both dibao and tekun", "monthly", DIBAO_TEKUN, "person",
-         "high", (), _program_conflict, _ROLL_ROWS, condition="the same person in both dibao and tekun"),
+         "high", (), _program_conflict, _ROLL_ROWS, condition="the same person in both dibao and tekun",
+         screen=screens.program_conflict),
     Rule("elderly_underage", "高龄津贴对象未满80周岁", "Elderly allowance under age 80", "monthly", ("elderly",),
-         "person", "high", (), _elderly_underage, (), ("birth_date", "age"), condition="age < 80"),
+         "person", "high", (), _elderly_underage, (), ("birth_date", "age"), condition="age < 80",
+         screen=screens.elderly_underage),
     Rule("disability_living_without_dibao", "残疾人生活补贴对象非低保特困", "Disability living subsidy without dibao",
          "monthly", ("disability_living",), "person", "medium", (), _disability_without_dibao, _ROLL_ROWS,
-         condition="the person is not in dibao or tekun"),
+         condition="the person is not in dibao or tekun",
+         screen=screens.disability_living_without_dibao),
     Rule("medical_hardship", "大额医疗支出（可能符合救助条件）", "Large medical costs (may qualify)", "monthly",
          ("edge",), "household", "low", ("medical",),
          household_total("medical", ("id_number", "settled_on", "out_of_pocket"), ("edge",),
@@ -299,7 +311,8 @@ CATALOGUE: tuple[Rule, ...] = (
                          metrics=lambda ctx: [ctx.setting("medical_hardship_out_of_pocket").alias("threshold")],
                          having=lambda ctx: nw.col("total") >= nw.col("threshold")),
          ("id_number", "settled_on", "out_of_pocket"), ("total", "threshold"),
-         condition="members' out_of_pocket in the 12 months up to as-of ≥ threshold"),
+         condition="members' out_of_pocket in the 12 months up to as-of ≥ threshold",
+         screen=screens.medical_hardship),
     Rule("vehicle_owned", "家庭成员名下有车辆", "Household owns a vehicle", "quarterly", DIBAO_TEKUN, "household",
          "high", ("vehicles",),
          household_total("vehicles", ("id_number", "plate", "vehicle_type", "purchase_price", "status"),
@@ -307,7 +320,8 @@ CATALOGUE: tuple[Rule, ...] = (
                          lambda ctx: (nw.col("status") == "normal")
                          & ~ctx.in_setting("vehicle_exempt_types", nw.col("vehicle_type"))),
          ("id_number", "plate", "vehicle_type", "purchase_price", "status"),
-         condition="a member owns a normal vehicle of a non-exempt type"),
+         condition="a member owns a normal vehicle of a non-exempt type",
+         screen=screens.vehicle_owned),
     Rule("machinery_owned", "家庭成员名下有大型农机具", "Household owns large farm machinery", "quarterly",
          DIBAO_TEKUN, "household", "medium", ("farm_machinery",),
          household_total("farm_machinery", ("id_number", "machine_type", "purchase_price"), DIBAO_TEKUN),
@@ -315,7 +329,8 @@ CATALOGUE: tuple[Rule, ...] = (
     Rule("property_excess", "房产超标", "Property over the limit", "quarterly", DIBAO_TEKUN, "household", "high",
          ("property",), _property_excess, ("id_number", "certificate_no", "usage", "area_m2", "status"),
          ("non_residential", "residential_count", "area_per_capita", "household_size"),
-         condition="any non-residential property, or too many dwellings with too much area per capita"),
+         condition="any non-residential property, or too many dwellings with too much area per capita",
+         screen=screens.property_excess),
     Rule("housing_fund_active", "正在缴存住房公积金", "Paying into the housing provident fund", "quarterly",
          DIBAO_TEKUN, "household", "medium", ("housing_fund",),
          household_total("housing_fund", ("id_number", "employer", "last_paid_month", "monthly_contribution"),
@@ -324,12 +339,14 @@ CATALOGUE: tuple[Rule, ...] = (
                          & (ctx.months_after(nw.col("last_paid_month"))
                             < ctx.setting("housing_fund_lookback_months"))),
          ("id_number", "employer", "last_paid_month", "monthly_contribution"),
-         condition="last_paid_month within the lookback months (as-of month counts as the first)"),
+         condition="last_paid_month within the lookback months (as-of month counts as the first)",
+         screen=screens.housing_fund_active),
     Rule("incarcerated", "正在服刑", "In prison", "quarterly", None, "person", "high", ("prisoners",),
          person_match("prisoners", ("admitted_on", "released_on"),
                       lambda ctx: (nw.col("admitted_on") <= nw.lit(ctx.as_of))
                       & (nw.col("released_on").is_null() | (nw.col("released_on") > nw.lit(ctx.as_of)))),
-         ("admitted_on", "released_on"), condition="admitted on or before as-of and not released by then"),
+         ("admitted_on", "released_on"), condition="admitted on or before as-of and not released by then",
+         screen=screens.incarcerated),
     Rule("cadre_relative", "村(居)干部近亲属", "Relative of a village cadre", "quarterly",
          ("dibao", "tekun", "edge", "temp"), "person", "medium", ("cadre_relatives",),
          person_match("cadre_relatives", ("cadre_id_number", "cadre_name", "relation"),
@@ -344,7 +361,8 @@ CATALOGUE: tuple[Rule, ...] = (
          ("dibao",), "household", "high", (), _income_over_standard,
          ("id_number", "component", "detail", "amount"), ("total", "household_size", "per_capita", "standard"),
          optional_sources=("pensions", "payroll"),
-         condition="(declared income + counted pensions + payroll) ÷ size > dibao standard"),
+         condition="(declared income + counted pensions + payroll) ÷ size > dibao standard",
+         screen=screens.income_over_standard),
     Rule("assets_over_limit", "家庭存款超过限额", "Deposits over the limit", "annual", DIBAO_TEKUN, "household",
          "high", ("deposits",),
          household_total("deposits", ("id_number", "bank", "balance"), DIBAO_TEKUN, amount="balance",
@@ -352,7 +370,8 @@ CATALOGUE: tuple[Rule, ...] = (
                                                * ctx.setting("deposit_limit_months")).alias("limit")],
                          having=lambda _: nw.col("total") > nw.col("limit")),
          ("id_number", "bank", "balance"), ("total", "limit"),
-         condition="Σ members' deposits > dibao × size × deposit_limit_months"),
+         condition="Σ members' deposits > dibao × size × deposit_limit_months",
+         screen=screens.assets_over_limit),
 )
 
 RULES: dict[str, Rule] = {r.id: r for r in CATALOGUE}
