@@ -249,20 +249,22 @@ def fold(selected: list[Rule], hits: list[pl.LazyFrame], rows: pl.LazyFrame, hou
     ranked = list(zip(range(len(selected)), selected, hits, strict=True))
     # A flag names a program of the rule's: the flagged row's (person rules), or each of the
     # household's (household rules). engine.check relies on it to skip rules.
-    in_programs = _per_rank({rank: pl.col("program").is_in(list(rule.programs))
-                             for rank, rule, _ in ranked if rule.programs is not None}, True)
+    programs_of = {rank: pl.col("program").is_in(list(rule.programs))
+                   for rank, rule, _ in ranked if rule.programs is not None}
+    in_programs = _per_rank(programs_of, True)
+    columns = ["_rank", "_order", "_records", "_metrics", "_roll_metrics", "overpayment", *_PERSON_COLUMNS]
     parts = []
     person = [(rank, rule, h) for rank, rule, h in ranked if rule.level == "person"]
     if person:
         shown = {rank: rule.roll_metrics for rank, rule, _ in person if rule.roll_metrics}
         extra = sorted({c for columns in shown.values() for c in columns})
-        parts.append(
-            _findings(person, "_order")
-            .join(rows.select("_order", *_PERSON_COLUMNS, *extra), on="_order")
-            .filter(in_programs)
-            .with_columns(_per_rank({rank: _body(list(c)) for rank, c in shown.items()}).cast(pl.String)
-                          .alias("_roll_metrics"))
-        )
+        found = _findings(person, "_order").join(rows.select("_order", *_PERSON_COLUMNS, *extra), on="_order")
+        if any(rank in programs_of for rank, _, _ in person):  # else every row is in: no filter to run
+            found = found.filter(in_programs)
+        # One projection, not a with_columns then a select: over a few rows (engine.check) a node
+        # costs its fixed overhead.
+        roll_metrics = _per_rank({rank: _body(list(c)) for rank, c in shown.items()}).cast(pl.String)
+        parts.append(found.select(*[roll_metrics.alias(c) if c == "_roll_metrics" else c for c in columns]))
     household = [(rank, rule, h) for rank, rule, h in ranked if rule.level == "household"]
     if household:
         found = _findings(household, "household_id").cache()  # read three times: computed once
@@ -273,15 +275,15 @@ def fold(selected: list[Rule], hits: list[pl.LazyFrame], rows: pl.LazyFrame, hou
                  .select("household_id", *_HEAD_COLUMNS))
         programs = rows.select("household_id", "program").join(flagged_households, on="household_id",
                                                                how="semi").unique()
+        nulls = {"_order": pl.lit(None, pl.Int64), "_roll_metrics": pl.lit(None, pl.String)}
         parts.append(
             found
             .join(programs, on="household_id")
             .filter(in_programs)
             .join(heads, on="household_id")
-            .with_columns(pl.lit(None, pl.Int64).alias("_order"), pl.lit(None, pl.String).alias("_roll_metrics"))
+            .select(*[nulls[c].alias(c) if c in nulls else c for c in columns])
         )
-    columns = ["_rank", "_order", "_records", "_metrics", "_roll_metrics", "overpayment", *_PERSON_COLUMNS]
-    flagged = pl.concat([part.select(columns) for part in parts])
+    flagged = parts[0] if len(parts) == 1 else pl.concat(parts)
 
     def declared(value: Callable[[Rule], str]) -> pl.Expr:
         return pl.col("_rank").replace_strict(list(range(len(selected))), [value(r) for r in selected],
@@ -296,30 +298,21 @@ def fold(selected: list[Rule], hits: list[pl.LazyFrame], rows: pl.LazyFrame, hou
         pl.concat_str(records, pl.col("_metrics"), pl.col("_roll_metrics"), separator=",", ignore_nulls=True),
         pl.lit("}"),
     )
+    made = {
+        "rule_id": declared(lambda r: r.id),
+        "severity": declared(lambda r: r.severity),
+        "cadence": declared(lambda r: r.cadence),
+        "source": declared(lambda r: ",".join(r.used_sources(available)) or "roll"),
+        "evidence": evidence,
+        "as_of": pl.lit(as_of),
+        "level": declared(lambda r: r.level),
+        "rule_label_zh": declared(lambda r: r.label_zh),
+        "rule_label_en": declared(lambda r: r.label_en),
+    }
     return (
-        flagged.select(
-            declared(lambda r: r.id).alias("rule_id"),
-            declared(lambda r: r.severity).alias("severity"),
-            declared(lambda r: r.cadence).alias("cadence"),
-            "program",
-            "household_id",
-            "id_number",
-            "roll_id_number",
-            "name",
-            "region_code",
-            declared(lambda r: ",".join(r.used_sources(available)) or "roll").alias("source"),
-            "match_method",
-            "match_score",
-            evidence.alias("evidence"),
-            "overpayment",
-            pl.lit(as_of).alias("as_of"),
-            declared(lambda r: r.level).alias("level"),
-            declared(lambda r: r.label_zh).alias("rule_label_zh"),
-            declared(lambda r: r.label_en).alias("rule_label_en"),
-            "_rank",
-            "_order",
-        )
-        .cast(FLAG_COLUMNS)  # type: ignore[arg-type]
+        # Each column cast as it is made: one projection (over a few rows a node costs its overhead).
+        flagged.select(*[made.get(name, pl.col(name)).cast(dtype).alias(name) for name, dtype in FLAG_COLUMNS.items()],
+                       "_rank", "_order")
         # The roll's row order settles a person listed twice in one program of one household.
         .sort(["_rank", "household_id", "id_number", "program", "evidence", "_order"], nulls_last=True)
         .drop("_rank", "_order")
