@@ -480,7 +480,11 @@ def load_frame(
     if any(dtype != pl.String for dtype in df.schema.values()):
         df = files.to_text(df)
     names, warnings = _map_headers(df, ds, file_label)
-    df = df.rename(names)
+    if df.height > _SMALL:
+        df = df.rename(names)
+    elif any(old != new for old, new in names.items()):
+        # The same series renamed, not a query: over a few rows (an API request) it costs more than the work.
+        df = pl.DataFrame([df.get_column(c).alias(names.get(c, c)) for c in df.columns])
     if df.height > _SMALL:
         return _read(df, ds, file_label, as_of, first_row, warnings)
     # A few rows (an API request): those in canonical form need no query (engine.canonical);

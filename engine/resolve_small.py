@@ -134,7 +134,8 @@ def _decision(kind: str, ranked: list[tuple[Any, ...]], margin: float | None) ->
 def resolutions(frame: pl.DataFrame, hukou: HukouLookup, as_of: date | None) -> pl.Series | None:
     """The `resolution` column engine.resolve gives `frame` (its rows numbered by _RID), or
     None when no row is looked for (every column null)."""
-    rows = frame.select(_COLUMNS).rows()
+    # The columns' values zipped, not a select: over a few rows a query costs more than the work.
+    rows = list(zip(*[frame.get_column(c).to_list() for c in _COLUMNS], strict=True))
     attempts = _attempts(rows, hukou)
     if not attempts:
         return None
