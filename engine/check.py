@@ -33,6 +33,7 @@ import threading
 from collections import OrderedDict
 from datetime import date
 
+import numpy as np
 import polars as pl
 
 from schemas import ROLL
@@ -95,6 +96,14 @@ class _RollIndex:
                 pl.lit(100.0).alias("match_score"),
             )
         self._valid = Keyed.of(valid)
+        # Each valid row's household as a number: which of a person's rows are in the checked
+        # households (a re-check's are all of them) is told by array, and only the others are read.
+        households = self._valid.frame.get_column("household_id")
+        distinct = households.unique(maintain_order=True)
+        self._household_number = dict(zip(distinct.to_list(), range(len(distinct)), strict=True))
+        self._household_of = (households.to_frame().join(distinct.to_frame().with_row_index("number"),
+                                                        on="household_id", how="left", maintain_order="left")
+                              .get_column("number").to_numpy())
         self._invalid = loaded.filter(~pl.col("id_valid"))
         self.empty = loaded.head(0)
         self._schema = self.empty.schema
@@ -105,9 +114,14 @@ class _RollIndex:
     def schema(self) -> pl.Schema:
         return self._schema
 
-    def rows_of(self, ids: list[str], as_of: date) -> pl.DataFrame:
+    def rows_of(self, ids: list[str], as_of: date, besides: set[str] | frozenset[str] = frozenset()) -> pl.DataFrame:
+        """The roll's rows of these IDs, but for the valid rows of the households `besides`."""
         codes = codes_of(ids)
-        found = self._valid.rows(ids, codes)
+        positions = self._valid.positions(codes)
+        if besides and len(positions):
+            numbers = [self._household_number[h] for h in besides if h in self._household_number]
+            positions = positions[~np.isin(self._household_of[positions], numbers)]
+        found = self._valid.at(positions)
         if self._hukou is None or self._invalid.height == 0:
             return found
         with self._lock:
@@ -183,7 +197,7 @@ class CheckIndex:
         if self._roll is not None:
             valid = submitted.get_column("id_valid").to_list()
             persons = [i for i, v in zip(submitted.get_column("id_number").to_list(), valid, strict=True) if v]
-            others = self._roll.rows_of(persons, as_of)
+            others = self._roll.rows_of(persons, as_of, besides=checked)
             # Mostly the checked households' own rows on the roll (a re-check): found in Python,
             # a polars filter over a few rows costs its dispatch.
             elsewhere = [at for at, household in enumerate(others.get_column("household_id").to_list())

@@ -324,6 +324,21 @@ class Keyed:
             found = pl.concat([found, odd.with_columns(pl.lit(None, pl.Int64).alias(ids.PERSON)) if coded else odd])
         return found
 
+    def positions(self, codes: Codes) -> np.ndarray:
+        """The positions of these IDs' rows in `frame`, ascending (rows without a code: never)."""
+        if len(codes.values) <= _FEW:
+            bounds = np.searchsorted(self.codes, np.concatenate([codes.values, codes.values + 1]))
+            starts, ends = bounds[: len(codes.values)], bounds[len(codes.values):]
+            found = ends > starts
+            return self._offsets(starts[found], (ends - starts)[found])
+        return self._matching(codes.values)[0]
+
+    def at(self, positions: np.ndarray) -> pl.DataFrame:
+        """The rows at `positions` (of `frame`), id_number first."""
+        if not len(positions):
+            return self.empty
+        return self._with_ids(self.frame.gather(positions), self.codes[positions])
+
     def starting(self, prefixes: list[str]) -> pl.DataFrame:
         """The rows whose ID starts with one of these 14-character prefixes (region and birth)."""
         values = [p for p in set(prefixes) if p is not None and len(p) == 14 and p.isdigit()]

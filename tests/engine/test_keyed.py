@@ -101,6 +101,22 @@ def test_many_ids_are_found_as_a_filter_finds_them(others: int, persons: list[tu
 
 
 
+@settings(max_examples=40, deadline=None)
+@given(persons=_PERSONS, wanted=st.one_of(st.sets(_NUMBERS, max_size=_FEW), _WANTED))
+def test_the_rows_at_the_positions_of_ids_are_their_rows(persons: list[tuple[int, int]], wanted: set[int]) -> None:
+    """positions then at, as engine.check reads a person's roll rows in two steps (which rows,
+    then only those it wants): the rows `rows` finds, in the keyed order, for few IDs and many."""
+    numbers = [number for number, count in persons for _ in range(count)]
+    frame = pl.DataFrame({"id_number": [from_code(n) for n in numbers], "at": list(range(len(numbers)))},
+                         schema={"id_number": pl.String, "at": pl.Int64})
+    keyed = Keyed.of(frame)
+    codes = codes_of([from_code(n) for n in wanted])
+    positions = keyed.positions(codes)
+    assert list(positions) == sorted(positions)
+    assert keyed.at(positions).rows() == keyed.rows(codes.ids, codes).rows()
+    assert keyed.at(positions[:0]).columns == frame.columns
+
+
 @settings(max_examples=60, deadline=None)
 @given(many=st.lists(_NUMBERS, max_size=300), few=st.lists(_NUMBERS, max_size=30))
 def test_codes_hold_the_codes_of_their_ids(many: list[int], few: list[int]) -> None:
