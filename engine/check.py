@@ -212,14 +212,15 @@ class CheckIndex:
         if selected:
             flags, rows = self._flags(roll, sources, as_of, selected, programs)
         else:
-            flags, rows = empty_flags(), prepare_roll(roll)
+            flags, rows = empty_flags(), None
         mine = pl.col("household_id").is_in(list(checked))
         looked_for = (resolutions and self._hukou is not None
                       and submitted.get_column("resolution").null_count() < submitted.height)
         # Other households' flags are possible only when their rows were added to the check roll.
         return RunResult(flags=flags.filter(mine) if flags.height and roll is not submitted else flags, as_of=as_of,
                          ran=[r.id for r in selected], skipped=skipped,
-                         resolutions=resolutions_of(rows.filter(mine)) if looked_for else _NO_RESOLUTIONS.clear())
+                         resolutions=resolutions_of((prepare_roll(roll) if rows is None else rows).filter(mine))
+                         if looked_for else _NO_RESOLUTIONS.clear())
 
     def _canonical(self, households: pl.DataFrame) -> pl.DataFrame:
         """The submitted rows as the indexed roll's rows are (ROLL_COLUMNS, the same types)."""
@@ -249,7 +250,7 @@ class CheckIndex:
                 self._idle.popitem(last=False)
 
     def _flags(self, roll: pl.DataFrame, sources: dict[str, pl.DataFrame], as_of: date,
-               selected: list[Rule], programs: set[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+               selected: list[Rule], programs: set[str]) -> tuple[pl.DataFrame, pl.DataFrame | None]:
         key = self._key(roll, as_of, selected)  # once: a frame's schema is made anew each time it is asked for
         compiled = self._checkout(roll, as_of, selected, key)
         try:

@@ -98,11 +98,12 @@ class CompiledRun:
         self._folds: dict[tuple[int, ...], tuple[_Feed, pl.LazyFrame]] = {}
 
     def flags(self, roll: pl.DataFrame, sources: dict[str, pl.DataFrame],
-              programs: set[str] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+              programs: set[str] | None = None) -> tuple[pl.DataFrame, pl.DataFrame | None]:
         """The flags of `roll` (a loaded, resolved roll frame of the schema compiled for) over
-        `sources` (every key compiled for, the same schemas), and the roll as prepared. With
-        `programs` (those of the households whose flags are wanted), rules of none of them are
-        not run: their flags could only be other households'."""
+        `sources` (every key compiled for, the same schemas), and the roll as prepared (None when
+        no rule could fire: nothing was run, engine.run.prepare_roll gives it). With `programs`
+        (those of the households whose flags are wanted), rules of none of them are not run:
+        their flags could only be other households'."""
         few = Few(roll, sources, self.as_of, self.policy)
         running = [
             index for index, (rule, needs) in enumerate(zip(self.selected, self.needs, strict=True))
@@ -110,6 +111,8 @@ class CompiledRun:
             and (programs is None or rule.programs is None or not programs.isdisjoint(rule.programs))
             and (rule.screen is None or rule.screen(few))
         ]
+        if not running:  # most single households: no query at all
+            return empty_flags(), None
         self._feed.frames = {"roll": roll, **{f"source:{key}": frame for key, frame in sources.items()}}
         try:
             rows, households, *collected = _collect_all(
