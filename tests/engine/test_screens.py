@@ -31,6 +31,7 @@ from .casebook import AS_OF, POLICY, flagged, frames, person, roll_row
 from .test_rules import CASES
 
 SCREENED = [rule for rule in CATALOGUE if rule.screen is not None]
+_COMPILED_FLAGS = check_plan.CompiledRun.flags  # spied on per example: wrapped once, not once more each time
 A, B = person(11), person(22)
 
 
@@ -97,11 +98,10 @@ def test_a_screen_is_false_only_where_its_plan_finds_nothing(city, picks, monkey
     as_of, roll, index, full, households, policy, _ = city
     chosen = [households[at] for at in picks if at < len(households)]
     given_to_plans = []
-    compiled_flags = check_plan.CompiledRun.flags
 
     def spied(self, roll, sources, programs=None):
         given_to_plans.append((roll, sources))
-        return compiled_flags(self, roll, sources, programs)
+        return _COMPILED_FLAGS(self, roll, sources, programs)
 
     monkeypatch.setattr(check_plan.CompiledRun, "flags", spied)
     result = index.check(roll.filter(pl.col("household_id").is_in(chosen)), as_of)
