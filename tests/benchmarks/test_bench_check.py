@@ -3,40 +3,24 @@ checks whose flags are those of every rule."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import polars as pl
 import pytest
 
-from engine.batch import run_files
 from engine.check import CheckIndex
-from engine.policy import load_policy
-from fixtures.generator import generate, write
+from tests.engine.casebook import planted_city
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_check.py"
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_check", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_check"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+from . import script
 
 
 @pytest.fixture(scope="module")
 def town(tmp_path_factory):
-    generated = generate(80, seed=7, case_fraction=1.0)
-    paths = write(generated, tmp_path_factory.mktemp("town"), formats="mixed")
-    full = run_files(paths["roll"], paths["sources"], generated.as_of, policy=paths["policy"])
-    roll = full.loaded["roll"].frame
-    sources = {key: item.frame for key, item in full.loaded.items() if key != "roll"}
-    households = roll.get_column("household_id").unique(maintain_order=True).to_list()
-    batches = [roll.filter(pl.col("household_id").is_in(households[at:at + 8])) for at in range(0, 80, 8)]
-    return generated.as_of, CheckIndex(roll, sources, load_policy(paths["policy"])), batches, full.result
+    c = planted_city(tmp_path_factory.mktemp("town"), 80, seed=7)
+    batches = [c.roll.filter(pl.col("household_id").is_in(c.households[at:at + 8])) for at in range(0, 80, 8)]
+    return c.as_of, CheckIndex(c.roll, c.sources, c.policy), batches, c.full
+
+
+def _bench():
+    return script("bench_check")
 
 
 def test_the_bound_times_each_flagged_batch_and_counts_the_rules_that_flag_it(town):

@@ -3,23 +3,19 @@ as built (two engine calls per round trip), and its what-ifs go the way the arit
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from . import script
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "check_loop.py"
 
 
 def _model():
-    spec = importlib.util.spec_from_file_location("check_loop", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["check_loop"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return script("check_loop")
 
 
 @pytest.mark.parametrize(("fixed_ms", "per_request_ms", "clients"), [(7.7, 0.2, 32), (4.0, 0.3, 16), (10.0, 0.1, 8)])

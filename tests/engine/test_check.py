@@ -12,13 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 import polars as pl
 import pytest
 
-from engine.batch import run_files
 from engine.check import CheckIndex
-from engine.policy import load_policy
 from engine.run import RunResult, run
-from fixtures.generator import generate, write
 
-from .casebook import AS_OF, POLICY, frames, person, roll_row
+from .casebook import AS_OF, POLICY, frames, person, planted_city, roll_row
 
 A, B, C = person(11), person(22), person(33)
 
@@ -28,12 +25,8 @@ A, B, C = person(11), person(22), person(33)
 
 @pytest.fixture(scope="module")
 def city(tmp_path_factory):
-    generated = generate(300, seed=5, case_fraction=1.0)
-    paths = write(generated, tmp_path_factory.mktemp("city"), formats="mixed")
-    full = run_files(paths["roll"], paths["sources"], generated.as_of, policy=paths["policy"])
-    roll = full.loaded["roll"].frame
-    sources = {key: item.frame for key, item in full.loaded.items() if key != "roll"}
-    return generated.as_of, roll, CheckIndex(roll, sources, load_policy(paths["policy"])), full.result
+    planted = planted_city(tmp_path_factory.mktemp("city"), 300, seed=5)
+    return planted.as_of, planted.roll, CheckIndex(planted.roll, planted.sources, planted.policy), planted.full
 
 
 def _of(frame: pl.DataFrame, households: list[str]) -> pl.DataFrame:

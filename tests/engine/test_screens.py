@@ -18,16 +18,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import check_plan
-from engine.batch import run_files
 from engine.check import CheckIndex
 from engine.context import SharedContext
-from engine.policy import load_policy, parse_policy
+from engine.policy import parse_policy
 from engine.rules import CATALOGUE, RULES
 from engine.run import context_of, households_of, prepare_roll
 from engine.screens import Few
-from fixtures.generator import generate, write
 
-from .casebook import AS_OF, POLICY, flagged, frames, person, roll_row
+from .casebook import AS_OF, POLICY, flagged, frames, person, planted_city, roll_row
 from .test_rules import CASES
 
 SCREENED = [rule for rule in CATALOGUE if rule.screen is not None]
@@ -82,14 +80,8 @@ def test_the_screens_rule_out_some_negative_cases():
 
 @pytest.fixture(scope="module")
 def city(tmp_path_factory):
-    generated = generate(240, seed=11, case_fraction=1.0)
-    paths = write(generated, tmp_path_factory.mktemp("city"), formats="mixed")
-    full = run_files(paths["roll"], paths["sources"], generated.as_of, policy=paths["policy"])
-    roll = full.loaded["roll"].frame
-    sources = {key: item.frame for key, item in full.loaded.items() if key != "roll"}
-    policy = load_policy(paths["policy"])
-    households = roll["household_id"].unique(maintain_order=True).to_list()
-    return generated.as_of, roll, CheckIndex(roll, sources, policy), full.result, households, policy, sources
+    c = planted_city(tmp_path_factory.mktemp("city"), 240, seed=11)
+    return c.as_of, c.roll, CheckIndex(c.roll, c.sources, c.policy), c.full, c.households, c.policy, c.sources
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
