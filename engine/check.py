@@ -199,8 +199,8 @@ class CheckIndex:
             valid = submitted.get_column("id_valid").to_list()
             persons = [i for i, v in zip(submitted.get_column("id_number").to_list(), valid, strict=True) if v]
             others = self._roll.rows_of(persons, as_of, besides=checked)
-            # Mostly the checked households' own rows on the roll (a re-check): found in Python,
-            # a polars filter over a few rows costs its dispatch.
+            # rows_of left out the checked households' valid rows; rows resolved from invalid IDs
+            # may still be theirs. Found in Python: a polars filter over a few rows costs its dispatch.
             elsewhere = [at for at, household in enumerate(others.get_column("household_id").to_list())
                          if household not in checked]
             if elsewhere:

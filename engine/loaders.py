@@ -481,12 +481,10 @@ def load_frame(
         df = files.to_text(df)
     names, warnings = _map_headers(df, ds, file_label)
     if df.height > _SMALL:
-        df = df.rename(names)
-    elif any(old != new for old, new in names.items()):
+        return _read(df.rename(names), ds, file_label, as_of, first_row, warnings)
+    if any(old != new for old, new in names.items()):
         # The same series renamed, not a query: over a few rows (an API request) it costs more than the work.
         df = pl.DataFrame([df.get_column(c).alias(names.get(c, c)) for c in df.columns])
-    if df.height > _SMALL:
-        return _read(df, ds, file_label, as_of, first_row, warnings)
     # A few rows (an API request): those in canonical form need no query (engine.canonical);
     # the others are read the usual way and numbered as they were.
     plan = _plan(key, tuple(df.columns), as_of, True)
