@@ -257,7 +257,7 @@ def fold(selected: list[Rule], hits: list[pl.LazyFrame], rows: pl.LazyFrame, hou
     person = [(rank, rule, h) for rank, rule, h in ranked if rule.level == "person"]
     if person:
         shown = {rank: rule.roll_metrics for rank, rule, _ in person if rule.roll_metrics}
-        extra = sorted({c for columns in shown.values() for c in columns})
+        extra = sorted({c for shown_columns in shown.values() for c in shown_columns})
         found = _findings(person, "_order").join(rows.select("_order", *_PERSON_COLUMNS, *extra), on="_order")
         if any(rank in programs_of for rank, _, _ in person):  # else every row is in: no filter to run
             found = found.filter(in_programs)
