@@ -1,4 +1,4 @@
-"""engine.run's rules and fold, compiled once into polars plans that are fed a small roll.
+"""engine.run's rules, compiled once into polars plans that are fed a small roll.
 
 Compiling the 19 rule plans (Narwhals expressions turned into polars ones) costs tens of
 milliseconds, far more than running them over one household. So `CompiledRun` compiles them once,
@@ -16,12 +16,13 @@ thread pool), not its work, so what pays is running fewer of them:
    necessary condition decided in Python over the few rows; most rules find nothing in a check,
    and each plan run costs its fixed overhead), and the rules of programs the checked households
    are not in (engine.run.fold flags a row, or a household, only for a program of the rule's);
-2. the others are collected in one go, with the prepared roll and the households; each input
-   and each derived frame every rule shares (the matchable rows, the members, ...) is a
-   `cache()` node, computed once per collect;
-3. only the rules that found something are folded (engine.run.fold, compiled once per set of
-   such rules, the 512 most recently used sets kept); most households have no flag at all and
-   skip this step.
+2. the others are collected in one go, with the prepared roll (and the households, when a
+   household rule runs); each input and each derived frame every rule shares (the matchable
+   rows, the members, ...) is a `cache()` node, computed once per collect. Each plan ends in
+   its hits as engine.run.fold reads them (engine.fold_small.shaped: the records and metrics
+   as JSON);
+3. the rules that found something are folded in Python (engine.fold_small.folded), not by a
+   second polars query: most households have no flag at all and skip this step.
 
 Plans are collected without optimizations, by the in-memory engine: optimizing a plan of this
 size costs more than it can save over a few rows. A CompiledRun is fed one roll at a time:
@@ -38,21 +39,16 @@ import polars as pl
 from polars.io.plugins import register_io_source
 
 from .context import SharedContext
+from .fold_small import folded, shaped
 from .patterns import needs_records
 from .policy import Policy
 from .rules import Rule
-from .run import annotated, context_of, empty_flags, fold, households_of, prepared
+from .run import context_of, empty_flags, households_of, prepared
 from .screens import Few
 
 __all__ = ["CompiledRun"]
 
 _NO_OPTIMIZATIONS = pl.QueryOptFlags.none()
-# Compiled folds kept per CompiledRun, the least recently used let go: one per set of rules that
-# found something together, ~1.2 ms to compile and ~0.13 MiB to keep (so at most ~65 MiB a
-# compiled run, of which engine.check keeps a few per as-of date). Groups of 16 random households
-# of a city found ~600 distinct sets in 3,000 groups: with 256 kept, the first compiled let go
-# first, a third of the folds were compiled anew.
-_FOLDS = 512
 
 
 def _collect_all(plans: list[pl.LazyFrame]) -> list[pl.DataFrame]:
@@ -93,9 +89,8 @@ class CompiledRun:
         self.households = households_of(nw.from_native(self.rows)).to_native().cache()
         sources = {key: self._feed.placeholder(f"source:{key}", schema) for key, schema in source_schemas.items()}
         context = context_of(self.rows, self.households, sources, as_of, policy, context=SharedContext)
-        self.plans = [rule.plan(context).to_native() for rule in selected]
+        self.plans = [shaped(rule, rule.plan(context).to_native()) for rule in selected]
         self.needs = [needs_records(rule.plan) for rule in selected]
-        self._folds: dict[tuple[int, ...], tuple[_Feed, pl.LazyFrame]] = {}
 
     def flags(self, roll: pl.DataFrame, sources: dict[str, pl.DataFrame],
               programs: set[str] | None = None) -> tuple[pl.DataFrame, pl.DataFrame | None]:
@@ -113,38 +108,16 @@ class CompiledRun:
         ]
         if not running:  # most single households: no query at all
             return empty_flags(), None
+        # The households are read by household rules (fold names their heads and programs); the
+        # rules of persons alone need not compute them.
+        by_household = any(self.selected[index].level == "household" for index in running)
         self._feed.frames = {"roll": roll, **{f"source:{key}": frame for key, frame in sources.items()}}
         try:
-            rows, households, *collected = _collect_all(
-                [self.rows, self.households, *[self.plans[index] for index in running]]
+            rows, *collected = _collect_all(
+                [self.rows, *([self.households] if by_household else []), *[self.plans[index] for index in running]]
             )
         finally:
             self._feed.frames = {}
-        found = {index: hits for index, hits in zip(running, collected, strict=True) if hits.height}
-        if not found:
-            return empty_flags(), rows
-        hits = {index: annotated(self.selected[index], frame) for index, frame in found.items()}
-        feed, plan = self._fold(tuple(found), hits)
-        feed.frames = {"rows": rows, "households": households, **{f"hits:{i}": h for i, h in hits.items()}}
-        try:
-            return _collect_all([plan])[0], rows
-        finally:
-            feed.frames = {}
-
-    def _fold(self, found: tuple[int, ...], hits: dict[int, pl.DataFrame]) -> tuple[_Feed, pl.LazyFrame]:
-        compiled = self._folds.pop(found, None)
-        if compiled is None:
-            feed = _Feed()
-            plan = fold(
-                [self.selected[index] for index in found],
-                [feed.placeholder(f"hits:{index}", hits[index].schema) for index in found],
-                feed.placeholder("rows", self.rows.collect_schema()),
-                feed.placeholder("households", self.households.collect_schema()),
-                self.available,
-                self.as_of,
-            )
-            compiled = (feed, plan)
-            if len(self._folds) >= _FOLDS:
-                del self._folds[next(iter(self._folds))]  # the least recently used
-        self._folds[found] = compiled  # last: the most recently used
-        return compiled
+        households = collected.pop(0) if by_household else None
+        found = [(self.selected[index], hits) for index, hits in zip(running, collected, strict=True) if hits.height]
+        return folded(found, rows, households, self.available, self.as_of), rows

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import narwhals as nw
 import polars as pl
@@ -48,8 +48,9 @@ class Rule:
     condition: str = ""  # the condition in words
     any_source: bool = False  # one of `sources` is enough
     optional_sources: tuple[str, ...] = ()  # used when present
-    # Native post-step on the (small) collected hits, for text no expression can make.
-    annotate: Callable[[pl.DataFrame], pl.DataFrame] | None = None
+    # Native post-step on the (small) hits, for text no expression can make: given a DataFrame
+    # (engine.run) or a LazyFrame (engine.check_plan), it gives back the same kind.
+    annotate: Callable[[Any], Any] | None = None
     # Person rules: columns of the flagged roll row shown in the evidence (engine.resolve's).
     roll_metrics: tuple[str, ...] = ()
     # A necessary condition over a check's few rows and records (engine.screens): False only where
@@ -85,7 +86,7 @@ def _in_window(ctx: Context, column: str) -> nw.Expr:
     return (nw.col(column) > nw.lit(year_before(ctx.as_of))) & (nw.col(column) <= nw.lit(ctx.as_of))
 
 
-def _explain_id(hits: pl.DataFrame) -> pl.DataFrame:
+def _explain_id(hits: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:
     return hits.with_columns(
         pl.col("roll_id_number").map_elements(ids.problem, return_dtype=pl.String).alias("problem")
     )

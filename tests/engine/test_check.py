@@ -184,39 +184,3 @@ def test_warming_an_index_compiles_what_the_first_check_uses():
     _same(checked, run(roll, sources, AS_OF, POLICY), ["H1"])
 
 
-def test_the_folds_kept_are_the_most_recently_used(city, monkeypatch):
-    """A fold is compiled per set of rules that found something, and the least recently used is
-    let go: a set checked again and again stays compiled however many others come and go."""
-    from engine import check_plan
-
-    as_of, roll, index, full = city
-    keys: dict[str, tuple[int, ...]] = {}
-    real_fold = check_plan.CompiledRun._fold
-
-    def spy(self, found, hits):
-        keys[current] = found
-        return real_fold(self, found, hits)
-
-    monkeypatch.setattr(check_plan.CompiledRun, "_fold", spy)
-    households = []
-    for household in full.flags["household_id"].unique(maintain_order=True):
-        current = household
-        index.check(_of(roll, [household]), as_of)
-        if keys.get(household) not in {keys[h] for h in households}:
-            households.append(household)
-        if len(households) == 3:
-            break
-    first, second, third = households
-    monkeypatch.setattr(check_plan.CompiledRun, "_fold", real_fold)
-
-    compiled = []
-    real_compile = check_plan.fold
-    monkeypatch.setattr(check_plan, "fold", lambda *args: compiled.append(args) or real_compile(*args))
-    monkeypatch.setattr(check_plan, "_FOLDS", 2)
-    fresh = CheckIndex(roll, dict(index._sources), index.policy)
-    counts = []
-    for household in (first, second, first, third, first, second):
-        _same(fresh.check(_of(roll, [household]), as_of), full, [household])
-        counts.append(len(compiled))
-    # third lets go of second (used less recently than first); first is never compiled again
-    assert counts == [1, 2, 2, 3, 3, 4]
