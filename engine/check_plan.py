@@ -43,7 +43,7 @@ from .fold_small import folded, shaped
 from .patterns import needs_records
 from .policy import Policy
 from .rules import Rule
-from .run import context_of, empty_flags, households_of, prepared
+from .run import HEAD_RELATION, context_of, empty_flags, households_of, prepared
 from .screens import Few
 
 __all__ = ["CompiledRun"]
@@ -74,6 +74,30 @@ class _Feed:
         return register_io_source(scan, schema=schema, is_pure=True, explain_name=name).cache()
 
 
+_HOUSEHOLD_COLUMNS = ("household_id", "household_size", "household_region", "head_order")
+
+
+def households_in(roll: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
+    """engine.run.households_of over the prepared rows of `roll` (a fed roll: `_order` is its row
+    index), in Python: size (distinct IDs, a null one among them), region (the first row's) and
+    head (the first 户主 row, else the first row), in `schema`'s columns and types."""
+    first: dict[str | None, int] = {}
+    persons: dict[str | None, set[str | None]] = {}
+    head: dict[str | None, int] = {}
+    columns = [roll.get_column(c).to_list() if c in roll.columns else [None] * roll.height
+               for c in ("household_id", "id_number", "relation")]
+    for order, (household, person, relation) in enumerate(zip(*columns, strict=True)):
+        first.setdefault(household, order)
+        persons.setdefault(household, set()).add(person)
+        if relation == HEAD_RELATION and household is not None:  # a null key joins no head
+            head.setdefault(household, order)
+    regions = roll.get_column("region_code").to_list()
+    made = {household: (household, len(persons[household]), regions[order], head.get(household, order))
+            for household, order in first.items()}
+    order = [_HOUSEHOLD_COLUMNS.index(name) for name in schema.names()]
+    return pl.DataFrame([tuple(row[at] for at in order) for row in made.values()], schema=schema, orient="row")
+
+
 class CompiledRun:
     """The selected rules over placeholders `roll` and each source; their fold, per set of rules
     that found something, over placeholders of the hits."""
@@ -86,7 +110,10 @@ class CompiledRun:
         self.available = set(source_schemas)
         self._feed = _Feed()
         self.rows = prepared(self._feed.placeholder("roll", roll_schema)).cache()
-        self.households = households_of(nw.from_native(self.rows)).to_native().cache()
+        # The households made in Python from the few rows fed (households_in), not by the
+        # households_of query: over a few rows its six nodes cost ~280 µs a collect.
+        households = households_of(nw.from_native(self.rows)).to_native()
+        self.households = self._feed.placeholder("households", households.collect_schema())
         sources = {key: self._feed.placeholder(f"source:{key}", schema) for key, schema in source_schemas.items()}
         context = context_of(self.rows, self.households, sources, as_of, policy, context=SharedContext)
         self.plans = [shaped(rule, rule.plan(context).to_native()) for rule in selected]
@@ -108,16 +135,12 @@ class CompiledRun:
         ]
         if not running:  # most single households: no query at all
             return empty_flags(), None
-        # The households are read by household rules (fold names their heads and programs); the
-        # rules of persons alone need not compute them.
-        by_household = any(self.selected[index].level == "household" for index in running)
-        self._feed.frames = {"roll": roll, **{f"source:{key}": frame for key, frame in sources.items()}}
+        households = households_in(roll, self.households.collect_schema())
+        self._feed.frames = {"roll": roll, "households": households,
+                             **{f"source:{key}": frame for key, frame in sources.items()}}
         try:
-            rows, *collected = _collect_all(
-                [self.rows, *([self.households] if by_household else []), *[self.plans[index] for index in running]]
-            )
+            rows, *collected = _collect_all([self.rows, *[self.plans[index] for index in running]])
         finally:
             self._feed.frames = {}
-        households = collected.pop(0) if by_household else None
         found = [(self.selected[index], hits) for index, hits in zip(running, collected, strict=True) if hits.height]
         return folded(found, rows, households, self.available, self.as_of), rows
