@@ -10,7 +10,7 @@ condition, over the check's rows and records as Python values:
     rule.screen(few) is False   =>   rule.plan has no hits over few's roll and sources
 
 It may be looser than the rule where precision would cost (property_excess ignores the area per
-capita, name_mismatch compares names as given, sums get a cent of slack for rounding), and is True
+capita, sums get a cent of slack for rounding), and is True
 whenever in doubt (a null where the rule compares a value). It is never False where the plan would
 find something: tests/engine/test_screens.py holds every screen to that, rule by rule and with
 hypothesis over groups of a generated city with every rule's cases planted. The plans stay the
@@ -31,6 +31,7 @@ from typing import Any
 
 import polars as pl
 
+from . import names
 from .context import month_index, year_before
 from .policy import Policy, Settings
 
@@ -38,6 +39,7 @@ __all__ = [
     "Few",
     "assets_over_limit",
     "born_after",
+    "cadre_relative",
     "deceased",
     "disability_living_without_dibao",
     "duplicate_enrollment",
@@ -47,15 +49,18 @@ __all__ = [
     "id_invalid",
     "incarcerated",
     "income_over_standard",
+    "machinery_owned",
     "medical_hardship",
     "moved_out",
     "name_mismatch",
     "program_conflict",
     "property_excess",
+    "public_payroll",
     "vehicle_owned",
 ]
 
 DIBAO_TEKUN = ("dibao", "tekun")
+_CADRE_PROGRAMS = ("dibao", "tekun", "edge", "temp")  # engine.rules' cadre_relative
 _CENT = 0.01  # slack on sums compared with a limit: the rules round them to the fen first
 
 
@@ -183,9 +188,10 @@ def hukou_not_found(few: Few) -> bool:
 
 
 def name_mismatch(few: Few) -> bool:
+    """Names compared by their keys, as the rule compares them (names.key is the rule's twin)."""
     held = few.records("hukou", "name")
-    return any(name != hukou_name for id_number, name in few.valid("id_number", "name")
-               for (hukou_name,) in held.get(id_number, ()))
+    return any(name is None or hukou_name is None or names.key(name) != names.key(hukou_name)
+               for id_number, name in few.valid("id_number", "name") for (hukou_name,) in held.get(id_number, ()))
 
 
 def moved_out(few: Few) -> bool:
@@ -207,6 +213,11 @@ def deceased(few: Few) -> bool:
     )
 
 
+def cadre_relative(few: Few) -> bool:
+    held = few.records("cadre_relatives")
+    return any(program in _CADRE_PROGRAMS and id_number in held for id_number, program in few.valid("id_number", "program"))
+
+
 def incarcerated(few: Few) -> bool:
     as_of = few.as_of
     held = few.records("prisoners", "admitted_on", "released_on")
@@ -219,6 +230,14 @@ def incarcerated(few: Few) -> bool:
 def vehicle_owned(few: Few) -> bool:
     return any(status == "normal" and (kind is None or kind not in few.settings(household).vehicle_exempt_types)
                for household, (status, kind) in few.member_records("vehicles", DIBAO_TEKUN, "status", "vehicle_type"))
+
+
+def machinery_owned(few: Few) -> bool:
+    return any(True for _ in few.member_records("farm_machinery", DIBAO_TEKUN))
+
+
+def public_payroll(few: Few) -> bool:
+    return any(True for _ in few.member_records("payroll", DIBAO_TEKUN))
 
 
 def housing_fund_active(few: Few) -> bool:
