@@ -509,10 +509,10 @@ def resolve(roll: pl.DataFrame | pl.LazyFrame, hukou: pl.DataFrame | pl.LazyFram
     lookup = ScanLookup(hukou) if isinstance(hukou, (pl.DataFrame, pl.LazyFrame)) else hukou
     per_row: pl.Series | None = None
     if frame.height <= _SMALL:
-        from .resolve_small import resolutions  # it builds on this module's parts
+        from .resolve_small import applied, resolutions  # it builds on this module's parts
 
-        per_row = resolutions(frame, lookup, as_of)
-    elif (attempts := _attempts(frame, lookup)).height:
+        return applied(frame, resolutions(frame, lookup, as_of))
+    if (attempts := _attempts(frame, lookup)).height:
         spellings = {rid: reading(raw) for rid, raw in attempts.select(_RID, "id_number_raw").iter_rows()}
         scored = _scored(attempts, spellings, _pairs(attempts, spellings, lookup, as_of))
         decided = _decisions(attempts, scored)
