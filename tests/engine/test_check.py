@@ -184,3 +184,37 @@ def test_warming_an_index_compiles_what_the_first_check_uses():
     _same(checked, run(roll, sources, AS_OF, POLICY), ["H1"])
 
 
+
+
+def _hukou(*id_numbers: str) -> pl.DataFrame:
+    return frames([], {"hukou": [{"id_number": p, "name": "张三", "region_code": "320303001", "status": "normal"}
+                                 for p in id_numbers]})[1]["hukou"]
+
+
+def test_hukou_rows_read_again_after_holders_are_those_ids_rows():
+    """A check reads the rows the resolver's holders() found when they are of the same IDs, and
+    looks up any others: the same rows either way, in each thread its own."""
+    from engine.check import HukouIndex
+    from engine.keyed import codes_of
+
+    a, b, c = person(71), person(72), person(73)
+    index = HukouIndex(_hukou(a, b, c, c))
+    both, other = [a, c], [b]
+    index.holders(pl.Series(both))
+    for wanted in (both, other, [a, b, c], []):
+        assert index.rows(wanted, codes_of(wanted)).equals(index.keyed.rows(wanted, codes_of(wanted))), wanted
+    with ThreadPoolExecutor(1) as pool:  # another thread's holders() are not this one's
+        pool.submit(index.holders, pl.Series(other)).result()
+    assert index.rows(both, codes_of(both)).equals(index.keyed.rows(both, codes_of(both)))
+
+
+def test_hukou_rows_without_a_code_are_matched_anew_by_text():
+    from engine.check import HukouIndex
+    from engine.keyed import codes_of
+
+    a = person(74)
+    loaded = _hukou(a)
+    index = HukouIndex(pl.concat([loaded, loaded.with_columns(pl.lit("12345").alias("id_number"))]))
+    assert index.keyed.odd.height == 1
+    index.holders(pl.Series([a]))
+    assert index.rows([a, "12345"], codes_of([a, "12345"]))["id_number"].sort().to_list() == ["12345", a]
