@@ -190,7 +190,9 @@ def read(df: pl.DataFrame, ds: Dataset, as_of: date | None, first_row: int, date
     schema |= {f"{c.name}_raw": pl.String for c in id_columns}
     if "id_number" in ds.names:
         schema |= {"id_valid": pl.Boolean, "id_method": pl.String}
-    frame = pl.DataFrame(data | {name: extras[name] for name in schema if name in extras}, schema=schema)
+    columns = data | {name: extras[name] for name in schema if name in extras}
+    # Made by rows: over a few rows and a dozen typed columns, half the time of columns of lists.
+    frame = pl.DataFrame(list(zip(*[columns[name] for name in schema], strict=True)), schema=schema, orient="row")
     if usual:
         frame = frame.filter(pl.Series([row not in usual for row in range(height)], dtype=pl.Boolean))
     warnings = [  # as engine.loaders._id_warnings words them

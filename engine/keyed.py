@@ -320,7 +320,7 @@ class Keyed:
             if coded:
                 found = found.with_columns(pl.Series(ids.PERSON, codes.values[which]))
         if self.odd.height:  # no code: never joined on one
-            odd = self.odd.filter(pl.col("id_number").is_in(ids_))
+            odd = self.odd.filter(pl.col("id_number").is_in(pl.Series(ids_, dtype=pl.String).implode()))
             found = pl.concat([found, odd.with_columns(pl.lit(None, pl.Int64).alias(ids.PERSON)) if coded else odd])
         return found
 
