@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ZERO_WEIGHTS = ord("0") * sum(WEIGHTS)  # what the bytes of '0' add to check_char's sum
 CHECK_CHARS = "10X98765432"  # indexed by (Σ digit × weight) mod 11
 
 # Full-width digits and letters that IDs typed with a Chinese input method carry.
@@ -66,8 +67,11 @@ _SCIENTIFIC = re.compile(r"^[0-9]+(\.[0-9]+)?E\+?[0-9]+$", re.IGNORECASE)
 
 def check_char(first17: str) -> str:
     """The check character of 17 digits (ISO 7064 MOD 11-2)."""
-    total = sum(int(d) * w for d, w in zip(first17, WEIGHTS, strict=True))
-    return CHECK_CHARS[total % 11]
+    if len(first17) != len(WEIGHTS) or not (first17.isascii() and first17.isdigit()):
+        raise ValueError(f"not 17 digits: {first17!r}")
+    # Over the digits' bytes (ASCII '0' is 48), not int() of each: ~4x faster, and every ID of
+    # a check's rows is validated.
+    return CHECK_CHARS[(sum(map(operator.mul, first17.encode(), WEIGHTS)) - _ZERO_WEIGHTS) % 11]
 
 
 def clean(raw: object) -> str | None:

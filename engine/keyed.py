@@ -34,6 +34,7 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -75,8 +76,13 @@ class Codes:
     (`ids`), which the rows found are given as id_number (cheaper than text from codes)."""
 
     values: np.ndarray
-    ids: pl.Series
+    given: pl.Series | None  # `ids`, when made from a Series (None: made from `texts` when asked for)
     texts: list[str] | None = None  # `ids` as a list, for a few (an API request's)
+
+    @cached_property
+    def ids(self) -> pl.Series:
+        # A few IDs' lookups read `texts`: the Series (~15 µs to make) is seldom wanted.
+        return self.given if self.given is not None else pl.Series("id_number", self.texts, dtype=pl.String)
 
     def holds(self, values: np.ndarray) -> np.ndarray:
         """Which of the codes `values` are among these (by search: np.isin sorts both, 100 ms
@@ -93,8 +99,7 @@ def codes_of(ids_: pl.Series | list[str]) -> Codes:
         texts = ids_.to_list() if isinstance(ids_, pl.Series) else ids_
         coded = sorted({code: text for text in texts if (code := ids.code(text)) is not None}.items())
         in_order = [text for _, text in coded]
-        return Codes(np.array([code for code, _ in coded], dtype=np.int64),
-                     pl.Series("id_number", in_order, dtype=pl.String), in_order)
+        return Codes(np.array([code for code, _ in coded], dtype=np.int64), None, in_order)
     series = ids_ if isinstance(ids_, pl.Series) else pl.Series(ids_, dtype=pl.String)
     # Sorted, then one of each code kept in order (cheaper than unique, then sort: 32 → 20 ms over
     # a city's roll). One code is one text, so which of a code's rows is kept does not matter.

@@ -44,6 +44,18 @@ def dirty(draw: st.DrawFn, clean: str) -> str:
     return draw(pad) + "".join(out) + draw(pad)
 
 
+@given(st.text(alphabet="0123456789", min_size=17, max_size=17))
+def test_the_check_character_is_iso_7064_mod_11_2(first17: str) -> None:
+    total = sum(int(digit) * weight for digit, weight in zip(first17, ids.WEIGHTS, strict=True))
+    assert ids.check_char(first17) == "10X98765432"[total % 11]
+
+
+@pytest.mark.parametrize("text", ["1101051949123100", "110105194912310021", "11010519491231OO2", "１１０１０５１９４９１２３１００２"])
+def test_a_check_character_needs_17_ascii_digits(text: str) -> None:
+    with pytest.raises(ValueError):
+        ids.check_char(text)
+
+
 def _expr(fn, values: list[object]) -> list[object]:  # noqa: ANN001
     return pl.select(v=fn(pl.Series("v", values, dtype=pl.String))).to_series().to_list()
 
