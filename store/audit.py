@@ -53,7 +53,10 @@ class AuditLog:
             if queued:
                 try:
                     with self.store.write() as session:
-                        session.execute(sa.insert(AuditEntry), queued)
+                        # The table's insert, not the ORM's bulk insert: the same rows with a quarter
+                        # less Python per row (575 entries, a quarter second of checks at
+                        # concurrency 32: 8 -> 6 ms, which the server's event loop waits through).
+                        session.connection().execute(AuditEntry.__table__.insert(), queued)
                 except Exception:
                     with self._lock:  # keep them for the next attempt, in order
                         self._queue = queued + self._queue
