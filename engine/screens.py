@@ -77,6 +77,7 @@ class Few:
         self.roll, self.sources, self.as_of, self.policy = roll, sources, as_of, policy
         self._columns: dict[str, list[Any]] = {}
         self._records: dict[tuple[str, ...], dict[str, list[tuple[Any, ...]]]] = {}
+        self._source_columns: dict[tuple[str, str], list[Any]] = {}
 
     def column(self, name: str) -> list[Any]:
         if name not in self._columns:
@@ -126,11 +127,17 @@ class Few:
             frame = self.sources.get(key)
             found: dict[str, list[tuple[Any, ...]]] = {}
             if frame is not None and frame.height:
-                values = [frame.get_column(c).to_list() for c in ("id_number", *columns)]
+                values = [self._source_column(key, frame, c) for c in ("id_number", *columns)]
                 for id_number, *record in zip(*values, strict=True):
                     found.setdefault(id_number, []).append(tuple(record))
             self._records[wanted] = found
         return self._records[wanted]
+
+    def _source_column(self, key: str, frame: pl.DataFrame, name: str) -> list[Any]:
+        """A source column's values, read once however many screens ask (hukou's by four)."""
+        if (key, name) not in self._source_columns:
+            self._source_columns[key, name] = frame.get_column(name).to_list()
+        return self._source_columns[key, name]
 
     def member_records(self, key: str, programs: tuple[str, ...], *columns: str) -> Iterator[tuple[str, tuple]]:
         """(household, record) for each record of each member of the households in `programs`."""
@@ -190,7 +197,7 @@ def hukou_not_found(few: Few) -> bool:
 def name_mismatch(few: Few) -> bool:
     """Names compared by their keys, as the rule compares them (names.key is the rule's twin)."""
     held = few.records("hukou", "name")
-    return any(name is None or hukou_name is None or names.key(name) != names.key(hukou_name)
+    return any(name != hukou_name and (name is None or hukou_name is None or names.key(name) != names.key(hukou_name))
                for id_number, name in few.valid("id_number", "name") for (hukou_name,) in held.get(id_number, ()))
 
 
@@ -215,7 +222,8 @@ def deceased(few: Few) -> bool:
 
 def cadre_relative(few: Few) -> bool:
     held = few.records("cadre_relatives")
-    return any(program in _CADRE_PROGRAMS and id_number in held for id_number, program in few.valid("id_number", "program"))
+    return any(program in _CADRE_PROGRAMS and id_number in held
+               for id_number, program in few.valid("id_number", "program"))
 
 
 def incarcerated(few: Few) -> bool:

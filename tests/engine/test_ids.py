@@ -50,7 +50,8 @@ def test_the_check_character_is_iso_7064_mod_11_2(first17: str) -> None:
     assert ids.check_char(first17) == "10X98765432"[total % 11]
 
 
-@pytest.mark.parametrize("text", ["1101051949123100", "110105194912310021", "11010519491231OO2", "１１０１０５１９４９１２３１００２"])
+@pytest.mark.parametrize("text", ["1101051949123100", "110105194912310021", "11010519491231OO2",
+                                  "１１０１０５１９４９１２３１００２"])
 def test_a_check_character_needs_17_ascii_digits(text: str) -> None:
     with pytest.raises(ValueError):
         ids.check_char(text)
