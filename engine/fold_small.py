@@ -14,8 +14,8 @@ runs on Python lists.
 
 The same flags, row for row: the steps follow fold's (engine.run.fold says what they are), with
 its joins' null handling (a null key matches nothing) and its sort (nulls last, strings by code
-point as polars orders UTF-8). tests/engine/test_check.py and test_screens.py hold a check's flags
-equal to run()'s.
+point as polars orders UTF-8). tests/engine/test_fold_small.py (fold's cases, table-driven),
+test_check.py and test_screens.py (a planted city) hold a check's flags equal to run()'s.
 """
 
 from __future__ import annotations
@@ -63,66 +63,75 @@ def _last(value: Any) -> tuple[bool, Any]:
     return (value is None, value if value is not None else 0)
 
 
+# A finding made a flag, before the rule's columns: (program, household_id, the person named:
+# id_number, roll_id_number, name, region_code, match_method, match_score; evidence, the roll
+# row's _order (None for a household), overpayment).
+Made = tuple[Any, str, tuple[Any, ...], str, int | None, float | None]
+
+
+def _of_persons(rule: Rule, findings: list[tuple[Any, ...]], rows: pl.DataFrame, orders: list[int],
+                by_order: dict[int, tuple[Any, ...]]) -> list[Made]:
+    """A person rule's flags: the flagged row's, if it is in one of the rule's programs."""
+    roll_metrics: dict[int, str | None] = {}
+    if rule.roll_metrics:
+        wanted = {key for key, *_ in findings}
+        shown = rows.select(_body(list(rule.roll_metrics))).to_series().to_list()
+        roll_metrics = {order: text for order, text in zip(orders, shown, strict=True) if order in wanted}
+    made: list[Made] = []
+    for order, records, metrics, overpayment in findings:
+        row = by_order.get(order)
+        if row is None or (rule.programs is not None and row[0] not in rule.programs):
+            continue
+        program, household_id, *person = row
+        made.append((program, household_id, tuple(person), _evidence(rule, records, metrics, roll_metrics.get(order)),
+                     order, overpayment))
+    return made
+
+
+def _of_households(rule: Rule, findings: list[tuple[Any, ...]], households: pl.DataFrame | None,
+                   by_order: dict[int, tuple[Any, ...]]) -> list[Made]:
+    """A household rule's flags: its head named, once per program the household has among the
+    rule's."""
+    assert households is not None, "a household rule's flags need the households"
+    flagged = {key for key, *_ in findings}
+    head_of = {household: order for household, order in zip(households.get_column("household_id").to_list(),
+                                                           households.get_column("head_order").to_list(),
+                                                           strict=True) if household in flagged}
+    programs_of: dict[str, list[Any]] = {}
+    for program, household, *_ in by_order.values():
+        if household in flagged and program not in programs_of.setdefault(household, []):
+            programs_of[household].append(program)
+    made: list[Made] = []
+    for household, records, metrics, overpayment in findings:
+        head = by_order.get(head_of.get(household))  # type: ignore[arg-type]
+        if head is None:
+            continue
+        evidence = _evidence(rule, records, metrics, None)
+        made += [(program, household, tuple(head[2:]), evidence, None, overpayment)
+                 for program in programs_of.get(household, [])
+                 if rule.programs is None or program in rule.programs]
+    return made
+
+
 def folded(found: list[tuple[Rule, pl.DataFrame]], rows: pl.DataFrame, households: pl.DataFrame | None,
            available: set[str], as_of: date) -> pl.DataFrame:
     """fold's flags for these rules' `shaped` hits (catalogue order, each with some), over the
     prepared `rows` and `households` (households_of; None when no rule is of households)."""
-    if not found:
-        return empty_flags()
     # The columns zipped, not a select: over a few rows a query costs more than the work.
-    person_columns = list(_PERSON_COLUMNS)
-    orders = rows.get_column("_order").to_list()
-    by_order = dict(zip(orders, zip(*[rows.get_column(c).to_list() for c in person_columns], strict=True), strict=True))
+    orders = rows.get_column("_order").to_list() if found else []
+    by_order = dict(zip(orders, zip(*[rows.get_column(c).to_list() for c in _PERSON_COLUMNS], strict=True),
+                        strict=True)) if found else {}
     flags: list[tuple[Any, ...]] = []
     for rule, hits in found:
-        programs = None if rule.programs is None else set(rule.programs)
-        source = ",".join(rule.used_sources(available)) or "roll"
-        declared = (rule.id, rule.severity, rule.cadence)
-        labels = (rule.level, rule.label_zh, rule.label_en)
-        made: list[tuple[tuple[Any, ...], tuple[Any, ...]]] = []  # (sort key, flag row)
         findings = _findings(hits)
-        if rule.level == "person":
-            roll_metrics: dict[Any, str | None] = {}
-            if rule.roll_metrics:
-                wanted = {key for key, *_ in findings}
-                shown = rows.select(_body(list(rule.roll_metrics))).to_series().to_list()
-                roll_metrics = {order: text for order, text in zip(orders, shown, strict=True) if order in wanted}
-            for order, records, metrics, overpayment in findings:
-                row = by_order.get(order)
-                if row is None:
-                    continue
-                program, household_id, id_number, roll_id_number, name, region_code, method, score = row
-                if programs is not None and program not in programs:
-                    continue
-                evidence = _evidence(rule, records, metrics, roll_metrics.get(order))
-                made.append(((household_id, id_number, program, evidence, order),
-                             (*declared, program, household_id, id_number, roll_id_number, name, region_code, source,
-                              method, score, evidence, overpayment, as_of, *labels)))
-        else:
-            assert households is not None, "a household rule's flags need the households"
-            flagged = {key for key, *_ in findings}
-            head_of = {household: order for household, order in zip(households.get_column("household_id").to_list(),
-                                                                   households.get_column("head_order").to_list(),
-                                                                   strict=True) if household in flagged}
-            programs_of: dict[str, list[Any]] = {}
-            for program, household, *_ in by_order.values():
-                if household in flagged and program not in programs_of.setdefault(household, []):
-                    programs_of[household].append(program)
-            head_columns = [person_columns.index(c) for c in _HEAD_COLUMNS]
-            for household, records, metrics, overpayment in findings:
-                head = by_order.get(head_of.get(household))
-                if head is None:
-                    continue
-                id_number, roll_id_number, name, region_code, method, score = (head[i] for i in head_columns)
-                evidence = _evidence(rule, records, metrics, None)
-                for program in programs_of.get(household, []):
-                    if programs is not None and program not in programs:
-                        continue
-                    made.append(((household, id_number, program, evidence, None),
-                                 (*declared, program, household, id_number, roll_id_number, name, region_code, source,
-                                  method, score, evidence, overpayment, as_of, *labels)))
-        made.sort(key=lambda pair: tuple(_last(value) for value in pair[0]))
-        flags += [row for _, row in made]
+        made = (_of_persons(rule, findings, rows, orders, by_order) if rule.level == "person"
+                else _of_households(rule, findings, households, by_order))
+        # As fold sorts a rule's flags: household, ID, program, evidence, roll order; nulls last.
+        made.sort(key=lambda m: (_last(m[1]), _last(m[2][0]), _last(m[0]), _last(m[3]), _last(m[4])))
+        source = ",".join(rule.used_sources(available)) or "roll"
+        flags += [(rule.id, rule.severity, rule.cadence, program, household, *person[:4], source, *person[4:],
+                   evidence, overpayment, as_of, rule.level, rule.label_zh, rule.label_en)
+                  for program, household, person, evidence, _, overpayment in made]
     if not flags:
         return empty_flags()
     return pl.DataFrame(flags, schema=FLAG_COLUMNS, orient="row")
