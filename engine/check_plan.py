@@ -16,11 +16,11 @@ thread pool), not its work, so what pays is running fewer of them:
    necessary condition decided in Python over the few rows; most rules find nothing in a check,
    and each plan run costs its fixed overhead), and the rules of programs the checked households
    are not in (engine.run.fold flags a row, or a household, only for a program of the rule's);
-2. the others are collected in one go, with the prepared roll (and the households, when a
-   household rule runs); each input and each derived frame every rule shares (the matchable
-   rows, the members, ...) is a `cache()` node, computed once per collect. Each plan ends in
-   its hits as engine.run.fold reads them (engine.fold_small.shaped: the records and metrics
-   as JSON);
+2. the others are collected in one go, with the prepared roll; the households are made in
+   Python (households_in) and fed like the roll. Each input and each derived frame every rule
+   shares (the matchable rows, the members, ...) is a `cache()` node, computed once per
+   collect. Each plan ends in its hits as engine.run.fold reads them
+   (engine.fold_small.shaped: the records and metrics as JSON);
 3. the rules that found something are folded in Python (engine.fold_small.folded), not by a
    second polars query: most households have no flag at all and skip this step.
 
@@ -92,15 +92,15 @@ def households_in(roll: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
         if relation == HEAD_RELATION and household is not None:  # a null key joins no head
             head.setdefault(household, order)
     regions = roll.get_column("region_code").to_list()
-    made = {household: (household, len(persons[household]), regions[order], head.get(household, order))
-            for household, order in first.items()}
-    order = [_HOUSEHOLD_COLUMNS.index(name) for name in schema.names()]
-    return pl.DataFrame([tuple(row[at] for at in order) for row in made.values()], schema=schema, orient="row")
+    made = [(household, len(persons[household]), regions[order], head.get(household, order))
+            for household, order in first.items()]
+    positions = [_HOUSEHOLD_COLUMNS.index(name) for name in schema.names()]
+    return pl.DataFrame([tuple(row[at] for at in positions) for row in made], schema=schema, orient="row")
 
 
 class CompiledRun:
-    """The selected rules over placeholders `roll` and each source; their fold, per set of rules
-    that found something, over placeholders of the hits."""
+    """The selected rules over placeholders `roll`, `households` and each source, each ending in
+    its hits as engine.fold_small folds them."""
 
     def __init__(self, roll_schema: pl.Schema, source_schemas: dict[str, pl.Schema], as_of: date,
                  policy: Policy, selected: list[Rule]) -> None:
@@ -112,8 +112,8 @@ class CompiledRun:
         self.rows = prepared(self._feed.placeholder("roll", roll_schema)).cache()
         # The households made in Python from the few rows fed (households_in), not by the
         # households_of query: over a few rows its six nodes cost ~280 µs a collect.
-        households = households_of(nw.from_native(self.rows)).to_native()
-        self.households = self._feed.placeholder("households", households.collect_schema())
+        self._household_schema = households_of(nw.from_native(self.rows)).to_native().collect_schema()
+        self.households = self._feed.placeholder("households", self._household_schema)
         sources = {key: self._feed.placeholder(f"source:{key}", schema) for key, schema in source_schemas.items()}
         context = context_of(self.rows, self.households, sources, as_of, policy, context=SharedContext)
         self.plans = [shaped(rule, rule.plan(context).to_native()) for rule in selected]
@@ -135,7 +135,7 @@ class CompiledRun:
         ]
         if not running:  # most single households: no query at all
             return empty_flags(), None
-        households = households_in(roll, self.households.collect_schema())
+        households = households_in(roll, self._household_schema)
         self._feed.frames = {"roll": roll, "households": households,
                              **{f"source:{key}": frame for key, frame in sources.items()}}
         try:

@@ -179,13 +179,10 @@ def applied(frame: pl.DataFrame, per_row: pl.Series | None) -> pl.DataFrame:
     decided = per_row.to_list()
     accepted = [d is not None and d["status"] == "resolved" for d in decided]
     if any(accepted):
-        changed = {  # (name, type): values
-            ("id_number", pl.String): [d["suggested_id"] if ok else old
-                          for d, ok, old in zip(decided, accepted, resolved.get_column("id_number").to_list(),
-                                                strict=True)],
-            ("id_valid", pl.Boolean): [True if ok else old for ok, old in zip(accepted, valid.to_list(), strict=True)],
-        }
-        for (name, dtype), values in changed.items():
+        ids_ = [d["suggested_id"] if ok else old
+                for d, ok, old in zip(decided, accepted, resolved.get_column("id_number").to_list(), strict=True)]
+        valid_now = [True if ok else old for ok, old in zip(accepted, valid.to_list(), strict=True)]
+        for name, dtype, values in (("id_number", pl.String, ids_), ("id_valid", pl.Boolean, valid_now)):
             resolved.replace_column(resolved.get_column_index(name), pl.Series(name, values, dtype=dtype))
     methods = [d["method"] if ok else old for d, ok, old in zip(decided, accepted, method.to_list(), strict=True)]
     scores = [d["score"] if ok else 100.0 for d, ok in zip(decided, accepted, strict=True)]

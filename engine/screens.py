@@ -10,11 +10,11 @@ condition, over the check's rows and records as Python values:
     rule.screen(few) is False   =>   rule.plan has no hits over few's roll and sources
 
 It may be looser than the rule where precision would cost (property_excess ignores the area per
-capita, sums get a cent of slack for rounding), and is True
-whenever in doubt (a null where the rule compares a value). It is never False where the plan would
-find something: tests/engine/test_screens.py holds every screen to that, rule by rule and with
-hypothesis over groups of a generated city with every rule's cases planted. The plans stay the
-rules' definition; a screen only decides whether to run one.
+capita, sums get a cent of slack for rounding), and is True whenever in doubt (a null where the
+rule compares a value). It is never False where the plan would find something:
+tests/engine/test_screens.py holds every screen to that, rule by rule and with hypothesis over
+groups of a generated city with every rule's cases planted. The plans stay the rules'
+definition; a screen only decides whether to run one.
 
 The rows are those of engine.check's check roll (resolved, not yet prepared), with the semantics
 of engine.context: matchable rows have a valid ID; a household's members are its matchable rows'
