@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import Future
 from datetime import date
 from typing import Any
 
@@ -39,6 +40,45 @@ def _roll(body: CheckIn) -> dict[str, list[str | None]]:
     }
 
 
+async def _within(pending: Future[Any], timeout: float) -> Any:
+    """The queue's answer, or TimeoutError after `timeout` seconds. The queue's future is never
+    cancelled (a caller gone or too late leaves the answer to nobody).
+
+    Why not asyncio.wait_for(asyncio.shield(asyncio.wrap_future(pending))): that makes three
+    futures, five callbacks and a task-like chain per check, on the one event loop every check
+    passes through; this is one future and one timer."""
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+
+    def settle(done: Future[Any]) -> None:  # on the queue's thread
+        try:
+            loop.call_soon_threadsafe(_copy, done, waiter)
+        except RuntimeError:  # the loop has closed (the server stopped): nobody waits
+            pass
+
+    pending.add_done_callback(settle)
+    timer = loop.call_later(timeout, _expire, waiter)
+    try:
+        return await waiter
+    finally:
+        timer.cancel()
+
+
+def _copy(done: Future[Any], waiter: asyncio.Future[Any]) -> None:
+    if waiter.done():  # timed out, or the caller went away
+        return
+    error = done.exception()
+    if error is not None:
+        waiter.set_exception(error)
+    else:
+        waiter.set_result(done.result())
+
+
+def _expire(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
 @router.post("/checks", response_model=CheckOut, summary="核对一户 check one household now",
              responses=error_responses(503))
 async def check_household(body: CheckIn, state: StateDep, user: Allowed("checks:run")) -> CheckOut:  # type: ignore[valid-type]
@@ -57,8 +97,7 @@ async def check_household(body: CheckIn, state: StateDep, user: Allowed("checks:
     # Gathered with the other requests of the moment into one engine call (store.check_queue).
     pending = state.checks.submit(_roll(body), as_of, body.rules, body.cadences)
     try:
-        # Shielded: the answer may still come, to nobody; the queue's future is never cancelled.
-        answer = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(pending)), state.settings.check_timeout)
+        answer = await _within(pending, state.settings.check_timeout)
     except TimeoutError:  # the applicant is not kept waiting on a stuck or overloaded checker
         raise StoreBusy(f"核对未在 {state.settings.check_timeout:g} 秒内完成，请重试 (the check took longer "
                         f"than {state.settings.check_timeout:g} s: CROSSCHECK_CHECK_TIMEOUT); try again") from None

@@ -192,3 +192,79 @@ def test_a_person_already_on_the_roll_is_found(api):
     flags = api.post("/checks", "cw_a", json=body).json()["flags"]
     duplicate = next(f for f in flags if f["rule_id"] == "duplicate_enrollment")
     assert household in json.dumps(duplicate["evidence"])
+
+
+# The wait for the check queue's answer (api.routes.checks._within), on an event loop of its own.
+
+def _waited(pending, timeout: float, answer_after: float | None = None, answer=None, error=None):
+    """What _within gives (or raises) for `pending`, answered from another thread after
+    `answer_after` seconds (never, if None)."""
+    import asyncio
+    import threading
+
+    from api.routes.checks import _within
+
+    if answer_after is not None:
+        def answer_it() -> None:
+            if error is not None:
+                pending.set_exception(error)
+            else:
+                pending.set_result(answer)
+        threading.Timer(answer_after, answer_it).start()
+    return asyncio.run(_within(pending, timeout))
+
+
+def test_the_answer_of_the_queue_is_given():
+    from concurrent.futures import Future
+
+    assert _waited(Future(), 5.0, answer_after=0.01, answer="flags") == "flags"
+
+
+def test_an_answer_already_there_is_given():
+    from concurrent.futures import Future
+
+    pending = Future()
+    pending.set_result("flags")
+    assert _waited(pending, 5.0) == "flags"
+
+
+def test_the_error_of_the_queue_is_raised():
+    from concurrent.futures import Future
+
+    from engine.errors import StoreBusy
+
+    with pytest.raises(StoreBusy):
+        _waited(Future(), 5.0, answer_after=0.01, error=StoreBusy("the check process stopped"))
+
+
+def test_a_check_too_slow_times_out_and_its_answer_is_left_to_nobody():
+    import time
+    from concurrent.futures import Future
+
+    pending = Future()
+    with pytest.raises(TimeoutError):
+        _waited(pending, 0.02, answer_after=0.2, answer="late")
+    assert not pending.cancelled()  # the queue's worker must still be able to answer it
+    time.sleep(0.3)
+    assert pending.result() == "late"  # answered after the wait gave up, without an error
+
+
+def test_a_caller_gone_leaves_the_queue_future_alone():
+    import asyncio
+    from concurrent.futures import Future
+
+    from api.routes.checks import _within
+
+    pending = Future()
+
+    async def gone() -> None:
+        task = asyncio.ensure_future(_within(pending, 5.0))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        pending.set_result("nobody's")  # the answer comes after the caller left: no error
+        await asyncio.sleep(0.01)
+
+    asyncio.run(gone())
+    assert not pending.cancelled()
