@@ -149,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "your region is answered as if it did not exist. Every request is recorded in the audit log."
         ),
         lifespan=lifespan,
+        telemetry=None if settings.opentelemetry else {"tracing": False, "metrics": False, "logs": False},
         responses=error_responses(400, 422),  # 401 and 403: on the routers of what takes a token
     )
     # FastAPI drops every null from the document it generates, examples included

@@ -58,8 +58,7 @@ class AuditMiddleware:
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
         method = scope["method"]
-        shared.metrics.requests.labels(method, template, str(code)).inc()
-        shared.metrics.latency.labels(method, template).observe(seconds)
+        shared.metrics.answered(method, template, code, seconds)
         principal = scope.get("state", {}).get("principal")
         authorization = next((value for name, value in scope.get("headers", []) if name == b"authorization"), None)
         if principal is None and authorization is None:

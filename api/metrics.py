@@ -4,6 +4,8 @@ apps in one process (tests) do not share counters."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -37,6 +39,20 @@ class Metrics:
                                 registry=self.registry)
         self.snapshot_age = Gauge("crosscheck_snapshot_age_days", "age of the latest snapshot, by key", ["key"],
                                   registry=self.registry)
+
+        self._answered: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def answered(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One request answered: counted by method, route template and status, and timed. The
+        labelled series are kept: finding one by its labels (a lock and their checks) costs
+        more than the counting, on the event loop every request passes through."""
+        key = (method, route, status)
+        series = self._answered.get(key)
+        if series is None:
+            series = self._answered[key] = (self.requests.labels(method, route, str(status)),
+                                            self.latency.labels(method, route))
+        series[0].inc()
+        series[1].observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
