@@ -42,7 +42,7 @@ from typing import Any
 import polars as pl
 
 from engine.errors import StoreBusy
-from engine.run import RunResult, empty_flags
+from engine.run import RunResult
 
 from .check_queue import CheckAnswer, CheckQueue, Columns, settle
 from .models import Snapshot
@@ -52,8 +52,6 @@ __all__ = ["CheckProcess"]
 
 _STOP = ("stop", 0)
 _YOUNG = 5.0  # seconds: a child that dies sooner is not restarted until a check needs it
-_FLAGS = empty_flags()
-_FLAG_SCHEMA = _FLAGS.schema  # once: a frame makes its schema anew each time it is asked (~20 µs)
 Held = dict[str, Snapshot]
 
 
@@ -208,9 +206,8 @@ class CheckProcess:
 
     @staticmethod
     def _with_held(value: Any, held: Held) -> Any:
-        if isinstance(value, CheckAnswer):  # its flags were sent as rows only: see _serve
-            flags = pl.DataFrame(value.rows, schema=_FLAG_SCHEMA, orient="row") if value.rows else _FLAGS
-            return replace(value, held=held, flags=flags)
+        if isinstance(value, CheckAnswer):  # its flags were sent as rows only (see _serve): flags_frame()
+            return replace(value, held=held)
         result, _ = value
         return result, held
 

@@ -117,10 +117,11 @@ async def check_household(body: CheckIn, state: StateDep, user: Allowed("checks:
     if body.record:
         from store.checks import flag_ids, record
 
-        result = RunResult(flags=answer.flags, as_of=as_of, ran=answer.ran, skipped=answer.skipped)
+        found = answer.flags_frame()
+        result = RunResult(flags=found, as_of=as_of, ran=answer.ran, skipped=answer.skipped)
         run_id, _ = await run_in_threadpool(record, state.store, result, [body.household_id], "api", answer.held,
                                             {"check": body.household_id}, region=user.region)
-        flags = answer.flags.with_columns(await run_in_threadpool(flag_ids, state.store, answer.flags))
+        flags = found.with_columns(await run_in_threadpool(flag_ids, state.store, found))
     held = answer.held
     return CheckOut(
         household_id=body.household_id, as_of=as_of, flags=flag_rows(flags, user.role), ran=answer.ran,

@@ -47,7 +47,7 @@ def test_checks_in_the_child_equal_checks_in_process(child, delivered, city):
     found = 0
     for household, answer in zip(households, answers, strict=True):
         expected = _alone(checker, _members(city, household))
-        assert answer.flags.equals(expected), household
+        assert answer.flags_frame().equals(expected), household
         assert answer.rows == expected.to_dicts()
         found += expected.height
     assert found > 0
@@ -96,7 +96,7 @@ def test_a_dead_child_fails_what_waits_and_is_replaced(delivered, settings, city
             waiting.result(timeout=60)
         answer = process.submit(members, AS_OF).result(timeout=120)
         assert process.started == 2
-        assert answer.flags.equals(_alone(Checker(delivered), _members(city, city.roll.get_column("household_id")[0])))
+        assert answer.flags_frame().equals(_alone(Checker(delivered), _members(city, city.roll.get_column("household_id")[0])))
     finally:
         process.stop()
 
