@@ -47,6 +47,7 @@ def test_checks_in_the_child_equal_checks_in_process(child, delivered, city):
     found = 0
     for household, answer in zip(households, answers, strict=True):
         expected = _alone(checker, _members(city, household))
+        assert answer.flags is None  # sent as rows; the frame is made only when asked
         assert answer.flags_frame().equals(expected), household
         assert answer.rows == expected.to_dicts()
         found += expected.height
