@@ -71,11 +71,11 @@ class HukouIndex:
         # source (most groups: nobody's ID resolved to another), and a lookup costs ~165 µs.
         self._last = threading.local()
 
-    def holders(self, ids: pl.Series) -> pl.LazyFrame:
+    def holders(self, ids: pl.Series) -> pl.DataFrame:
         codes = codes_of(ids)
         found = self.keyed.rows(ids, codes)
         self._last.found = (codes.values, found)
-        return found.lazy().select("id_number", "name")
+        return found[["id_number", "name"]]
 
     def rows(self, ids: list[str], codes: Codes) -> pl.DataFrame:
         """keyed.rows(ids, codes): the rows holders() last found in this thread when they are
@@ -85,12 +85,12 @@ class HukouIndex:
             return last[1]
         return self.keyed.rows(ids, codes)
 
-    def near(self, edit_ids: pl.Series, born14: pl.Series, named: pl.DataFrame) -> pl.LazyFrame:
+    def near(self, edit_ids: pl.Series, born14: pl.Series, named: pl.DataFrame) -> pl.DataFrame:
         # The keys as name_town spells them: names.key is key_expr's twin.
         keys = [f"{town}\x1f{name_key}" for name_key, town in named.iter_rows() if town is not None]
         found = [self.keyed.rows(edit_ids, codes_of(edit_ids)), self.keyed.starting(born14.to_list()),
                  self.keyed.named(keys)]
-        return pl.concat(found).select("id_number", "name", "region_code").lazy()
+        return pl.concat(found)[["id_number", "name", "region_code"]]
 
 
 class _RollIndex:

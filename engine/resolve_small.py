@@ -62,7 +62,9 @@ def _attempts(rows: list[tuple[Any, ...]], hukou: HukouLookup) -> list[tuple[Any
     valid_ids = pl.Series("id_number", [row[1] for row in rows if row[5]], dtype=pl.String)
     held: dict[str, list[str | None]] = {}
     if valid_ids.len():
-        for id_number, name in _collect(hukou.holders(valid_ids), len(rows), hukou).iter_rows():
+        holders = _collect(hukou.holders(valid_ids), len(rows), hukou)
+        for id_number, name in zip(holders.get_column("id_number").to_list(), holders.get_column("name").to_list(),
+                                   strict=True):
             held.setdefault(id_number, []).append(name)
     found = []
     for rid, id_number, raw, name, region, valid in rows:
@@ -93,8 +95,9 @@ def _pairs(attempts: list[tuple[Any, ...]], spellings: dict[int, Reading], hukou
     records: dict[str, tuple[str | None, str | None, str | None]] = {}  # id_number → (name, key, region)
     by_born: dict[str, list[str]] = {}
     by_name: dict[tuple[str, str], list[str]] = {}
-    for id_number, name, region in _collect(near.select("id_number", "name", "region_code"), len(attempts),
-                                            hukou).iter_rows():
+    found = _collect(near, len(attempts), hukou)
+    for id_number, name, region in zip(*(found.get_column(c).to_list() for c in ("id_number", "name", "region_code")),
+                                       strict=True):
         if id_number is None or id_number in records:
             continue  # a null key joins nothing; one record per ID, as unique("id_number") keeps
         key, town = _key(name), _town(region)
