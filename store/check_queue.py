@@ -55,8 +55,8 @@ def _own_rows(evidence: str) -> str:
 
 @dataclass
 class CheckAnswer:
-    # The household's flags (engine columns; left empty by a queue keeping no frames; None from the
-    # check process, which sends `rows` only: see flags_frame).
+    # The household's flags (engine columns), or None from a queue keeping no frames (the check
+    # process's, which sends `rows` only): see flags_frame.
     flags: pl.DataFrame | None
     ran: list[str]
     skipped: list[tuple[str, str]]
@@ -298,8 +298,8 @@ class CheckQueue:
         answers = {}
         for index in part:
             rows = by_household.get(group[index].household, [])
-            # The check process sends the rows only: no frame of them is made there.
-            mine = pl.DataFrame(rows, schema=flags.schema, orient="row") if self.keep_frames else flags.clear()
+            # The check process sends the rows only: no frame of them is made there (flags_frame).
+            mine = pl.DataFrame(rows, schema=flags.schema, orient="row") if self.keep_frames else None
             answers[index] = CheckAnswer(flags=mine, ran=result.ran, skipped=result.skipped, held=held,
                                          frame=frames.get((index,)), warnings=warnings.get(index, []),
                                          as_of=first.as_of, rows=rows)
