@@ -98,12 +98,12 @@ class Checker:
                                   map(frozenset, per_person.get_column("household_id").to_list()), strict=True))
         return CheckIndex(roll, sources, self.policy)
 
-    def enrolled_in(self, persons: list[str]) -> dict[str, set[str]]:
+    def enrolled_in(self, persons: list[str]) -> dict[str, frozenset[str]]:
         """The roll's households of each of `persons` (valid IDs), looked up in a dict made with
         the index: a filter of the whole roll per request costs milliseconds, a binary search
-        of it a few polars calls."""
+        of it a few polars calls. The index's own sets, not copies: they are never changed."""
         enrolled = self._enrolled
-        return {person: set(enrolled[person]) for person in set(persons) if person in enrolled}
+        return {person: enrolled[person] for person in set(persons) if person in enrolled}
 
     def check(self, households: pl.DataFrame, as_of: date, rules: list[str] | None = None,
               cadences: list[str] | None = None) -> tuple[RunResult, dict[str, Snapshot]]:
