@@ -172,9 +172,24 @@ class CheckQueue:
             self._ready.notify()
         return request.future
 
-    def _take(self) -> list[_Request] | None:
+    @property
+    def waiting(self) -> bool:
+        """Whether a request waits to be checked."""
+        return bool(self._pending)
+
+    def step(self) -> bool:
+        """Check the next group of what waits, in the calling thread, and settle its requests;
+        False when nothing waited. For a queue that is not started: the check process drives its
+        queue so, between reading requests and sending answers, with no thread to hand over to."""
+        group = self._take(wait=False)
+        if not group:
+            return False
+        self._settle(group)
+        return True
+
+    def _take(self, wait: bool = True) -> list[_Request] | None:
         with self._ready:
-            while not self._pending and not self._stopped:
+            while wait and not self._pending and not self._stopped:
                 self._ready.wait()
             if not self._pending:
                 return None
@@ -192,14 +207,17 @@ class CheckQueue:
 
     def _loop(self) -> None:
         while (group := self._take()) is not None:
-            try:
-                answers = self._check(group)
-            except BaseException as error:  # every waiting request hears it; the worker goes on
-                for request in group:
-                    settle(request.future, error=error)
-                continue
-            for request, answer in zip(group, answers, strict=True):
-                settle(request.future, answer)
+            self._settle(group)
+
+    def _settle(self, group: list[_Request]) -> None:
+        try:
+            answers = self._check(group)
+        except BaseException as error:  # every waiting request hears it; the worker goes on
+            for request in group:
+                settle(request.future, error=error)
+            return
+        for request, answer in zip(group, answers, strict=True):
+            settle(request.future, answer)
 
     def _check(self, group: list[_Request]) -> list[CheckAnswer]:
         started = time.perf_counter()

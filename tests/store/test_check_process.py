@@ -86,6 +86,33 @@ def test_a_request_that_cannot_cross_the_pipe_fails_alone(child, city):
     assert all(future.result(timeout=120).ran for future in futures[:1] + futures[2:])
 
 
+def test_rows_that_are_not_a_household_fail_alone_in_the_child(child, city):
+    members = _members(city, city.roll.get_column("household_id")[0]).to_dict(as_series=False)
+    nameless = {key: values for key, values in members.items() if key != "household_id"}
+    futures = [child.submit(members, AS_OF), child.submit(nameless, AS_OF), child.submit(members, AS_OF)]
+    with pytest.raises(KeyError, match="household_id"):
+        futures[1].result(timeout=120)
+    assert futures[0].result(timeout=120).ran and futures[2].result(timeout=120).ran
+    assert child.state() == "ok" and child.started == 1
+
+
+def test_what_the_child_holds_when_a_group_ends_is_checked_together(delivered, settings, city):
+    """The child reads every request the pipe holds before it checks the next group: requests
+    that arrive while it checks one are gathered into the next."""
+    households = city.roll.get_column("household_id").unique().sort().to_list()[:9]
+    members = [_members(city, h).to_dict(as_series=False) for h in households]
+    process = CheckProcess(settings)
+    process.start()
+    try:
+        first = process.submit(members[0], AS_OF)  # waits for the child to start and build its index
+        rest = [process.submit(m, AS_OF) for m in members[1:]]
+        answers = [first.result(timeout=120), *(future.result(timeout=120) for future in rest)]
+    finally:
+        process.stop()
+    # All sent while the child was starting: read at once, checked as one group.
+    assert [answer.together for answer in answers] == [len(households)] * len(households)
+
+
 def test_a_dead_child_fails_what_waits_and_is_replaced(delivered, settings, city):
     process = CheckProcess(settings)
     process.start()

@@ -3,6 +3,7 @@ household alone gives."""
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -87,6 +88,26 @@ def test_each_answer_says_how_many_were_taken_together_and_how_long_that_took(ch
     assert len({a.engine_seconds for a in answers}) == 1 and 0 < answers[0].engine_seconds < 60
     _, (alone,) = _gathered(checker, _members(city, households[0]))
     assert alone.together == 1 and alone.engine_seconds > 0
+
+
+def test_a_queue_not_started_checks_a_group_at_each_step_in_the_callers_thread(checker, city):
+    households = city.roll.get_column("household_id").unique().sort().to_list()[:3]
+    queue = CheckQueue(checker)  # never started: the caller drives it (the check process does)
+    assert not queue.waiting and queue.step() is False
+    members = _members(city, households[0])
+    futures = [queue.submit(members, AS_OF), queue.submit(members, AS_OF),
+               queue.submit(_members(city, households[1]), AS_OF)]
+    settled_in: list[str] = []
+    futures[0].add_done_callback(lambda _: settled_in.append(threading.current_thread().name))
+    assert queue.waiting and not any(f.done() for f in futures)
+    assert queue.step() is True  # the first group: the same household is never taken twice in one
+    assert futures[0].done() and futures[2].done() and not futures[1].done()
+    assert settled_in == [threading.current_thread().name]
+    assert futures[0].result().together == 2
+    assert queue.step() is True and futures[1].result().together == 1
+    assert not queue.waiting and queue.step() is False
+    assert futures[0].result().flags.equals(_alone(checker, members))
+    assert queue.calls == 2 and queue.state() == "stopped"  # no thread of its own
 
 
 def test_the_same_household_twice_is_checked_twice_not_merged(checker, city):
