@@ -29,7 +29,7 @@ import polars as pl
 
 from schemas import Column, Dataset
 
-from . import ids
+from . import frames, ids
 from .errors import Problem
 
 __all__ = ["read"]
@@ -192,9 +192,9 @@ def read(df: pl.DataFrame, ds: Dataset, as_of: date | None, first_row: int, date
         schema |= {"id_valid": pl.Boolean, "id_method": pl.String}
     columns = data | {name: extras[name] for name in schema if name in extras}
     # Made by rows: over a few rows and a dozen typed columns, half the time of columns of lists.
-    frame = pl.DataFrame(list(zip(*[columns[name] for name in schema], strict=True)), schema=schema, orient="row")
+    frame = frames.frame_of_series([frames.series(name, columns[name], dtype) for name, dtype in schema.items()])
     if usual:
-        frame = frame.filter(pl.Series([row not in usual for row in range(height)], dtype=pl.Boolean))
+        frame = frame.filter(frames.series("", [row not in usual for row in range(height)], pl.Boolean))
     warnings = [  # as engine.loaders._id_warnings words them
         Problem(label, ids.problem(spelled[c][row], as_of) or "", first_row + row, c.name, c.zh, spelled[c][row])
         for c in id_columns for row in invalid[c] if row not in usual

@@ -40,6 +40,7 @@ from polars.io.plugins import register_io_source
 
 from .context import SharedContext
 from .fold_small import folded, shaped
+from .frames import frame_of_rows
 from .patterns import needs_records
 from .policy import Policy
 from .rules import Rule
@@ -95,7 +96,7 @@ def households_in(roll: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
     made = [(household, len(persons[household]), regions[order], head.get(household, order))
             for household, order in first.items()]
     positions = [_HOUSEHOLD_COLUMNS.index(name) for name in schema.names()]
-    return pl.DataFrame([tuple(row[at] for at in positions) for row in made], schema=schema, orient="row")
+    return frame_of_rows([tuple(row[at] for at in positions) for row in made], schema)
 
 
 class CompiledRun:

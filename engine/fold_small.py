@@ -25,6 +25,7 @@ from typing import Any
 
 import polars as pl
 
+from .frames import frame_of_rows
 from .rules import Rule
 from .run import _HEAD_COLUMNS, _PERSON_COLUMNS, FLAG_COLUMNS, _body, _hits, empty_flags
 
@@ -134,4 +135,4 @@ def folded(found: list[tuple[Rule, pl.DataFrame]], rows: pl.DataFrame, household
                   for program, household, person, evidence, _, overpayment in made]
     if not flags:
         return empty_flags()
-    return pl.DataFrame(flags, schema=FLAG_COLUMNS, orient="row")
+    return frame_of_rows(flags, FLAG_COLUMNS)

@@ -33,6 +33,7 @@ import ctypes
 import json
 import sys
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -43,13 +44,14 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from . import ids, names
+from .frames import columns_of, positions_series, rows_at, series
 
 __all__ = ["FORMAT", "BATCH", "Codes", "Keyed", "codes_of", "name_town"]
 
 FORMAT = "1"  # of the file: a reader of another format builds the keyed frame again
 _CODE, _HASH, _AT = "_code", "_name_hash", "_name_at"
 _META = b"crosscheck.keyed"
-_SLICES = 8  # persons found whose slices are stacked; beyond, gathered (measured: 8 slices ≈ one gather)
+_SLICES = 2  # persons found whose slices are stacked; beyond, gathered (measured: 3 slices ≈ one gather)
 _PER_PREFIX = 1000 * 11  # codes of the IDs sharing their first 14 characters: 3 digits × check
 _FEW = 256  # IDs or rows handled in Python: over a few, a polars query's fixed cost is the cost
 _INDEX = pl.get_index_type()  # of row positions: a gather's key
@@ -57,11 +59,14 @@ _STEPS = 8  # rows of one person found by stepping on from the first; beyond, by
 BATCH = 1 << 24  # rows of a file's batch at most: 16.7M, more than any city source has
 
 
-def _gathered(frame: pl.DataFrame, positions: np.ndarray) -> pl.DataFrame:
-    """The rows of `frame` at `positions`. Indexed by a Series of polars' index type, not by
-    DataFrame.gather: that plans a query and runs it on polars' pool (~40 µs over a few rows of
-    hukou, against ~31 µs), and a NumPy key is checked in Python first (~48 µs)."""
-    return frame[pl.Series(positions, dtype=_INDEX)]
+def _gathered(frame: pl.DataFrame, positions: np.ndarray, columns: Any = None) -> pl.DataFrame:
+    """The rows of `frame` at `positions`: a few column by column (engine.frames.rows_at: ~5 µs
+    for a dozen rows, against ~30 µs indexed by a Series, ~40 µs by DataFrame.gather, which plans
+    a query, and ~48 µs by a NumPy key, checked in Python first); many by polars' own gather,
+    its columns in parallel."""
+    if len(positions) <= _FEW:
+        return rows_at(frame, positions, columns)
+    return frame[positions_series(positions)]
 
 
 def _libc_madvise() -> Callable[[int, int, int], int] | None:
@@ -90,7 +95,7 @@ class Codes:
     @cached_property
     def ids(self) -> pl.Series:
         # A few IDs' lookups read `texts`: the Series (~15 µs to make) is seldom wanted.
-        return self.given if self.given is not None else pl.Series("id_number", self.texts, dtype=pl.String)
+        return self.given if self.given is not None else series("id_number", self.texts, pl.String)
 
     def holds(self, values: np.ndarray) -> np.ndarray:
         """Which of the codes `values` are among these (by search: np.isin sorts both, 100 ms
@@ -169,6 +174,7 @@ class Keyed:
         self.schema = self.empty.schema
         self.height = frame.height + odd.height
         self._mapped = mapped  # the whole file, as mapped (read)
+        self._columns = columns_of(frame)  # for _gathered, taken once
 
     def release(self) -> None:
         """Unmap the file's pages this process has read: they stay in the operating system's
@@ -261,12 +267,12 @@ class Keyed:
                 found_rows = found_rows.vstack(self.frame.slice(first, length))
         else:
             # Many persons: one gather of their slices' rows.
-            found_rows = _gathered(self.frame, self._offsets(firsts, lengths))
+            found_rows = _gathered(self.frame, self._offsets(firsts, lengths), self._columns)
         if texts is None:
             return self._with_ids(found_rows, self.codes[self._offsets(firsts, lengths)])
         ranges = np.repeat(np.flatnonzero(found), lengths)
         if texts.texts is not None and len(ranges) <= _FEW:  # a Series' gather is a query
-            given = pl.Series("id_number", [texts.texts[at] for at in ranges.tolist()], dtype=pl.String)
+            given = series("id_number", [texts.texts[at] for at in ranges.tolist()], pl.String)
         else:
             given = texts.ids.gather(ranges)
         found_rows.insert_column(0, given)
@@ -281,7 +287,7 @@ class Keyed:
         """`rows` (a new frame: a slice, stack or gather) given id_number from their codes."""
         if len(codes) <= _FEW:
             texts = [ids.from_code(code) for code in codes.tolist()]
-            rows.insert_column(0, pl.Series("id_number", texts, dtype=pl.String))
+            rows.insert_column(0, series("id_number", texts, pl.String))
             return rows
         return rows.select(ids.from_code_expr(pl.lit(pl.Series(_CODE, codes))).alias("id_number"), pl.all())
 
@@ -349,7 +355,7 @@ class Keyed:
         """The rows at `positions` (of `frame`), id_number first."""
         if not len(positions):
             return self.empty
-        return self._with_ids(self.frame.gather(positions), self.codes[positions])
+        return self._with_ids(_gathered(self.frame, positions, self._columns), self.codes[positions])
 
     def starting(self, prefixes: list[str]) -> pl.DataFrame:
         """The rows whose ID starts with one of these 14-character prefixes (region and birth)."""
@@ -368,7 +374,7 @@ class Keyed:
         starts = np.searchsorted(hashes, wanted, side="left")
         ends = np.searchsorted(hashes, wanted, side="right")
         positions = np.concatenate([at[s:e] for s, e in zip(starts, ends, strict=True)] or [at[:0]])
-        found = self._with_ids(_gathered(self.frame, positions), self.codes[positions])
+        found = self._with_ids(_gathered(self.frame, positions, self._columns), self.codes[positions])
         if self.odd.height:
             town = name_town(pl.col("name"), pl.col("region_code"))
             found = pl.concat([found, self.odd.filter(town.is_in(keys))])

@@ -22,6 +22,7 @@ from typing import Any
 import polars as pl
 
 from . import ids, names
+from .frames import frame_of_rows, series
 from .resolve import (
     _RID,
     _SMALL,
@@ -59,7 +60,7 @@ def _town(region_code: str | None) -> str | None:
 def _attempts(rows: list[tuple[Any, ...]], hukou: HukouLookup) -> list[tuple[Any, ...]]:
     """(_RID, id_number, id_number_raw, name, region_code, kind) of the rows to look for: invalid
     IDs; valid IDs hukou lacks; valid IDs hukou holds under a name whose key differs."""
-    valid_ids = pl.Series("id_number", [row[1] for row in rows if row[5]], dtype=pl.String)
+    valid_ids = series("id_number", [row[1] for row in rows if row[5]], pl.String)
     held: dict[str, list[str | None]] = {}
     if valid_ids.len():
         holders = _collect(hukou.holders(valid_ids), len(rows), hukou)
@@ -89,9 +90,9 @@ def _pairs(attempts: list[tuple[Any, ...]], spellings: dict[int, Reading], hukou
     sought, born = _blocks(((rid, kind, id_number) for rid, id_number, *_, kind in attempts), spellings, as_of)
     edit = [(rid, neighbour) for rid, text in sought for neighbour in ids.neighbours(text, as_of)]
     named_keys = [(rid, _key(name), _town(region)) for rid, _, _, name, region, _ in attempts]
-    named = pl.DataFrame(list(dict.fromkeys((k, t) for _, k, t in named_keys)), schema=_NAMED, orient="row")
-    edit_ids = pl.Series([n for _, n in edit], dtype=pl.String)
-    near = hukou.near(edit_ids, pl.Series([b for _, b in born], dtype=pl.String), named)
+    named = frame_of_rows(list(dict.fromkeys((k, t) for _, k, t in named_keys)), _NAMED)
+    edit_ids = series("", [n for _, n in edit], pl.String)
+    near = hukou.near(edit_ids, series("", [b for _, b in born], pl.String), named)
     records: dict[str, tuple[str | None, str | None, str | None]] = {}  # id_number → (name, key, region)
     by_born: dict[str, list[str]] = {}
     by_name: dict[tuple[str, str], list[str]] = {}
@@ -178,7 +179,7 @@ def applied(frame: pl.DataFrame, per_row: pl.Series | None) -> pl.DataFrame:
     if per_row is None:  # nobody looked for (most households)
         return resolved.hstack([_NO_RESOLUTION.slice(0, height), valid.alias("roll_id_valid"),
                                 method.alias("match_method"),
-                                pl.Series("match_score", [100.0] * height, dtype=pl.Float64)])
+                                series("match_score", [100.0] * height, pl.Float64)])
     decided = per_row.to_list()
     accepted = [d is not None and d["status"] == "resolved" for d in decided]
     if any(accepted):
@@ -186,8 +187,8 @@ def applied(frame: pl.DataFrame, per_row: pl.Series | None) -> pl.DataFrame:
                 for d, ok, old in zip(decided, accepted, resolved.get_column("id_number").to_list(), strict=True)]
         valid_now = [True if ok else old for ok, old in zip(accepted, valid.to_list(), strict=True)]
         for name, dtype, values in (("id_number", pl.String, ids_), ("id_valid", pl.Boolean, valid_now)):
-            resolved.replace_column(resolved.get_column_index(name), pl.Series(name, values, dtype=dtype))
+            resolved.replace_column(resolved.get_column_index(name), series(name, values, dtype))
     methods = [d["method"] if ok else old for d, ok, old in zip(decided, accepted, method.to_list(), strict=True)]
     scores = [d["score"] if ok else 100.0 for d, ok in zip(decided, accepted, strict=True)]
-    return resolved.hstack([per_row, valid.alias("roll_id_valid"), pl.Series("match_method", methods, dtype=pl.String),
-                            pl.Series("match_score", scores, dtype=pl.Float64)])
+    return resolved.hstack([per_row, valid.alias("roll_id_valid"), series("match_method", methods, pl.String),
+                            series("match_score", scores, pl.Float64)])

@@ -36,6 +36,7 @@ from typing import Any
 import polars as pl
 
 from engine.errors import Problem
+from engine.frames import frame_of_series, series
 from engine.loaders import load_frame
 from engine.run import empty_flags
 
@@ -91,8 +92,8 @@ def _together(households: list[pl.DataFrame | Columns]) -> tuple[pl.DataFrame, l
     if keys is not None and all(not isinstance(h, pl.DataFrame) and list(h) == keys for h in households):
         heights = [len(household[keys[0]]) for household in households]  # type: ignore[index]
         # A Series per column: a dict of lists costs polars a third more checking (83 -> 60 µs).
-        return pl.DataFrame([pl.Series(key, [value for household in households for value in household[key]],
-                                       dtype=pl.String) for key in keys]), heights
+        return frame_of_series([series(key, [value for household in households for value in household[key]], pl.String)
+                                for key in keys]), heights
     frames = [h if isinstance(h, pl.DataFrame) else pl.DataFrame(dict(h), schema=dict.fromkeys(h, pl.String))
               for h in households]
     return pl.concat(frames, how="vertical"), [frame.height for frame in frames]
@@ -246,9 +247,9 @@ class CheckQueue:
         # Worked out in Python, in one column: with 32 waiting, a filter each cost more than the check.
         numbers = [owner[row] * _BLOCK + row - starts[owner[row]] for row in loaded.frame.get_column("_row").to_list()]
         numbered = loaded.frame.clone()  # a shallow copy, its _row replaced in place: no query
-        numbered.replace_column(numbered.get_column_index("_row"), pl.Series("_row", numbers, dtype=pl.Int64))
+        numbered.replace_column(numbered.get_column_index("_row"), series("_row", numbers, pl.Int64))
         if problems:  # their requests are not checked
-            numbered = numbered.filter(pl.Series([n // _BLOCK not in problems for n in numbers], dtype=pl.Boolean))
+            numbered = numbered.filter(series("", [n // _BLOCK not in problems for n in numbers], pl.Boolean))
         index_, held = self.checker.current()
         # Resolved together (a row's resolution depends on that row and hukou only), so that the
         # parts below are formed by the IDs the rules will join on.
