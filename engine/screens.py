@@ -9,8 +9,8 @@ condition, over the check's rows and records as Python values:
 
     rule.screen(few) is False   =>   rule.plan has no hits over few's roll and sources
 
-It may be looser than the rule where precision would cost (property_excess ignores the area per
-capita, sums get a cent of slack for rounding), and is True whenever in doubt (a null where the
+It may be looser than the rule where precision would cost (sums and areas get a cent of slack
+for rounding), and is True whenever in doubt (a null where the
 rule compares a value). It is never False where the plan would find something:
 tests/engine/test_screens.py holds every screen to that, rule by rule and with hypothesis over
 groups of a generated city with every rule's cases planted. The plans stay the rules'
@@ -257,18 +257,27 @@ def housing_fund_active(few: Few) -> bool:
 
 
 def property_excess(few: Few) -> bool:
-    """Any normal non-residential property, or more dwellings than allowed (the area per capita,
-    the rule's second condition, is left to the rule)."""
-    dwellings: dict[str, set[Any]] = defaultdict(set)
-    for household, (status, usage, certificate) in few.member_records(
-        "property", DIBAO_TEKUN, "status", "usage", "certificate_no"
+    """Any normal non-residential property, or more dwellings than allowed and more area per
+    person than allowed (a co-owned flat counted once, at its largest recorded area)."""
+    dwellings: dict[str, dict[Any, float | None]] = defaultdict(dict)
+    for household, (status, usage, certificate, area) in few.member_records(
+        "property", DIBAO_TEKUN, "status", "usage", "certificate_no", "area_m2"
     ):
         if status != "normal" or usage is None:
             continue
         if usage != "residential":
             return True
-        dwellings[household].add(certificate)
-    return any(len(d) > few.settings(household).residential_max_count for household, d in dwellings.items())
+        largest = dwellings[household].get(certificate)
+        dwellings[household][certificate] = area if largest is None else max(largest, area or largest)
+    for household, flats in dwellings.items():
+        settings = few.settings(household)
+        if len(flats) <= settings.residential_max_count:
+            continue
+        size, _ = few.households[household]
+        area = sum(a for a in flats.values() if a is not None)
+        if area / size > settings.residential_area_per_capita_max - _CENT:
+            return True
+    return False
 
 
 def medical_hardship(few: Few) -> bool:
