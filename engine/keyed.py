@@ -106,11 +106,28 @@ class Codes:
         return self.values[at] == values
 
 
+_CODE_OF: dict[str | None, int | None] = {}  # ids.code of the few IDs of recent checks
+_CODE_OF_MAX = 1 << 16
+
+
+def _code_of(text: str | None) -> int | None:
+    """ids.code(text), remembered: a check asks for its IDs' codes three times (its roll's, the
+    roll's other enrolments', resolution's) and each costs a regular expression and an int."""
+    try:
+        return _CODE_OF[text]
+    except KeyError:
+        pass
+    if len(_CODE_OF) >= _CODE_OF_MAX:
+        _CODE_OF.clear()
+    code = _CODE_OF[text] = ids.code(text)
+    return code
+
+
 def codes_of(ids_: pl.Series | list[str]) -> Codes:
     """The distinct IDs of `ids_` that have a code, sorted by it (others left out)."""
     if len(ids_) <= _FEW:  # an API request's: a query's fixed cost is more than the work
         texts = ids_.to_list() if isinstance(ids_, pl.Series) else ids_
-        coded = sorted({code: text for text in texts if (code := ids.code(text)) is not None}.items())
+        coded = sorted({code: text for text in texts if (code := _code_of(text)) is not None}.items())
         in_order = [text for _, text in coded]
         return Codes(np.array([code for code, _ in coded], dtype=np.int64), None, in_order)
     series = ids_ if isinstance(ids_, pl.Series) else pl.Series(ids_, dtype=pl.String)

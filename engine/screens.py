@@ -78,6 +78,7 @@ class Few:
         self._columns: dict[str, list[Any]] = {}
         self._records: dict[tuple[str, ...], dict[str, list[tuple[Any, ...]]]] = {}
         self._source_columns: dict[tuple[str, str], list[Any]] = {}
+        self._households_in: dict[tuple[str, ...], set[str]] = {}
 
     def column(self, name: str) -> list[Any]:
         if name not in self._columns:
@@ -114,8 +115,11 @@ class Few:
         return members
 
     def households_in(self, programs: tuple[str, ...]) -> set[str]:
-        """Households with a row (of any ID) in one of `programs`."""
-        return {household for household, program in self.rows("household_id", "program") if program in programs}
+        """Households with a row (of any ID) in one of `programs` (worked out once: most screens ask)."""
+        if programs not in self._households_in:
+            self._households_in[programs] = {household for household, program in self.rows("household_id", "program")
+                                             if program in programs}
+        return self._households_in[programs]
 
     def settings(self, household: str) -> Settings:
         return self.policy.for_region(self.households[household][1])

@@ -170,3 +170,25 @@ def test_released_pages_stop_counting_and_the_rows_stay(tmp_path: Path) -> None:
     assert touched > 40_000  # KiB: most pages of the 2M rows' codes, amounts and texts were read
     assert left < touched / 4
     assert same == "True" and height == len(range(0, _BIG, 7))
+
+
+_ID_LIKE = st.one_of(st.none(), st.text(alphabet="0123456789X ", min_size=15, max_size=19),
+                     st.from_regex(r"[0-9]{17}[0-9X]", fullmatch=True))
+
+
+@given(st.lists(_ID_LIKE, max_size=40), st.integers(min_value=1, max_value=8))
+def test_few_ids_codes_are_those_of_ids_code_however_often_asked(texts: list[str | None], bound: int) -> None:
+    from engine import ids
+
+    keyed_module._CODE_OF.clear()
+    original = keyed_module._CODE_OF_MAX
+    keyed_module._CODE_OF_MAX = bound  # remembered codes dropped as often as every call
+    try:
+        for _ in range(3):
+            codes = codes_of(texts)
+            expected = sorted({code for text in texts if (code := ids.code(text)) is not None})
+            assert codes.values.tolist() == expected
+            assert [ids.code(text) for text in codes.texts] == expected
+        assert len(keyed_module._CODE_OF) <= max(bound, 1)
+    finally:
+        keyed_module._CODE_OF_MAX = original
