@@ -90,8 +90,7 @@ def frame_of_series(columns: list[pl.Series]) -> pl.DataFrame:
 
 def frame_of_rows(rows: Sequence[Sequence[Any]], schema: pl.Schema | dict[str, Any]) -> pl.DataFrame:
     """pl.DataFrame(rows, schema=schema, orient="row"), the rows turned into columns in Python."""
-    names = list(schema)
     if not rows:
         return pl.DataFrame(schema=schema)
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-    return frame_of_series([series(name, list(values), schema[name]) for name, values in zip(names, columns, strict=True)])
+    columns = zip(*rows, strict=True)
+    return frame_of_series([series(name, list(values), schema[name]) for name, values in zip(schema, columns, strict=True)])

@@ -54,7 +54,6 @@ _META = b"crosscheck.keyed"
 _SLICES = 2  # persons found whose slices are stacked; beyond, gathered (measured: 3 slices ≈ one gather)
 _PER_PREFIX = 1000 * 11  # codes of the IDs sharing their first 14 characters: 3 digits × check
 _FEW = 256  # IDs or rows handled in Python: over a few, a polars query's fixed cost is the cost
-_INDEX = pl.get_index_type()  # of row positions: a gather's key
 _STEPS = 8  # rows of one person found by stepping on from the first; beyond, by a search
 BATCH = 1 << 24  # rows of a file's batch at most: 16.7M, more than any city source has
 
