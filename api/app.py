@@ -109,6 +109,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state = AppState(settings=settings, store=store, checker=checker, audit=AuditLog(store),
                          batches=ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch"), checks=checks)
         checks.start()
+        # The server's own threads off the check process's CPU (CROSSCHECK_CHECK_PIN): see CheckProcess.keep_off.
+        undo_keep_off = checks.keep_off() if isinstance(checks, CheckProcess) else None
         state.audit.start()
         app.state.crosscheck = state
         # What lives as long as the server (the app, its routes and models, the modules) out of
@@ -134,6 +136,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 scheduler.shutdown(wait=False)
             state.batches.shutdown(wait=True, cancel_futures=True)
             state.checks.stop()
+            if undo_keep_off is not None:
+                undo_keep_off()
             state.audit.stop()
             store.close()
             sys.setswitchinterval(switch_interval)

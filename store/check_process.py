@@ -28,10 +28,11 @@ import multiprocessing
 import os
 import pickle
 import queue
+import re
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import replace
@@ -71,6 +72,7 @@ class CheckProcess:
         self._stopped = False
         self.started = 0  # children started: 1 unless one died
         self.born = 0.0  # when the last was started (time.monotonic())
+        self.cpu: int | None = None  # the CPU the child keeps to (see _pin), chosen at its first start
 
     def start(self) -> None:
         with self._lock:
@@ -82,7 +84,9 @@ class CheckProcess:
         # spawn, never fork: polars' thread pool does not survive a fork.
         context = multiprocessing.get_context("spawn")
         ours, theirs = context.Pipe(duplex=True)
-        process = context.Process(target=_serve, args=(theirs, self.settings, self.max_households),
+        if self.started == 0:
+            self.cpu = _cpu_for_checks(self.settings)
+        process = context.Process(target=_serve, args=(theirs, self.settings, self.max_households, self.cpu),
                                   name="crosscheck-checker", daemon=True)
         # One polars thread by default: the child's work is ~50 polars calls over a few rows per
         # group, each handed to the thread pool and back; measured at concurrency 32, one thread
@@ -100,6 +104,42 @@ class CheckProcess:
                          daemon=True).start()
         threading.Thread(target=self._write, args=(ours, self._outbox), name="check-process-writer",
                          daemon=True).start()
+
+    def keep_off(self) -> Callable[[], None]:
+        """Keep this process's threads off the child's CPU (none when it keeps to none), polars'
+        own pool aside; threads started later by these inherit it. Returns what undoes it.
+
+        Why: the child is on the critical path of every check, and on its CPU alone. Shared with
+        the server's event loop and its pipe and audit threads, it waited for its CPU in the
+        middle of a group (the slowest 1 % of checks fell on groups whose wall time was 1.3-2.3
+        times their CPU time) and each group cost more CPU besides (in process 4.5 ms alone, 5.5
+        ms taking turns with another process). Live at concurrency 32, seven interleaved pairs
+        all in favour: p99 22.0-25.3 against 23.8-30.2 ms, 3-18 % more answers a second. Polars'
+        pool keeps every CPU: the server's own polars work (an upload's reading, a scheduled run)
+        is parallel, and seldom."""
+        if self.cpu is None or not hasattr(os, "sched_setaffinity"):
+            return lambda: None
+        pool = _polars_pool()
+        before: dict[int, set[int]] = {}
+        for task in os.listdir("/proc/self/task"):
+            if int(task) in pool:
+                continue
+            try:
+                cpus = os.sched_getaffinity(int(task))
+                if cpus - {self.cpu}:
+                    os.sched_setaffinity(int(task), cpus - {self.cpu})
+                    before[int(task)] = cpus
+            except OSError:  # gone meanwhile
+                pass
+
+        def undo() -> None:
+            for task, cpus in before.items():
+                try:
+                    os.sched_setaffinity(task, cpus)
+                except OSError:
+                    pass
+
+        return undo
 
     def stop(self) -> None:
         with self._lock:
@@ -257,28 +297,54 @@ def _compact(frame: pl.DataFrame) -> pl.DataFrame:
     return pl.read_ipc(buffer)
 
 
-def _pin(settings: Settings) -> set[int] | None:
-    """Keep this process to one CPU (the one it starts on) when it runs polars on one thread (the
-    CPUs kept, or None).
+def _polars_pool(wait: float = 1.0) -> set[int]:
+    """The thread ids of polars' pool in this process, made now if it is not yet (each thread
+    names itself `polars-N` once started: waited for, up to `wait` seconds)."""
+    size = pl.thread_pool_size()
+    deadline = time.monotonic() + wait
+    while True:
+        pool = set()
+        for task in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{task}/comm") as name:
+                    if re.fullmatch(r"polars-\d+", name.read().strip()):
+                        pool.add(int(task))
+            except OSError:
+                pass
+        if len(pool) >= size or time.monotonic() > deadline:
+            return pool
+        time.sleep(0.005)
 
-    Why: its work is then sequential, the checking thread handing each query to polars' pool
-    thread and waiting for it. On one CPU the two switch in place; on two, every query wakes the
-    other CPU, which a virtual machine makes slow: a trivial query took 180 µs against 100 µs,
-    and at concurrency 32 the server answered 1,082-1,112 against 883-928 requests/s."""
+
+def _cpu_for_checks(settings: Settings) -> int | None:
+    """The CPU the check process keeps to (see _pin): the one the server's thread runs on as it
+    starts the first child; None when it keeps to none (polars on more than one thread, the
+    setting off, a single CPU)."""
     if settings.check_threads != 1 or not settings.check_pin or not hasattr(os, "sched_setaffinity"):
         return None
     cpus = os.sched_getaffinity(0)
     if len(cpus) < 2:
         return None
-    # The CPU it starts on, not a fixed one: two servers on one machine should not share a CPU
-    # for their checks by rule.
-    mine = {_running_on(cpus)}
+    # Where it runs, not a fixed one: two servers on one machine should not share a CPU for
+    # their checks by rule.
+    return _running_on(cpus)
+
+
+def _pin(cpu: int | None) -> None:
+    """Keep this process (the child) to `cpu`, when one was chosen (_cpu_for_checks).
+
+    Why: with polars on one thread its work is sequential, the checking thread handing each
+    query to polars' pool thread and waiting for it. On one CPU the two switch in place; on two,
+    every query wakes the other CPU, which a virtual machine makes slow: a trivial query took
+    180 µs against 100 µs, and at concurrency 32 the server answered 1,082-1,112 against 883-928
+    requests/s."""
+    if cpu is None:
+        return
     for task in os.listdir("/proc/self/task"):  # every thread so far; later ones inherit it
         try:
-            os.sched_setaffinity(int(task), mine)
+            os.sched_setaffinity(int(task), {cpu})
         except OSError:  # gone meanwhile
             pass
-    return mine
 
 
 def _running_on(cpus: set[int]) -> int:
@@ -293,7 +359,7 @@ def _running_on(cpus: set[int]) -> int:
     return cpu if cpu in cpus else max(cpus)
 
 
-def _serve(connection: Connection, settings: Settings, max_households: int) -> None:
+def _serve(connection: Connection, settings: Settings, max_households: int, cpu: int | None = None) -> None:
     """The child: a Checker and its CheckQueue, fed from the pipe until told to stop.
 
     One thread reads the requests, checks them and sends the answers, in turn: between two
@@ -304,7 +370,7 @@ def _serve(connection: Connection, settings: Settings, max_households: int) -> N
     arrival to its being queued. An uploaded batch is checked on a thread of its own and its
     answer sent from there (the pipe is shared under a lock)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server stops us
-    _pin(settings)
+    _pin(cpu)
     from .checks import Checker
     from .db import Store
 

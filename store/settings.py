@@ -23,7 +23,8 @@
     CROSSCHECK_CHECK_TIMEOUT   seconds POST /checks waits for its answer before a 503       (60)
     CROSSCHECK_CHECK_THREADS   polars threads of the check process; 0: one per core          (1)
     CROSSCHECK_CHECK_PIN       with one polars thread, the check process keeps to one CPU (the
-                               one it starts on)                                         (true)
+                               one the server runs on as it starts it), and the server's
+                               threads but polars' pool keep off it                      (true)
 
 Command-line flags override the environment (`load_settings(data_dir=…)`); None means "not
 given". A bad value is a StoreError naming the variable, never a pydantic traceback.

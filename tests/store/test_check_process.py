@@ -208,6 +208,66 @@ def test_a_child_on_one_polars_thread_keeps_to_one_cpu(delivered, settings, city
         process.stop()
 
 
+def _affinities() -> dict[int, set[int]]:
+    found = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            found[int(task.name)] = os.sched_getaffinity(int(task.name))
+        except OSError:  # gone meanwhile
+            pass
+    return found
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs two CPUs to choose from")
+def test_the_servers_threads_keep_off_the_check_process_cpu_but_polars_pool(settings):
+    from store.check_process import _polars_pool
+
+    process = CheckProcess(settings.model_copy(update={"check_threads": 1, "check_pin": True}))
+    process.start()
+    try:
+        cpu = process.cpu
+        assert cpu is not None
+        before = _affinities()
+        undo = process.keep_off()
+        try:
+            pool = _polars_pool()
+            assert pool
+            for task, cpus in _affinities().items():
+                if task in pool:  # the server's own polars work keeps every CPU
+                    assert cpu in cpus
+                elif task in before:
+                    assert cpus == before[task] - {cpu}, task
+            started: dict[str, set[int]] = {}
+            thread = threading.Thread(target=lambda: started.setdefault("cpus", os.sched_getaffinity(0)))
+            thread.start()
+            thread.join()
+            assert cpu not in started["cpus"]  # inherited by threads started later
+            deadline = time.monotonic() + 60  # the child pins itself as it starts
+            while os.sched_getaffinity(process._process.pid) != {cpu} and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert os.sched_getaffinity(process._process.pid) == {cpu}
+        finally:
+            undo()
+        after = _affinities()
+        assert all(after[task] == cpus for task, cpus in before.items() if task in after)
+    finally:
+        process.stop()
+
+
+@pytest.mark.parametrize("update", [{"check_pin": False}, {"check_threads": 2}])
+def test_nothing_is_kept_off_when_the_check_process_keeps_to_no_cpu(settings, update):
+    process = CheckProcess(settings.model_copy(update=update))
+    process.start()
+    try:
+        assert process.cpu is None
+        before = _affinities()
+        process.keep_off()()
+        assert {task: cpus for task, cpus in _affinities().items() if task in before} == before
+    finally:
+        process.stop()
+
+
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
                     reason="needs two CPUs to choose from")
 def test_the_cpu_kept_is_the_one_the_thread_runs_on():
