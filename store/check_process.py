@@ -113,8 +113,8 @@ class CheckProcess:
         the server's event loop and its pipe and audit threads, it waited for its CPU in the
         middle of a group (the slowest 1 % of checks fell on groups whose wall time was 1.3-2.3
         times their CPU time) and each group cost more CPU besides (in process 4.5 ms alone, 5.5
-        ms taking turns with another process). Live at concurrency 32, seven interleaved pairs
-        all in favour: p99 22.0-25.3 against 23.8-30.2 ms, 3-18 % more answers a second. Polars'
+        ms taking turns with another process). Live at concurrency 32, ten interleaved pairs all
+        in favour: p99 22.0-28.6 against 23.8-32.0 ms, 3-18 % more answers a second. Polars'
         pool keeps every CPU: the server's own polars work (an upload's reading, a scheduled run)
         is parallel, and seldom."""
         if self.cpu is None or not hasattr(os, "sched_setaffinity"):
