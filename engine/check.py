@@ -39,6 +39,7 @@ import polars as pl
 from schemas import ROLL
 
 from .check_plan import CompiledRun
+from .frames import picked, rows_at, signature, stacked
 from .keyed import Codes, Keyed, codes_of
 from .loaders import load_frame
 from .policy import DEFAULT_POLICY, Policy
@@ -75,7 +76,7 @@ class HukouIndex:
         codes = codes_of(ids)
         found = self.keyed.rows(ids, codes)
         self._last.found = (codes.values, found)
-        return found[["id_number", "name"]]
+        return picked(found, ("id_number", "name"))
 
     def rows(self, ids: list[str], codes: Codes) -> pl.DataFrame:
         """keyed.rows(ids, codes): the rows holders() last found in this thread when they are
@@ -90,7 +91,7 @@ class HukouIndex:
         keys = [f"{town}\x1f{name_key}" for name_key, town in named.iter_rows() if town is not None]
         found = [self.keyed.rows(edit_ids, codes_of(edit_ids)), self.keyed.starting(born14.to_list()),
                  self.keyed.named(keys)]
-        return pl.concat(found)[["id_number", "name", "region_code"]]
+        return picked(stacked(found), ("id_number", "name", "region_code"))
 
 
 class _RollIndex:
@@ -121,6 +122,7 @@ class _RollIndex:
         self._invalid = loaded.filter(~pl.col("id_valid"))
         self.empty = loaded.head(0)
         self._schema = self.empty.schema
+        self.signature = signature(self.empty)
         self._resolved: dict[date, Keyed] = {}
         self._lock = threading.Lock()
 
@@ -146,7 +148,7 @@ class _RollIndex:
                 if len(self._resolved) > _KEEP:
                     del self._resolved[next(iter(self._resolved))]
             also = self._resolved[as_of].rows(ids, codes)
-        return pl.concat([found, also]) if also.height else found
+        return stacked([found, also]) if also.height else found
 
 
 def _canonical(roll: pl.DataFrame) -> pl.DataFrame:
@@ -222,7 +224,7 @@ class CheckIndex:
             elsewhere = [at for at, household in enumerate(others.get_column("household_id").to_list())
                          if household not in checked]
             if elsewhere:
-                roll = pl.concat([submitted, others[elsewhere].select(submitted.columns)])
+                roll = stacked([submitted, picked(rows_at(others, np.array(elsewhere)), submitted.columns)])
         ids = roll.get_column("id_number").to_list()
         codes = codes_of(ids)
         sources = {key: index.rows(ids, codes) for key, index in self._lookups.items()}
@@ -246,12 +248,12 @@ class CheckIndex:
     def _canonical(self, households: pl.DataFrame) -> pl.DataFrame:
         """The submitted rows as the indexed roll's rows are (ROLL_COLUMNS, the same types)."""
         frame = _canonical(households)
-        if self._roll is not None and frame.schema != self._roll.schema:
+        if self._roll is not None and signature(frame) != self._roll.signature:
             frame = frame.cast(dict(self._roll.schema))  # type: ignore[arg-type]
         return frame
 
     def _key(self, roll: pl.DataFrame, as_of: date, selected: list[Rule]) -> tuple:
-        return (as_of, tuple(r.id for r in selected), tuple(roll.schema.items()))
+        return (as_of, tuple(r.id for r in selected), signature(roll))
 
     def _checkout(self, roll: pl.DataFrame, as_of: date, selected: list[Rule],
                   key: tuple | None = None) -> CompiledRun:

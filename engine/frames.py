@@ -6,6 +6,9 @@ polars' typed constructors, not of its generic ones.
     rows_at(frame, np.array([4, 9]))                        # == frame[[4, 9]]
     frame_of_series([series_a, series_b])                   # == pl.DataFrame([series_a, series_b])
     frame_of_rows([(1, "a"), (2, None)], schema)            # == pl.DataFrame(rows, schema=…, orient="row")
+    picked(frame, ["id_number", "name"])                    # == frame.select(["id_number", "name"])
+    stacked([frame_a, frame_b])                             # == pl.concat([frame_a, frame_b])
+    signature(frame)                # equal for two frames exactly when their schemas are equal
 
 Why: `pl.Series(name, values, dtype=...)` works out in Python what the values are before it
 calls the constructor for their type: ~7 µs for a dozen strings and ~16 µs from a NumPy array,
@@ -13,7 +16,9 @@ against ~1.5 µs for the typed constructor alone; a frame from Series ~7 µs aga
 of a group of households makes a few dozen of each over a few values (engine.keyed's lookups,
 the requests' rows, resolution's columns), where that Python is most of the cost. Types without
 a typed constructor here, and a polars without them, take the generic path: the result is the
-same either way (tests/engine/test_frames.py compares them).
+same either way (tests/engine/test_frames.py compares them). Likewise a frame's columns picked
+by name, and a few frames stacked: `select` and `pl.concat` are planned and run as queries
+(~30-50 µs and ~25-110 µs over a few rows), taking columns and appending chunks ~2-15 µs.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-__all__ = ["columns_of", "frame_of_rows", "frame_of_series", "positions_series", "rows_at", "series"]
+__all__ = ["columns_of", "frame_of_rows", "frame_of_series", "picked", "positions_series", "rows_at", "series",
+           "signature", "stacked"]
 
 _INDEX = pl.get_index_type()
 
@@ -42,8 +48,15 @@ try:  # polars' own typed constructors: what pl.Series calls once it knows the t
                    pl.Int64: (PySeries.new_i64, np.int64)}
     _wrap = pl.Series._from_pyseries
     _wrap_frame = pl.DataFrame._from_pydf
+    _TYPE_TEXTS = PyDataFrame.dtype_strings  # polars' short names of a frame's types, made in Rust
 except (ImportError, AttributeError):  # another polars: the generic path, the same result
     _TYPED, _FROM_NUMPY = {}, {}
+    _TYPE_TEXTS = None
+
+# Short names that leave out a parameter (a Struct's fields, an Enum's categories): such a column's
+# type is named by its repr instead. Any other short name names every parameter
+# ("datetime[μs, UTC]", "decimal[10,2]", "list[i64]", "array[i64, 3]").
+_UNNAMED_PARAMETERS = ("struct", "enum", "cat", "object")
 
 
 def series(name: str, values: Sequence[Any], dtype: pl.DataType | type[pl.DataType]) -> pl.Series:
@@ -94,3 +107,39 @@ def frame_of_rows(rows: Sequence[Sequence[Any]], schema: pl.Schema | dict[str, A
         return pl.DataFrame(schema=schema)
     columns = zip(*rows, strict=True)
     return frame_of_series([series(name, list(values), schema[name]) for name, values in zip(schema, columns, strict=True)])
+
+
+def picked(frame: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
+    """frame.select(names) for plain column names (each once), without a query."""
+    return frame_of_series([frame.get_column(name) for name in names])
+
+
+def stacked(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
+    """pl.concat(frames) (vertical: the same columns, names and types, in the same order), each
+    frame's chunks appended to the first's, without a query. Raises as pl.concat does when they
+    differ."""
+    if not frames:
+        raise ValueError("cannot stack an empty list of frames")
+    if len(frames) == 1:
+        return frames[0]
+    result = frames[0].clone()  # vstack(in_place) would change the caller's frame
+    for frame in frames[1:]:
+        result.vstack(frame, in_place=True)
+    return result
+
+
+def signature(frame: pl.DataFrame) -> tuple[tuple[str, str], ...]:
+    """The frame's column names and their types as text: equal for two frames exactly when their
+    schemas are equal, and compared (or hashed) as strings.
+
+    Why not `tuple(frame.schema.items())`: a frame makes its schema's type objects anew each time
+    it is asked (~40 µs with a Struct column), and a dict key holding them is compared by their
+    `__eq__`, which is Python (and recursive for a Struct): ~40 µs a lookup. Here the types are
+    named in Rust (~2 µs), and only a type whose short name leaves a parameter out is asked for
+    its repr."""
+    names = frame.columns
+    if _TYPE_TEXTS is None:
+        return tuple(zip(names, map(repr, frame.dtypes), strict=True))
+    texts = _TYPE_TEXTS(frame._df)
+    return tuple((name, repr(frame.get_column(name).dtype) if any(word in text for word in _UNNAMED_PARAMETERS)
+                  else text) for name, text in zip(names, texts, strict=True))

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal, assert_series_equal
 
 from engine import frames
-from engine.frames import frame_of_rows, frame_of_series, positions_series, series
+from engine.frames import frame_of_rows, frame_of_series, picked, positions_series, series, signature, stacked
 
 _VALUES = {
     pl.String: st.text(max_size=20),
@@ -86,9 +86,67 @@ def test_a_frame_of_series_keeps_their_names_and_order() -> None:
     assert_frame_equal(frame_of_series([]), pl.DataFrame([]))
 
 
+_SCHEMA = {"name": pl.String, "count": pl.Int64, "amount": pl.Float64, "on": pl.Date}
+_ROWS = st.lists(st.tuples(st.none() | st.text(max_size=5), st.none() | st.integers(-1000, 1000),
+                           st.none() | st.floats(allow_nan=False), st.none() | st.dates()), max_size=6)
+
+
+@given(st.lists(_ROWS, min_size=1, max_size=4))
+def test_frames_stack_as_pl_concat_stacks_them(parts: list[list[tuple]]) -> None:
+    frames_ = [pl.DataFrame(rows, schema=_SCHEMA, orient="row") for rows in parts]
+    first = frames_[0].clone()
+    assert_frame_equal(stacked(frames_), pl.concat(frames_))
+    assert_frame_equal(frames_[0], first)  # the caller's first frame is left as it was
+
+
+@given(_ROWS, st.permutations(list(_SCHEMA)), st.integers(min_value=0, max_value=4))
+def test_picked_columns_are_what_select_gives(rows: list[tuple], order: list[str], how_many: int) -> None:
+    frame = pl.DataFrame(rows, schema=_SCHEMA, orient="row")
+    assert_frame_equal(picked(frame, order[:how_many]), frame.select(order[:how_many]))
+
+
+@pytest.mark.parametrize(
+    ("description", "other"),
+    [
+        ("another column's name", pl.DataFrame({"a": [1], "c": ["x"]})),
+        ("another type", pl.DataFrame({"a": [1.5], "b": ["x"]})),
+        ("the columns in another order", pl.DataFrame({"b": ["x"], "a": [1]})),
+    ],
+)
+def test_frames_that_differ_are_refused_as_pl_concat_refuses_them(description: str, other: pl.DataFrame) -> None:
+    frame = pl.DataFrame({"a": [1], "b": ["y"]})
+    with pytest.raises(pl.exceptions.PolarsError) as by_concat:
+        pl.concat([frame, other])
+    with pytest.raises(type(by_concat.value)):
+        stacked([frame, other])
+
+
+def test_a_column_not_there_cannot_be_picked() -> None:
+    with pytest.raises(pl.exceptions.ColumnNotFoundError):
+        picked(pl.DataFrame({"a": [1]}), ["b"])
+
+
+_TYPES = st.deferred(lambda: st.sampled_from([
+    pl.String(), pl.Int64(), pl.Int32(), pl.Float64(), pl.Boolean(), pl.Date(), pl.Datetime("us"), pl.Datetime("ns"),
+    pl.Datetime("us", "UTC"), pl.Decimal(10, 2), pl.Decimal(12, 2), pl.Enum(["a", "b"]), pl.Enum(["a", "c"]),
+    pl.Categorical(), pl.Null()]) | st.builds(pl.List, _TYPES) | st.builds(pl.Array, _TYPES, st.integers(1, 3))
+    | st.dictionaries(st.sampled_from(["a", "b", "c"]), _TYPES, min_size=1, max_size=3).map(pl.Struct))
+_SCHEMAS = st.dictionaries(st.sampled_from(["x", "y", "z"]), _TYPES, max_size=3)
+
+
+@given(_SCHEMAS, _SCHEMAS)
+def test_signatures_are_equal_exactly_when_schemas_are(one: dict, other: dict) -> None:
+    first, second = pl.DataFrame(schema=one), pl.DataFrame(schema=other)
+    assert (signature(first) == signature(second)) == (first.schema == second.schema)
+    assert signature(first) == signature(first.clone())
+
+
 def test_without_polars_typed_constructors_the_generic_path_gives_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(frames, "_TYPED", {})
     monkeypatch.setattr(frames, "_FROM_NUMPY", {})
+    monkeypatch.setattr(frames, "_TYPE_TEXTS", None)
+    resolution = pl.Struct({"status": pl.String, "candidates": pl.List(pl.Struct({"score": pl.Float64}))})
+    assert signature(pl.DataFrame(schema={"a": resolution})) != signature(pl.DataFrame(schema={"a": pl.Struct({})}))
     assert_series_equal(series("x", ["a", None], pl.String), pl.Series("x", ["a", None], dtype=pl.String))
     assert_series_equal(positions_series(np.array([3, 1])), pl.Series([3, 1], dtype=pl.get_index_type()))
     rows = [("a", 1, 2.5, date(2026, 1, 1))]
