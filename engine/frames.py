@@ -141,5 +141,6 @@ def signature(frame: pl.DataFrame) -> tuple[tuple[str, str], ...]:
     if _TYPE_TEXTS is None:
         return tuple(zip(names, map(repr, frame.dtypes), strict=True))
     texts = _TYPE_TEXTS(frame._df)
-    return tuple((name, repr(frame.get_column(name).dtype) if any(word in text for word in _UNNAMED_PARAMETERS)
-                  else text) for name, text in zip(names, texts, strict=True))
+    return tuple((name, repr(frame.get_column(name).dtype)
+                  if any(word in text for word in _UNNAMED_PARAMETERS) else text)
+                 for name, text in zip(names, texts, strict=True))

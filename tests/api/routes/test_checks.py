@@ -268,3 +268,20 @@ def test_a_caller_gone_leaves_the_queue_future_alone():
 
     asyncio.run(gone())
     assert not pending.cancelled()
+
+
+def test_snapshot_dates_follow_the_snapshots_the_check_read():
+    """The dates are worked out once per set of snapshots held, and anew for another set (a new
+    delivery makes a new index and a new `held`)."""
+    from datetime import date
+    from types import SimpleNamespace
+
+    from api.routes.checks import _snapshot_dates
+
+    june = {"hukou": SimpleNamespace(snapshot_date=date(2026, 6, 30)),
+            "deaths": SimpleNamespace(snapshot_date=date(2026, 6, 1))}
+    july = {"hukou": SimpleNamespace(snapshot_date=date(2026, 7, 31))}
+    assert _snapshot_dates(june) == {"hukou": date(2026, 6, 30), "deaths": date(2026, 6, 1)}
+    assert _snapshot_dates(june) is _snapshot_dates(june)  # the same set: not worked out again
+    assert _snapshot_dates(july) == {"hukou": date(2026, 7, 31)}
+    assert _snapshot_dates(june) == {"hukou": date(2026, 6, 30), "deaths": date(2026, 6, 1)}
