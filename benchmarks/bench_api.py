@@ -39,6 +39,10 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import polars as pl
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -71,16 +75,22 @@ def ingest_all(city: Path, data_dir: Path, as_of: date) -> None:
 
 
 def households_of(roll: Path, count: int, seed: int) -> list[dict[str, object]]:
-    """Request bodies of `count` random households: the IDs and names as written on the roll
-    (dirty ones included), the program as its code."""
-    import polars as pl
-
+    """Request bodies of `count` random households of the roll file (see bodies_of)."""
     from engine.loaders import load
 
-    frame = load(roll, "roll", date(2026, 6, 30)).frame.with_columns(pl.col("id_number_raw").alias("id_number"))
-    chosen = random.Random(seed).sample(frame.get_column("household_id").unique().sort().to_list(), count)
+    return bodies_of(load(roll, "roll", date(2026, 6, 30)).frame, count, seed)
+
+
+def bodies_of(roll: pl.DataFrame, count: int, seed: int) -> list[dict[str, object]]:
+    """Request bodies of `count` random households of a loaded roll frame: the IDs and names as
+    written on the roll (dirty ones included), the program as its code."""
+    import polars as pl
+
+    frame = roll.with_columns(pl.col("id_number_raw").alias("id_number"))
+    households = frame.get_column("household_id").unique().sort().to_list()
+    chosen = random.Random(seed).sample(households, min(count, len(households)))
     bodies = []
-    for (household_id,), rows in frame.filter(pl.col("household_id").is_in(chosen)).group_by("household_id"):
+    for (household_id,), rows in frame.filter(pl.col("household_id").is_in(chosen)).group_by("household_id", maintain_order=True):
         members = [
             {"id_number": r["id_number"], "name": r["name"], "program": r["program"], "region_code": r["region_code"],
              "benefit_monthly": float(r["benefit_monthly"] or 0),

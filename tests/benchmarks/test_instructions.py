@@ -1,0 +1,62 @@
+"""benchmarks/instructions.py, instructions counted by valgrind, and the request bodies it and
+bench_api.py send: what it refuses, and households as the roll wrote them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from argparse import Namespace
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from . import SCRIPTS, script
+
+
+def _roll() -> pl.DataFrame:
+    """A loaded roll's columns that a request is made of: three households, one ID written dirty."""
+    return pl.DataFrame({
+        "household_id": ["H1", "H1", "H2", "H3"],
+        "id_number": ["320303196503024029", "320303199001011234", "32030319800101123X", "320303197001019876"],
+        "id_number_raw": ["320303196503024029", "3.20303E+17", "32030319800101123x", "320303197001019876"],
+        "name": ["李秀英", "张三", "王五", "赵六"], "program": ["dibao", "dibao", "tekun", "dibao"],
+        "region_code": ["320303001"] * 4, "benefit_monthly": [880.0, 880.0, None, 700.0],
+        "declared_income_monthly": [0.0, 120.5, None, 0.0], "relation": ["户主", "子女", "户主", None],
+    })
+
+
+def test_bodies_are_whole_households_with_their_ids_as_written():
+    bodies = script("bench_api").bodies_of(_roll(), 2, seed=3)
+    assert len(bodies) == 2 and len({body["household_id"] for body in bodies}) == 2
+    written = dict(zip(_roll()["name"], _roll()["id_number_raw"], strict=True))
+    for body in bodies:
+        members = _roll().filter(pl.col("household_id") == body["household_id"])
+        assert [m["name"] for m in body["members"]] == members["name"].to_list()
+        assert all(m["id_number"] == written[m["name"]] for m in body["members"])
+        assert all(isinstance(m["benefit_monthly"], float) for m in body["members"])
+
+
+def test_the_same_seed_draws_the_same_bodies_and_more_than_there_are_draws_all():
+    bench_api = script("bench_api")
+    assert bench_api.bodies_of(_roll(), 2, seed=5) == bench_api.bodies_of(_roll(), 2, seed=5)
+    assert {body["household_id"] for body in bench_api.bodies_of(_roll(), 10, seed=5)} == {"H1", "H2", "H3"}
+
+
+def test_its_help_says_what_it_counts_and_what_it_needs():
+    shown = subprocess.run([sys.executable, str(SCRIPTS / "instructions.py"), "--help"], capture_output=True,
+                           text=True, check=True).stdout
+    assert "--data-dir" in shown and "valgrind" in shown and "instructions" in shown
+
+
+def test_without_valgrind_it_says_how_to_install_it(monkeypatch):
+    instructions = script("instructions")
+    monkeypatch.setattr(instructions.shutil, "which", lambda name: None)
+    with pytest.raises(SystemExit, match="apt-get install valgrind"):
+        instructions._counted("engine", Namespace(), {})
+
+
+def test_a_directory_without_a_database_is_refused(tmp_path: Path):
+    shown = subprocess.run([sys.executable, str(SCRIPTS / "instructions.py"), "--data-dir", str(tmp_path)],
+                           capture_output=True, text=True)
+    assert shown.returncode != 0 and "no crosscheck.db" in shown.stderr
