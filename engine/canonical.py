@@ -162,7 +162,8 @@ def read(df: pl.DataFrame, ds: Dataset, as_of: date | None, first_row: int, date
     position, []) when a whole column is beyond this reading: a column `ds` lacks, a month."""
     height = df.height
     everything: tuple[None, list[int], list[Problem]] = (None, list(range(height)), [])
-    if any(name not in ds.names for name in df.columns):
+    given = set(df.columns)
+    if any(name not in ds.names for name in given):
         return everything
     data: dict[str, list[Any]] = {"_row": list(range(first_row, first_row + height))}
     schema: dict[str, Any] = {"_row": pl.Int64}
@@ -173,7 +174,7 @@ def read(df: pl.DataFrame, ds: Dataset, as_of: date | None, first_row: int, date
     blank = [True] * height
     try:
         for c in ds.columns:
-            cells = df.get_column(c.name).to_list() if c.name in df.columns else [None] * height
+            cells = df.get_column(c.name).to_list() if c.name in given else [None] * height
             blank = [b and cell is None for b, cell in zip(blank, cells, strict=True)]
             schema[c.name] = _TYPES.get(c.kind, pl.String)
             if c.kind != "id":

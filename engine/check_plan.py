@@ -85,7 +85,8 @@ def households_in(roll: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
     first: dict[str | None, int] = {}
     persons: dict[str | None, set[str | None]] = {}
     head: dict[str | None, int] = {}
-    columns = [roll.get_column(c).to_list() if c in roll.columns else [None] * roll.height
+    present = set(roll.columns)
+    columns = [roll.get_column(c).to_list() if c in present else [None] * roll.height
                for c in ("household_id", "id_number", "relation")]
     for order, (household, person, relation) in enumerate(zip(*columns, strict=True)):
         first.setdefault(household, order)

@@ -503,14 +503,15 @@ def resolve(roll: pl.DataFrame | pl.LazyFrame, hukou: pl.DataFrame | pl.LazyFram
     * `resolution` (RESOLUTION): per attempt, what was found; null for rows not looked for.
     """
     frame = roll if isinstance(roll, pl.DataFrame) else roll.collect()
-    if "roll_id_valid" in frame.columns:  # resolved already: its spelling's validity is known
+    names = set(frame.columns)
+    if "roll_id_valid" in names:  # resolved already: its spelling's validity is known
         return frame
     defaults = {
         "id_number_raw": lambda: pl.col("id_number"),
         "id_method": lambda: pl.lit("exact"),
         "id_valid": lambda: ids.valid_expr(pl.col("id_number"), as_of),
     }
-    missing = [expr().alias(name) for name, expr in defaults.items() if name not in frame.columns]
+    missing = [expr().alias(name) for name, expr in defaults.items() if name not in names]
     frame = (frame.with_columns(missing) if missing else frame).with_row_index(_RID)
     lookup = ScanLookup(hukou) if isinstance(hukou, (pl.DataFrame, pl.LazyFrame)) else hukou
     per_row: pl.Series | None = None
