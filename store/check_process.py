@@ -247,7 +247,9 @@ class CheckProcess:
     @staticmethod
     def _with_held(value: Any, held: Held) -> Any:
         if isinstance(value, CheckAnswer):  # its flags were sent as rows only (see _serve): flags_frame()
-            return replace(value, held=held)
+            # Just unpickled, so ours to change: dataclasses.replace cost ~4.7 µs an answer.
+            value.held = held
+            return value
         result, _ = value
         return result, held
 
@@ -393,7 +395,11 @@ def _serve(connection: Connection, settings: Settings, max_households: int, cpu:
         if isinstance(value := future.result(), CheckAnswer):
             # The flags go as the rows the answer carries anyway: a frame costs its pickling
             # (Arrow IPC) on this, the checking, thread even when empty, as most are.
-            return (ident, True, replace(value, held={}, frame=None, flags=None), held_of(value.held))
+            # Nobody else holds this answer (the queue made it for this request): its snapshots,
+            # named by `held_of`, are taken off it in place, not by dataclasses.replace (~4.7 µs).
+            held = value.held
+            value.held, value.frame, value.flags = {}, None, None
+            return (ident, True, value, held_of(held))
         result, held = value
         result = replace(result, flags=_compact(result.flags), resolutions=_compact(result.resolutions))
         return (ident, True, (result, {}), held_of(held))
