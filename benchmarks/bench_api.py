@@ -90,7 +90,8 @@ def bodies_of(roll: pl.DataFrame, count: int, seed: int) -> list[dict[str, objec
     households = frame.get_column("household_id").unique().sort().to_list()
     chosen = random.Random(seed).sample(households, min(count, len(households)))
     bodies = []
-    for (household_id,), rows in frame.filter(pl.col("household_id").is_in(chosen)).group_by("household_id", maintain_order=True):
+    chosen_rows = frame.filter(pl.col("household_id").is_in(chosen))
+    for (household_id,), rows in chosen_rows.group_by("household_id", maintain_order=True):
         members = [
             {"id_number": r["id_number"], "name": r["name"], "program": r["program"], "region_code": r["region_code"],
              "benefit_monthly": float(r["benefit_monthly"] or 0),
@@ -98,6 +99,9 @@ def bodies_of(roll: pl.DataFrame, count: int, seed: int) -> list[dict[str, objec
             for r in rows.iter_rows(named=True)
         ]
         bodies.append({"household_id": str(household_id), "members": members})
+    # In an order of their own, not the roll's: neighbouring households (one township, one
+    # family's) gathered into one group are checked apart more often. Seeded: the same each run.
+    random.Random(seed).shuffle(bodies)
     return bodies
 
 

@@ -4,8 +4,8 @@ machine's speed.
     python benchmarks/instructions.py --data-dir DATA                 # both figures
     python benchmarks/instructions.py --data-dir DATA --only engine --groups 40 --size 16
 
-DATA is a data directory holding the city's snapshots (SQLite), e.g. the one `bench_api.py
---keep` leaves. Two figures, each counted over the measured part only (callgrind starts with its
+DATA is a data directory holding the city's snapshots (SQLite), e.g. the `data/` of the directory
+`bench_api.py --keep` leaves (it prints where). Two figures, each counted over the measured part only (callgrind starts with its
 counting off; this script turns it on after the warm-up, with `callgrind_control`):
 
 * engine: groups of `--size` households of the roll, their IDs as written (dirty ones
