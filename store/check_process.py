@@ -107,7 +107,10 @@ class CheckProcess:
 
     def keep_off(self) -> Callable[[], None]:
         """Keep this process's threads off the child's CPU (none when it keeps to none), polars'
-        own pool aside; threads started later by these inherit it. Returns what undoes it.
+        own pool aside; threads started later by these inherit it. A thread that may run on that
+        CPU only is left there. Returns what undoes it: every thread moved, and every thread
+        started meanwhile with a moved thread's CPUs, gets its CPUs back (a process that starts
+        servers one after another, as the tests do, would otherwise keep threads on too few).
 
         Why: the child is on the critical path of every check, and on its CPU alone. Shared with
         the server's event loop and its pipe and audit threads, it waited for its CPU in the
@@ -132,11 +135,18 @@ class CheckProcess:
             except OSError:  # gone meanwhile
                 pass
 
+        # A thread started while kept off has its creator's CPUs less the child's: given back too.
+        given_back = {frozenset(cpus - {self.cpu}): cpus for cpus in before.values()}
+
         def undo() -> None:
-            for task, cpus in before.items():
+            for task in os.listdir("/proc/self/task"):
                 try:
-                    os.sched_setaffinity(task, cpus)
-                except OSError:
+                    cpus = before.get(int(task))
+                    if cpus is None and int(task) not in pool:
+                        cpus = given_back.get(frozenset(os.sched_getaffinity(int(task))))
+                    if cpus is not None:
+                        os.sched_setaffinity(int(task), cpus)
+                except OSError:  # gone meanwhile
                     pass
 
         return undo
