@@ -58,7 +58,7 @@ def test_a_check_character_needs_17_ascii_digits(text: str) -> None:
 
 
 def _expr(fn, values: list[object]) -> list[object]:  # noqa: ANN001
-    return pl.select(v=fn(pl.Series("v", values, dtype=pl.String))).to_series().to_list()
+    return pl.select(v=fn(pl.lit(pl.Series("v", values, dtype=pl.String)))).to_series().to_list()
 
 
 def test_vector() -> None:
@@ -68,7 +68,7 @@ def test_vector() -> None:
     assert ids.birth_date(VECTOR) == date(1949, 12, 31)
     assert ids.sex(VECTOR) == "F"
     assert ids.problem(VECTOR, AS_OF) is None
-    assert _expr(lambda s: ids.valid_expr(pl.lit(s), AS_OF), [VECTOR]) == [True]
+    assert _expr(lambda s: ids.valid_expr(s, AS_OF), [VECTOR]) == [True]
 
 
 @given(st.text())
@@ -281,3 +281,46 @@ def test_validity_judged_again_at_another_date_is_validity_judged_then(texts, ju
     snapshot = ids_.with_columns(ids.valid_expr(pl.col("id_number"), judged_on).alias("id_valid"))
     expected = ids_.with_columns(ids.valid_expr(pl.col("id_number"), as_of).alias("id_valid"))
     assert ids.rejudged(snapshot, judged_on, as_of).equals(expected)
+
+
+@st.composite
+def judged_ids(draw: st.DrawFn) -> str | None:
+    """Texts `ids.valid` must judge as `is_valid` does: 18-character IDs whose birth digits are
+    any eight (month 13, 31 April, 29 February in 1900 and 2000, year 0000), with the right or
+    a wrong check character; near-IDs of other lengths and scripts; nulls."""
+    first17 = draw(st.from_regex(r"[0-9]{6}", fullmatch=True)) + draw(st.one_of(
+        st.text(alphabet="0123456789", min_size=8, max_size=8),
+        st.dates(min_value=date(1, 1, 1)).map(lambda d: f"{d.year:04d}{d.month:02d}{d.day:02d}"),
+        st.sampled_from(["19000229", "20000229", "20240229", "20230229", "00001231", "20250431", "20251301",
+                         "20250100"]),
+    )) + draw(st.from_regex(r"[0-9]{3}", fullmatch=True))
+    right = first17 + ids.check_char(first17)
+    return draw(st.one_of(st.just(right), st.builds(lambda last: first17 + last, st.sampled_from("0123456789Xx")),
+                          _candidates, st.none()))
+
+
+@settings(max_examples=300)
+@given(st.lists(judged_ids(), max_size=12), st.integers(0, 3), st.sampled_from([None, AS_OF, date(1990, 1, 1)]))
+def test_the_numpy_kernel_judges_as_is_valid_does(values: list[str | None], rows_at_a_time: int,
+                                                 as_of: date | None) -> None:
+    from unittest import mock
+
+    expected = [ids.is_valid(v, as_of) for v in values]
+    checked = [v is not None and ids._ID18.match(v) is not None and ids.check_char(v[:17]) == v[17] for v in values]
+    texts = pl.Series("id_number", values, dtype=pl.String)
+    # A slice of a longer column (its Arrow offsets start past 0) and a column in two chunks
+    padded = pl.Series("id_number", ["x", *values, VECTOR], dtype=pl.String).slice(1, len(values))
+    chunked = pl.concat([texts.head(len(values) // 2), texts.tail(len(values) - len(values) // 2)], rechunk=False)
+    # rows_at_a_time: the kernel's slices of a column (0: the module's own, 1M rows)
+    with mock.patch.object(ids, "_KERNEL_ROWS", rows_at_a_time or ids._KERNEL_ROWS):
+        for column in (texts, padded, chunked):
+            assert ids.valid(column, as_of).to_list() == expected
+            assert ids.checked(column).to_list() == checked
+    assert pl.select(ids.valid_expr(pl.lit(texts), as_of)).to_series().to_list() == expected
+
+
+def test_the_kernel_takes_a_column_of_nulls_and_of_another_type() -> None:
+    assert ids.valid(pl.Series([None, None])).to_list() == [False, False]
+    assert ids.valid(pl.Series([], dtype=pl.String)).to_list() == []
+    assert ids.checked(pl.Series([110105194912310020], dtype=pl.Int64)).to_list() == [False]
+    assert pl.select(ids.valid_expr(pl.lit(None), AS_OF)).item() is False
