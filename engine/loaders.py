@@ -284,12 +284,15 @@ def _first_pass(ds: Dataset, given: tuple[str, ...], unknown: list[str]) -> list
                 _GIVEN + c.name: raw.str.strip_chars().str.len_bytes() > 0,
             }
             continue
-        trimmed = cell.str.strip_chars()
-        trim[_TEXT + c.name] = pl.when(trimmed.str.len_bytes() > 0).then(trimmed)
+        # Trimmed here, made null where empty in the next step: polars does not share a
+        # sub-expression between a when and its then, so doing both at once trimmed twice
+        # (~0.1 s a column of 10M cells).
+        trim[_TEXT + c.name] = cell.str.strip_chars()
         text = pl.col(_TEXT + c.name)
-        marks[_GIVEN + c.name] = text.is_not_null()
-        if c.default is not None:
-            marks[_TEXT + c.name] = text.fill_null(c.default)
+        filled = (text.str.len_bytes() > 0).fill_null(False)
+        marks[_GIVEN + c.name] = filled
+        marks[_TEXT + c.name] = pl.when(filled).then(text).otherwise(
+            pl.lit(c.default, pl.String) if c.default is not None else pl.lit(None, pl.String))
         if c.kind == "code":
             value = text.replace_strict(_spellings(c), default=None, return_dtype=pl.String)
         elif c.kind in ("date", "month"):
