@@ -38,7 +38,7 @@ from . import files, loaders
 from .errors import FileUnreadable, Problem, SchemaError
 from .loaders import PROBLEM_CAP, Loaded
 
-__all__ = ["PIECE_BYTES", "load_pieces", "merged_problems", "read_pieces"]
+__all__ = ["PIECE_BYTES", "load_joined", "load_pieces", "merged_problems", "read_pieces"]
 
 PIECE_BYTES = 512 << 20  # a city's largest delivery (hukou, 494 MB) is one; ~3.6 GB of working memory
 _HEAD = 1 << 16  # bytes in which the header must be found (as engine.files reads it)
@@ -53,6 +53,28 @@ def load_pieces(path: Path, key: str, as_of: date | None = None, piece_bytes: in
     path = Path(path)
     for table, first_row in read_pieces(path, piece_bytes or PIECE_BYTES):
         yield loaders.load_frame(table, key, path.name, as_of, first_row)
+
+
+def load_joined(path: Path, key: str, as_of: date | None = None, piece_bytes: int | None = None,
+                columns: list[str] | None = None) -> Loaded:
+    """engine.loaders.load of `path`, read a piece at a time and joined again: the rows, rejects,
+    problems and warnings a whole reading gives. Each piece's rows are kept in `columns` only
+    (None: all) as soon as they are validated, so that the peak is one piece's working memory
+    on top of the rows kept, not the whole file's."""
+    label = Path(path).name
+    frames: list[pl.DataFrame] = []
+    rejects: list[pl.DataFrame] = []
+    problems: list[list[Problem]] = []
+    warnings: list[list[Problem]] = []
+    for loaded in load_pieces(path, key, as_of, piece_bytes):
+        frames.append(loaded.frame if columns is None else loaded.frame.select(columns))
+        rejects.append(loaded.rejects)
+        problems.append(loaded.problems)
+        warnings.append(loaded.warnings)
+    if len(frames) == 1:
+        return Loaded(key, label, frames[0], rejects[0], problems[0], warnings[0])
+    return Loaded(key, label, pl.concat(frames, rechunk=False), pl.concat(rejects, how="diagonal_relaxed"),
+                  merged_problems(problems, key, label), merged_problems(warnings, key, label))
 
 
 def read_pieces(path: Path, piece_bytes: int | None = None) -> Iterator[tuple[pl.DataFrame, int]]:
