@@ -13,7 +13,7 @@ from __future__ import annotations
 import operator
 import re
 from datetime import date
-from collections.abc import Iterator
+from collections.abc import Callable
 from functools import lru_cache, partial
 
 import numpy as np
@@ -476,30 +476,42 @@ def _check_char_expr(first17: pl.Expr) -> pl.Expr:
 
 _CHECK_BYTES = np.frombuffer(CHECK_CHARS.encode(), dtype=np.uint8)
 _MONTH_DAYS = np.array([0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int32)  # index 0: no month
-_KERNEL_ROWS = 1 << 20  # rows of a column judged at a time: bounds the kernel's arrays (~50 MB)
+_KERNEL_ROWS = 1 << 17  # rows of a column judged at a time (see _judged)
 
 
-def _eighteen_bytes(texts: pl.Series) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """The texts of 18 UTF-8 bytes, a slice of the column at a time: their positions in
-    `texts`, and their bytes as an (n, 18) uint8 array (a view of the column's data when every
-    row of the slice is 18 bytes, a source's usual ID column)."""
+def _eighteen_bytes(part: pl.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """The texts of `part` (String) of 18 UTF-8 bytes: their positions, and their bytes as an
+    (n, 18) uint8 array (a view of the column's data when every row is 18 bytes, a source's
+    usual ID column); None when there are none."""
+    arrow = part.to_arrow()  # large_string: int64 offsets, one data buffer
+    _, offsets_buffer, data_buffer = arrow.buffers()
+    if offsets_buffer is None or data_buffer is None:
+        return None
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[arrow.offset:arrow.offset + len(arrow) + 1]
+    # A null's slot may have any length in Arrow: nulls are told by the Series, not the bytes.
+    rows = np.flatnonzero((np.diff(offsets) == 18) & ~part.is_null().to_numpy())
+    if not len(rows):
+        return None
+    data = np.frombuffer(data_buffer, dtype=np.uint8)
+    if len(rows) == len(part):
+        return rows, data[offsets[0]:offsets[-1]].reshape(-1, 18)
+    return rows, data[offsets[rows][:, None] + np.arange(18)]
+
+
+def _judged(texts: pl.Series, judge: Callable[[np.ndarray], np.ndarray]) -> pl.Series:
+    """Boolean Series: `judge` of the bytes of each 18-byte text, False for any other and for
+    null. _KERNEL_ROWS at a time, so that judge's 17 strided passes over a slice's bytes stay
+    in the cache: over 10M IDs, 1M rows at a time took 1.1 s, 128k 0.65 s. (On two threads,
+    0.56 s: not worth a pool.)"""
+    if texts.dtype != pl.String:
+        texts = texts.cast(pl.String)
+    found = np.zeros(len(texts), dtype=bool)
     for start in range(0, len(texts), _KERNEL_ROWS):
-        part = texts.slice(start, _KERNEL_ROWS)
-        arrow = part.to_arrow()  # large_string: int64 offsets, one data buffer
-        _, offsets_buffer, data_buffer = arrow.buffers()
-        if offsets_buffer is None or data_buffer is None:
-            continue
-        offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[arrow.offset:arrow.offset + len(arrow) + 1]
-        # A null's slot may have any length in Arrow: nulls are told by the Series, not the bytes.
-        rows = np.flatnonzero((np.diff(offsets) == 18) & ~part.is_null().to_numpy())
-        if not len(rows):
-            continue
-        data = np.frombuffer(data_buffer, dtype=np.uint8)
-        if len(rows) == len(part):
-            matrix = data[offsets[0]:offsets[-1]].reshape(-1, 18)
-        else:
-            matrix = data[offsets[rows][:, None] + np.arange(18)]
-        yield start + rows, matrix
+        part = _eighteen_bytes(texts.slice(start, _KERNEL_ROWS))
+        if part is not None:
+            rows, matrix = part
+            found[start + rows] = judge(matrix)
+    return pl.Series(texts.name, found, dtype=pl.Boolean)
 
 
 def _checked_bytes(matrix: np.ndarray) -> np.ndarray:
@@ -526,24 +538,17 @@ def checked(texts: pl.Series) -> pl.Series:
     give (`^[0-9]{17}[0-9X]$` and `check_char`; False where null). Worked out in NumPy on the
     texts' UTF-8 bytes: an 18-byte text whose first 17 bytes are ASCII digits has an ASCII last
     byte too, so the bytes decide what the characters would."""
-    if texts.dtype != pl.String:
-        texts = texts.cast(pl.String)
-    found = np.zeros(len(texts), dtype=bool)
-    for rows, matrix in _eighteen_bytes(texts):
-        found[rows] = _checked_bytes(matrix)
-    return pl.Series(texts.name, found, dtype=pl.Boolean)
+    return _judged(texts, _checked_bytes)
 
 
 def valid(texts: pl.Series, as_of: date | None = None) -> pl.Series:
     """`is_valid` over a column (False where null), in NumPy as `checked`: the check character,
     then the birth date's digits as Python's `date` takes them (year 1-9999, a real month and
-    day), not after `as_of`. Measured over 5M IDs: ~0.2 s, against ~1.2 s for the same as
+    day), not after `as_of`. Measured over 5M IDs: ~0.3 s, against ~1.2 s for the same as
     polars expressions (a 17-term sum over a cast and divisions, a date parse)."""
-    if texts.dtype != pl.String:
-        texts = texts.cast(pl.String)
     latest = None if as_of is None else as_of.year * 10000 + as_of.month * 100 + as_of.day
-    found = np.zeros(len(texts), dtype=bool)
-    for rows, matrix in _eighteen_bytes(texts):
+
+    def judge(matrix: np.ndarray) -> np.ndarray:
         ok = _checked_bytes(matrix)
         year, month, day = _number(matrix, 6, 4), _number(matrix, 10, 2), _number(matrix, 12, 2)
         leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
@@ -551,8 +556,9 @@ def valid(texts: pl.Series, as_of: date | None = None) -> pl.Series:
         ok &= (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= month_days)
         if latest is not None:
             ok &= year * 10000 + month * 100 + day <= latest
-        found[rows] = ok
-    return pl.Series(texts.name, found, dtype=pl.Boolean)
+        return ok
+
+    return _judged(texts, judge)
 
 
 def _birth_expr(digits8: pl.Expr) -> pl.Expr:
