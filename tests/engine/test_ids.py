@@ -311,7 +311,7 @@ def test_the_numpy_kernel_judges_as_is_valid_does(values: list[str | None], rows
     # A slice of a longer column (its Arrow offsets start past 0) and a column in two chunks
     padded = pl.Series("id_number", ["x", *values, VECTOR], dtype=pl.String).slice(1, len(values))
     chunked = pl.concat([texts.head(len(values) // 2), texts.tail(len(values) - len(values) // 2)], rechunk=False)
-    # rows_at_a_time: the kernel's slices of a column (0: the module's own, 1M rows)
+    # rows_at_a_time: the kernel's slices of a column (0: the module's own, 128k rows)
     with mock.patch.object(ids, "_KERNEL_ROWS", rows_at_a_time or ids._KERNEL_ROWS):
         for column in (texts, padded, chunked):
             assert ids.valid(column, as_of).to_list() == expected

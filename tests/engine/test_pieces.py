@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import ids, loaders, pieces
-from schemas import SOURCES
 from engine.errors import FileUnreadable, SchemaError
+from schemas import SOURCES
 
 AS_OF = date(2026, 6, 30)
 HEADER = "身份证号,姓名,行政区划代码,状态,状态日期\n"
