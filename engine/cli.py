@@ -335,6 +335,7 @@ def validate_command(ctx: click.Context, file: Path, kind: str | None, as_of: da
     line with file, row and column; a one-line summary goes to stderr. Exit 0 when there is no
     problem (warnings such as invalid roll IDs do not count: those rows are kept), 2 otherwise.
     """
+    from .batch import RUN_PIECE_BYTES
     from .pieces import load_joined
 
     if kind is None:
@@ -347,7 +348,7 @@ def validate_command(ctx: click.Context, file: Path, kind: str | None, as_of: da
     try:
         # A piece at a time, keeping only the row numbers: a delivery of any size is checked
         # in the working memory of one piece (engine.pieces), with a whole reading's report.
-        loaded = load_joined(file, kind, as_of or date.today(), columns=["_row"])
+        loaded = load_joined(file, kind, as_of or date.today(), RUN_PIECE_BYTES, columns=["_row"])
     except InputError as error:
         for problem in error.problems or [Problem(file.name, error.message)]:
             click.echo(f"问题 problem: {problem}")

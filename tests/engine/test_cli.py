@@ -226,15 +226,18 @@ def test_validate_clean_file_and_roll_warnings(tmp_path: Path) -> None:
 
 def test_validate_reads_a_large_file_in_pieces_with_a_whole_readings_report(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine import pieces
+    from engine import batch, pieces
 
     path = tmp_path / "deaths.csv"
     rows = [f"{A if n % 7 else A[:17] + 'Y'},张{n},2026-0{1 + n % 12 if n % 12 < 9 else 9}-15" for n in range(600)]
     path.write_text("身份证号,姓名,死亡日期\n" + "\n".join(rows) + "\n", encoding="gbk")
     whole = invoke("validate", path, "--as-of", AS_OF)
-    monkeypatch.setattr(pieces, "PIECE_BYTES", 1_000)
-    assert len(list(pieces.read_pieces(path))) > 10
+    monkeypatch.setattr(batch, "RUN_PIECE_BYTES", 1_000)
+    read = []
+    load_pieces = pieces.load_pieces
+    monkeypatch.setattr(pieces, "load_pieces", lambda *args: (read.append(piece) or piece for piece in load_pieces(*args)))
     in_pieces = invoke("validate", path, "--as-of", AS_OF)
+    assert len(read) > 10
     assert whole.exit_code == in_pieces.exit_code == 2
     assert (in_pieces.stdout, in_pieces.stderr) == (whole.stdout, whole.stderr)
     assert "514 行可用 usable, 86 行拒收 rejected, 86 problem(s)" in whole.stderr
