@@ -17,12 +17,20 @@ is present but not used is listed in `unused_sources`. Hukou, when present, is a
 is where dirty and wrong roll IDs are resolved (engine.resolve), which every rule relies on.
 Each source is validated a piece at a time and kept in its contract's columns (engine.pieces.
 load_joined): the same rows and problems as a whole reading, in a bounded working memory.
+
+Every row of every file is validated (its problems listed, its rejects written), but only the
+rows of the roll's people are kept: the rules join a source to the roll's rows on their ID and
+on nothing else, so no other row can be flagged or shown (engine.indexed narrows keyed sources
+the same way). Hukou is read first and kept whole until the roll's IDs are resolved against
+it; then the people are the roll's IDs as given and as resolved, and each other source's pieces
+are narrowed to them as they are validated. At city scale (27.75M source rows) that keeps
+~0.7M rows, and the run's peak fell from 3.6 to 1.8 GB.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
@@ -34,6 +42,7 @@ from . import files, loaders, pieces
 from .errors import InputError, Problem, SelectionError
 from .loaders import Loaded
 from .policy import load_policy
+from .resolve import resolve
 from .rules import select_rules
 from .run import RunResult, run
 
@@ -50,7 +59,8 @@ class FileRun:
     rejects: pl.DataFrame = field(default_factory=pl.DataFrame)  # file, row, reason, cells
     missing_sources: list[str] = field(default_factory=list)  # used by a selected rule, no file
     unused_sources: list[str] = field(default_factory=list)  # a file, but no selected rule uses it
-    # 'roll' and each loaded source (a source's usable rows in its contract's columns only)
+    # 'roll' and each loaded source: a source's usable rows of the roll's people (as given and as
+    # resolved), in its contract's columns only; usable_rows counts all of them
     loaded: dict[str, Loaded] = field(default_factory=dict)
 
     @property
@@ -78,6 +88,22 @@ def _rejects(loaded: dict[str, Loaded]) -> pl.DataFrame:
     if not parts:
         return pl.DataFrame(schema={"file": pl.String, "row": pl.Int64, "reason": pl.String})
     return pl.concat(parts, how="diagonal")
+
+
+def _people(roll: pl.DataFrame | None, resolved: pl.DataFrame | None) -> pl.Series:
+    """The IDs whose source rows the rules can read: the roll's, as given and as resolved (the
+    rules join sources to the roll's rows on their ID, and on nothing else). No roll: none (the
+    sources are then only checked: nothing is run)."""
+    given = [frame.get_column("id_number") for frame in (roll, resolved) if frame is not None]
+    if not given:
+        return pl.Series("id_number", [], pl.String)
+    return pl.concat(given).drop_nulls().unique()
+
+
+def _narrowed(item: Loaded, people: pl.Series) -> Loaded:
+    """`item` with only the rows of `people`, counting all its usable rows."""
+    kept = item.frame.join(people.to_frame(), on="id_number", how="semi")
+    return replace(item, frame=kept, usable=item.usable_rows)
 
 
 def run_files(
@@ -117,18 +143,33 @@ def run_files(
     except InputError as error:
         file_problems += error.problems or [Problem(Path(sources_dir).name, error.message)]
         found = {}
-    for key in SOURCES:  # contract order, so messages come in a stable order
-        if key not in found or key not in needed:
-            continue
+
+    def read(key: str, people: pl.Series | None) -> None:
         step(f"读取数据源 reading {found[key].name}")
         try:
             # A piece at a time, each piece's rows kept in the contract's columns only, as a
             # snapshot's are (store.snapshots): the rules read no other. Read whole, a city's
             # hukou took ~3.4 GB to validate, and the loader's own columns (_row,
             # id_number_raw, id_valid, id_method) were held to the end: ~1 GB of its sources.
-            loaded[key] = pieces.load_joined(found[key], key, as_of, RUN_PIECE_BYTES, list(SOURCES[key].names))
+            loaded[key] = pieces.load_joined(found[key], key, as_of, RUN_PIECE_BYTES, list(SOURCES[key].names),
+                                             people)
         except InputError as error:
-            file_problems += error.problems or [Problem(found[key].name, error.message)]
+            file_problems.extend(error.problems or [Problem(found[key].name, error.message)])
+
+    keys = [key for key in SOURCES if key in found and key in needed]  # contract order: stable messages
+    roll_frame = loaded["roll"].frame if "roll" in loaded else None
+    if "hukou" in keys:  # whole: the roll's IDs are resolved against all of it
+        read("hukou", None)
+    resolving = resolve_ids and "hukou" in loaded and roll_frame is not None
+    if resolving:
+        step("核对身份证号 resolving roll IDs against hukou")
+        resolved = resolve(roll_frame, loaded["hukou"].frame.lazy(), as_of)
+    people = _people(roll_frame, resolved if resolving else None)
+    if "hukou" in loaded:
+        loaded["hukou"] = _narrowed(loaded["hukou"], people)
+    for key in keys:
+        if key != "hukou":
+            read(key, people)
     if file_problems:
         files_named = sorted({p.file for p in file_problems})
         raise InputError(
@@ -137,8 +178,8 @@ def run_files(
         )
 
     sources = {key: item.frame for key, item in loaded.items() if key != "roll"}
-    result = run(loaded["roll"].frame, sources, as_of, settings, rules, cadences, resolve_ids=resolve_ids,
-                 on_step=step)
+    result = run(resolved if resolving else loaded["roll"].frame, sources, as_of, settings, rules, cadences,
+                 resolve_ids=resolve_ids, on_step=step)
     return FileRun(
         result=result,
         problems=[p for item in loaded.values() for p in item.problems],

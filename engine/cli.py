@@ -215,7 +215,7 @@ def _report_run(console: Console, file_run: Any, roll: Path, as_of: date, policy
     for key, item in loaded.items():
         what = "名册 roll" if key == "roll" else f"{SOURCES[key].zh} {key}"
         rejected = f", {item.rejects.height} 行拒收 rejected" if item.rejects.height else ""
-        console.print(f"  {what}: {item.file} — {item.frame.height} 行可用 usable rows{rejected}")
+        console.print(f"  {what}: {item.file} — {item.usable_rows} 行可用 usable rows{rejected}")
     if file_run.missing_sources:
         console.print(f"  缺少数据源 missing sources: {', '.join(file_run.missing_sources)}")
     if file_run.unused_sources:

@@ -66,10 +66,17 @@ class Loaded:
     rejects: pl.DataFrame
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    # The usable rows found, when `frame` keeps only some of them (engine.batch keeps a source's
+    # rows of the roll's people); None: `frame` is all of them.
+    usable: int | None = None
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def usable_rows(self) -> int:
+        return self.frame.height if self.usable is None else self.usable
 
 
 def load(path: Path, key: str, as_of: date | None = None) -> Loaded:

@@ -56,25 +56,33 @@ def load_pieces(path: Path, key: str, as_of: date | None = None, piece_bytes: in
 
 
 def load_joined(path: Path, key: str, as_of: date | None = None, piece_bytes: int | None = None,
-                columns: list[str] | None = None) -> Loaded:
+                columns: list[str] | None = None, people: pl.Series | None = None) -> Loaded:
     """engine.loaders.load of `path`, read a piece at a time and joined again: the rows, rejects,
     problems and warnings a whole reading gives. Each piece's rows are kept in `columns` only
     (None: all) as soon as they are validated, so that the peak is one piece's working memory
-    on top of the rows kept, not the whole file's."""
+    on top of the rows kept, not the whole file's. With `people` (IDs), only the rows of those
+    IDs are kept, and `usable` counts them all."""
     label = Path(path).name
+    wanted = None if people is None else people.rename("id_number").to_frame().lazy()
     frames: list[pl.DataFrame] = []
     rejects: list[pl.DataFrame] = []
     problems: list[list[Problem]] = []
     warnings: list[list[Problem]] = []
+    usable = 0
     for loaded in load_pieces(path, key, as_of, piece_bytes):
-        frames.append(loaded.frame if columns is None else loaded.frame.select(columns))
+        frame = loaded.frame if columns is None else loaded.frame.select(columns)
+        usable += frame.height
+        if wanted is not None:
+            frame = frame.lazy().join(wanted, on="id_number", how="semi").collect()
+        frames.append(frame)
         rejects.append(loaded.rejects)
         problems.append(loaded.problems)
         warnings.append(loaded.warnings)
+    counted = None if people is None else usable
     if len(frames) == 1:
-        return Loaded(key, label, frames[0], rejects[0], problems[0], warnings[0])
+        return Loaded(key, label, frames[0], rejects[0], problems[0], warnings[0], counted)
     return Loaded(key, label, pl.concat(frames, rechunk=False), pl.concat(rejects, how="diagonal_relaxed"),
-                  merged_problems(problems, key, label), merged_problems(warnings, key, label))
+                  merged_problems(problems, key, label), merged_problems(warnings, key, label), counted)
 
 
 def read_pieces(path: Path, piece_bytes: int | None = None) -> Iterator[tuple[pl.DataFrame, int]]:

@@ -15,11 +15,11 @@ import polars as pl
 
 from engine import ids
 from engine.batch import run_files
-from engine.loaders import load_frame
+from engine.loaders import load_frame, load_sources
 from engine.policy import Policy, load_policy, parse_policy
 from engine.run import RunResult, run
 from fixtures.generator import generate, write
-from schemas import dataset
+from schemas import SOURCES, dataset
 
 AS_OF = date(2026, 6, 30)
 POLICY = parse_policy('[[region]]\nprefix = "320302"\ndibao_monthly = 880\n')
@@ -99,5 +99,8 @@ def planted_city(directory: Path, households: int, seed: int) -> PlantedCity:
     generated = generate(households, seed=seed, case_fraction=1.0)
     paths = write(generated, directory, formats="mixed")
     full = run_files(paths["roll"], paths["sources"], generated.as_of, policy=paths["policy"])
-    sources = {key: item.frame for key, item in full.loaded.items() if key != "roll"}
+    # Whole: a run from files keeps only the roll's people's source rows, and the checks and
+    # resolutions compared with it look hukou over for others.
+    loaded, _ = load_sources(paths["sources"], generated.as_of)
+    sources = {key: item.frame.select(SOURCES[key].names) for key, item in loaded.items()}
     return PlantedCity(generated.as_of, full.loaded["roll"].frame, sources, load_policy(paths["policy"]), full.result)

@@ -64,6 +64,17 @@ def run_args(roll: Path, sources: Path, out: Path, *extra: object) -> list[objec
 # ---- run ------------------------------------------------------------------------------------
 
 
+def test_run_counts_every_usable_source_row(tmp_path: Path) -> None:
+    """The run keeps only the roll's people's source rows; it still reports how many were usable."""
+    roll, sources = write_inputs(tmp_path)
+    with open(sources / "hukou.csv", "a", encoding="utf-8") as hukou:
+        hukou.write("".join(f"{person(n)},赵{n},320302001001,normal\n" for n in range(10, 14)))
+    result = invoke(*run_args(roll, sources, tmp_path / "flags.csv"))
+    assert result.exit_code == 0, result.output
+    assert "hukou.csv — 7 行可用 usable rows" in result.stdout
+    assert "deaths.csv — 1 行可用 usable rows" in result.stdout
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx", ".parquet"])
 def test_run_success_writes_flags(tmp_path: Path, suffix: str) -> None:
     roll, sources = write_inputs(tmp_path)
