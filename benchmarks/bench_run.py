@@ -44,6 +44,20 @@ def prepare(households: int, seed: int, data_root: Path) -> Path:
     return directory
 
 
+def phases(steps: list[tuple[str, float]], started: float, ended: float) -> tuple[float, float, float]:
+    """Seconds loading, resolving and running the rules, from run_files' step messages and when
+    each came: hukou is read, the roll resolved against it (核对身份证号 resolving …), the other
+    sources read, the rules run (比对 running …) to the end. Loading is the rest."""
+    def span(prefix: str) -> float:
+        for at, (text, when) in enumerate(steps):
+            if text.startswith(prefix):
+                return (steps[at + 1][1] if at + 1 < len(steps) else ended) - when
+        return 0.0
+
+    resolve, rules = span("核对身份证号"), span("比对")
+    return ended - started - resolve - rules, resolve, rules
+
+
 def measure(directory: Path, as_of: date, out: Path, resolve_ids: bool = True) -> dict[str, float]:
     """The measured step; runs in the child process."""
     import polars as pl
@@ -72,15 +86,12 @@ def measure(directory: Path, as_of: date, out: Path, resolve_ids: bool = True) -
     truth = pl.read_csv(directory / "truth.csv", schema_overrides={"household_id": pl.String})
     found = set(file_run.result.flags.select("household_id", "rule_id").iter_rows())
     expected = set(truth.select("household_id", "rule_id").iter_rows())
-    # The last step message marks the start of the rules; the one before it, when IDs are
-    # resolved, the start of the resolution; everything before is loading.
-    rules_started = steps[-1][1] if steps else started
-    resolve_started = steps[-2][1] if resolve_ids and len(steps) > 1 else rules_started
+    load, resolve, rules = phases(steps, started, started + loaded_and_ran)
     return {
         "wall_s": round(wall, 2),
-        "load_s": round(resolve_started - started, 2),
-        "resolve_s": round(rules_started - resolve_started, 2),
-        "rules_s": round(started + loaded_and_ran - rules_started, 2),
+        "load_s": round(load, 2),
+        "resolve_s": round(resolve, 2),
+        "rules_s": round(rules, 2),
         "resolved": int((file_run.result.resolutions["resolution"].struct.field("status") == "resolved").sum()),
         "equals_truth": found == expected,
         "load_and_rules_s": round(loaded_and_ran, 2),

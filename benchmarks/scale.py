@@ -172,18 +172,17 @@ def step_run(directory: Path, cadence: str | None) -> dict:
     from engine.batch import run_files
     from fixtures.generator import DEFAULT_AS_OF
 
-    steps: list[float] = []
+    from bench_run import phases
+
+    steps: list[tuple[str, float]] = []
     started, cpu = time.perf_counter(), time.process_time()
     done = run_files(
         directory / "roll.parquet", directory / "sources", DEFAULT_AS_OF, policy=directory / "policy.toml",
-        cadences=[cadence] if cadence else None, on_step=lambda _: steps.append(time.perf_counter()),
+        cadences=[cadence] if cadence else None, on_step=lambda text: steps.append((text, time.perf_counter())),
     )
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     flags = done.result.flags
-    # on_step: reading the roll, each source, resolving, running the rules (the last two).
-    load = steps[-2] - started if len(steps) >= 2 else float("nan")
-    resolve = steps[-1] - steps[-2] if len(steps) >= 2 else float("nan")
-    rules = started + wall - steps[-1] if steps else float("nan")
+    load, resolve, rules = phases(steps, started, started + wall)
     note = f"{flags.height:,} flags; load {load:.1f} s, resolve {resolve:.1f} s, rules {rules:.1f} s"
     if cadence is None:
         note += "; " + _truth_note(flags, directory)
