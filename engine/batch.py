@@ -24,7 +24,7 @@ on nothing else, so no other row can be flagged or shown (engine.indexed narrows
 the same way). Hukou is read first and kept whole until the roll's IDs are resolved against
 it; then the people are the roll's IDs as given and as resolved, and each other source's pieces
 are narrowed to them as they are validated. At city scale (27.75M source rows) that keeps
-~0.7M rows, and the run's peak fell from 3.6 to 1.8 GB.
+~0.5M rows, and the run's peak fell from 3.6 to 1.9 GiB (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -160,11 +160,11 @@ def run_files(
     roll_frame = loaded["roll"].frame if "roll" in loaded else None
     if "hukou" in keys:  # whole: the roll's IDs are resolved against all of it
         read("hukou", None)
-    resolving = resolve_ids and "hukou" in loaded and roll_frame is not None
-    if resolving:
+    resolved = None
+    if resolve_ids and "hukou" in loaded and roll_frame is not None:
         step("核对身份证号 resolving roll IDs against hukou")
         resolved = resolve(roll_frame, loaded["hukou"].frame.lazy(), as_of)
-    people = _people(roll_frame, resolved if resolving else None)
+    people = _people(roll_frame, resolved)
     if "hukou" in loaded:
         loaded["hukou"] = _narrowed(loaded["hukou"], people)
     for key in keys:
@@ -178,7 +178,7 @@ def run_files(
         )
 
     sources = {key: item.frame for key, item in loaded.items() if key != "roll"}
-    result = run(resolved if resolving else loaded["roll"].frame, sources, as_of, settings, rules, cadences,
+    result = run(loaded["roll"].frame if resolved is None else resolved, sources, as_of, settings, rules, cadences,
                  resolve_ids=resolve_ids, on_step=step)
     return FileRun(
         result=result,
