@@ -102,8 +102,7 @@ def _people(roll: pl.DataFrame | None, resolved: pl.DataFrame | None) -> pl.Seri
 
 def _narrowed(item: Loaded, people: pl.Series) -> Loaded:
     """`item` with only the rows of `people`, counting all its usable rows."""
-    kept = item.frame.join(people.to_frame(), on="id_number", how="semi")
-    return replace(item, frame=kept, usable=item.usable_rows)
+    return replace(item, frame=pieces.of_people(item.frame, people), usable=item.usable_rows)
 
 
 def run_files(

@@ -38,7 +38,7 @@ from . import files, loaders
 from .errors import FileUnreadable, Problem, SchemaError
 from .loaders import PROBLEM_CAP, Loaded
 
-__all__ = ["PIECE_BYTES", "load_joined", "load_pieces", "merged_problems", "read_pieces"]
+__all__ = ["PIECE_BYTES", "load_joined", "load_pieces", "merged_problems", "of_people", "read_pieces"]
 
 PIECE_BYTES = 512 << 20  # a city's largest delivery (hukou, 494 MB) is one; ~3.6 GB of working memory
 _HEAD = 1 << 16  # bytes in which the header must be found (as engine.files reads it)
@@ -63,7 +63,6 @@ def load_joined(path: Path, key: str, as_of: date | None = None, piece_bytes: in
     on top of the rows kept, not the whole file's. With `people` (IDs), only the rows of those
     IDs are kept, and `usable` counts them all."""
     label = Path(path).name
-    wanted = None if people is None else people.rename("id_number").to_frame().lazy()
     frames: list[pl.DataFrame] = []
     rejects: list[pl.DataFrame] = []
     problems: list[list[Problem]] = []
@@ -72,8 +71,8 @@ def load_joined(path: Path, key: str, as_of: date | None = None, piece_bytes: in
     for loaded in load_pieces(path, key, as_of, piece_bytes):
         frame = loaded.frame if columns is None else loaded.frame.select(columns)
         usable += frame.height
-        if wanted is not None:
-            frame = frame.lazy().join(wanted, on="id_number", how="semi").collect()
+        if people is not None:
+            frame = of_people(frame, people)
         frames.append(frame)
         rejects.append(loaded.rejects)
         problems.append(loaded.problems)
@@ -83,6 +82,11 @@ def load_joined(path: Path, key: str, as_of: date | None = None, piece_bytes: in
         return Loaded(key, label, frames[0], rejects[0], problems[0], warnings[0], counted)
     return Loaded(key, label, pl.concat(frames, rechunk=False), pl.concat(rejects, how="diagonal_relaxed"),
                   merged_problems(problems, key, label), merged_problems(warnings, key, label), counted)
+
+
+def of_people(frame: pl.DataFrame, people: pl.Series) -> pl.DataFrame:
+    """The rows of `frame` whose id_number is one of `people` (the small side is hashed)."""
+    return frame.join(people.rename("id_number").to_frame(), on="id_number", how="semi")
 
 
 def read_pieces(path: Path, piece_bytes: int | None = None) -> Iterator[tuple[pl.DataFrame, int]]:
