@@ -27,7 +27,7 @@ import polars as pl
 
 from .frames import frame_of_rows
 from .rules import Rule
-from .run import _HEAD_COLUMNS, _PERSON_COLUMNS, FLAG_COLUMNS, _body, _hits, empty_flags
+from .run import _PERSON_COLUMNS, FLAG_COLUMNS, _body, _hits, empty_flags
 
 __all__ = ["folded", "shaped"]
 

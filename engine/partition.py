@@ -18,7 +18,7 @@ unpartitioned run's, flag for flag (tests/engine/test_partition.py).
 2. With hukou and `resolve_ids`, hukou is narrowed in two streaming passes (`narrow_hukou`):
    pass A, on the ID column, the rows of the roll's valid IDs (which tell who engine.resolve
    looks for: invalid IDs, valid IDs hukou lacks, valid IDs registered under another name) and
-   the IDs one keying error from an invalid roll ID (`ids.neighbours`); pass B every other row
+   the IDs one keying error from an invalid roll ID (`keying.neighbours`); pass B every other row
    that a block of engine.resolve can reach from those people: an ID one keying error away,
    the same first 14 characters, the same name key in the same township (by a hash of both),
    or a name written with spaces or dots whose key is one of those in one of those townships.
@@ -56,7 +56,7 @@ from typing import Any
 
 import polars as pl
 
-from . import ids, names
+from . import ids, keying, names
 from .policy import Policy
 from .resolve import reading, resolve
 from .rules import Rule, select_rules
@@ -114,7 +114,7 @@ def _blocks(rows: pl.DataFrame, as_of: date | None) -> tuple[set[str], set[str]]
     for id_number, raw_id, is_valid in rows.select("id_number", "_raw", "_valid").iter_rows():
         spelling = reading(raw_id)
         if not is_valid or len(spelling.text) == 15:
-            edit |= ids.neighbours(spelling.text, as_of)
+            edit |= keying.neighbours(spelling.text, as_of)
         key = id_number[:14] if is_valid and id_number else spelling.born14(as_of)
         if key:
             born.add(key)

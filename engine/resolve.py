@@ -19,7 +19,7 @@ Who is looked for (an *attempt*, one per roll row):
   errors away: the roll ID was mistyped into someone else's) is *suggested* for name_mismatch.
 
 1. Blocking, polars joins against hukou on what survives of the spelling:
-   * `edit`: the valid IDs one keying error away from it (ids.neighbours) = hukou id_number;
+   * `edit`: the valid IDs one keying error away from it (keying.neighbours) = hukou id_number;
    * `born`: region and birth date, its first 14 characters when they are digits and a real
      date (or the first 14 digits Excel kept) = the first 14 of hukou's IDs;
    * `name`: the normalized name in the row's township (region_code[:9]) = hukou's.
@@ -65,7 +65,7 @@ import polars as pl
 from rapidfuzz.distance import OSA
 from rapidfuzz.process import cpdist
 
-from . import ids, names
+from . import ids, keying, names
 
 __all__ = [
     "ACCEPT",
@@ -322,7 +322,7 @@ def _attempts(frame: pl.DataFrame, hukou: HukouLookup) -> pl.DataFrame:
 def _blocks(attempts: Iterable[tuple[int, str, str]], spellings: dict[int, Reading],
             as_of: date | None) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
     """What the `edit` and `born` blocks look for, per attempt (_RID, kind, id_number): the
-    spellings whose neighbours (ids.neighbours: the valid IDs one keying error away) are
+    spellings whose neighbours (keying.neighbours: the valid IDs one keying error away) are
     wanted; the first 14 characters."""
     sought: list[tuple[int, str]] = []
     born: list[tuple[int, str]] = []
@@ -341,7 +341,7 @@ def _pairs(attempts: pl.DataFrame, spellings: dict[int, Reading], hukou: HukouLo
     """Candidate pairs (_RID, id_number, name_key, region_code of the hukou record) from the
     three blocks."""
     sought, born = _blocks(attempts.select(_RID, "kind", "id_number").iter_rows(), spellings, as_of)
-    at, codes = ids.neighbour_codes([text for _, text in sought], as_of)  # over columns: a roll's thousands
+    at, codes = keying.neighbour_codes([text for _, text in sought], as_of)  # over columns: a roll's thousands
     edit_keys = pl.DataFrame({_RID: np.array([rid for rid, _ in sought], dtype=np.uint32)[at],
                               "id_number": pl.Series(codes, dtype=pl.Int64)},
                              schema={_RID: pl.UInt32, "id_number": pl.Int64}).with_columns(

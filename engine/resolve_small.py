@@ -21,7 +21,7 @@ from typing import Any
 
 import polars as pl
 
-from . import ids, names
+from . import keying, names
 from .frames import frame_of_rows, series
 from .resolve import (
     _RID,
@@ -88,7 +88,7 @@ def _pairs(attempts: list[tuple[Any, ...]], spellings: dict[int, Reading], hukou
            as_of: date | None) -> dict[tuple[int, str], tuple[str | None, str | None, str | None]]:
     """(_RID, candidate id_number) → the candidate's (name, name key, region_code)."""
     sought, born = _blocks(((rid, kind, id_number) for rid, id_number, *_, kind in attempts), spellings, as_of)
-    edit = [(rid, neighbour) for rid, text in sought for neighbour in ids.neighbours(text, as_of)]
+    edit = [(rid, neighbour) for rid, text in sought for neighbour in keying.neighbours(text, as_of)]
     named_keys = [(rid, _key(name), _town(region)) for rid, _, _, name, region, _ in attempts]
     named = frame_of_rows(list(dict.fromkeys((k, t) for _, k, t in named_keys)), _NAMED)
     edit_ids = series("", [n for _, n in edit], pl.String)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 
-import numpy as np
 import polars as pl
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine import ids
@@ -122,7 +121,7 @@ def test_legacy_15_round_trip(id_number: str) -> None:
 # Near-IDs: ASCII and other scripts' digits, full-width forms, separators, control characters
 # that Python's \s takes and Rust's does not, letters whose upper case is longer.
 _ALPHABET = "0123456789Xx -－\u3000１９Ｘ٠١٩०७\x1c\x1f\x85\xa0ßﬁ"
-_candidates = st.one_of(
+near_ids = st.one_of(
     st.text(max_size=25),
     st.text(alphabet=_ALPHABET, min_size=14, max_size=20),
     st.from_regex(r"[0-9]{15}|[0-9]{17}[0-9Xx]|[0-9]{18}", fullmatch=True),
@@ -132,7 +131,7 @@ _candidates = st.one_of(
 
 
 @settings(max_examples=300)
-@given(st.lists(_candidates, min_size=1, max_size=20))
+@given(st.lists(near_ids, min_size=1, max_size=20))
 def test_scalar_and_expression_agree(values: list[str]) -> None:
     normalized = [ids.normalize(v) for v in values]
     assert _expr(ids.normalized_expr, values) == normalized
@@ -184,79 +183,6 @@ def test_birth_after_as_of_is_invalid() -> None:
     assert "as-of" in (ids.problem(future, AS_OF) or "")
 
 
-# ---- keying errors: ids.neighbours ----------------------------------------------------------
-
-
-def _brute_neighbours(text: str) -> set[str]:
-    """Every spelling one edit away, tried one by one (what neighbours' arithmetic avoids)."""
-    found = set()
-    for spelling in ids._edits(text, (15, 18)):
-        candidate = ids.normalize(spelling) if len(spelling) == 15 else spelling
-        if candidate and candidate != text and ids.is_valid(candidate, AS_OF):
-            found.add(candidate)
-    return found
-
-
-@st.composite
-def keying_errors(draw: st.DrawFn) -> tuple[str, str]:
-    """A valid ID and a spelling of it with one keying error (or a 15-digit legacy form)."""
-    pid = draw(valid_ids())
-    kind = draw(st.sampled_from(["substitute", "swap", "drop", "add", "legacy"]))
-    place = draw(st.integers(0, 17))
-    char = draw(st.sampled_from("0123456789X"))
-    if kind == "substitute":
-        return pid, pid[:place] + char + pid[place + 1 :]
-    if kind == "swap":
-        place = min(place, 16)
-        return pid, pid[:place] + pid[place + 1] + pid[place] + pid[place + 2 :]
-    if kind == "drop":
-        return pid, pid[:place] + pid[place + 1 :]
-    if kind == "add":
-        return pid, pid[:place] + char + pid[place:]
-    return pid, pid[:6] + pid[8:17]
-
-
-@settings(max_examples=300)
-@given(keying_errors())
-def test_neighbours_are_every_valid_id_one_keying_error_away(error: tuple[str, str]) -> None:
-    pid, text = error
-    found = ids.neighbours(text, AS_OF)
-    assert found == _brute_neighbours(text)
-    if not ids.is_valid(ids.normalize(text), AS_OF) and len(text) != 15:
-        assert pid in found  # the error is always undone
-
-
-_SPELLINGS = st.one_of(keying_errors().map(lambda error: error[1]), _candidates.map(lambda raw: ids.clean(raw) or ""))
-
-
-@settings(max_examples=200)
-@given(st.lists(_SPELLINGS, max_size=12), st.sampled_from([None, AS_OF, date(1990, 1, 1)]))
-@example(["١١٠١٠٥١٩٤٩١٢٣١٠٠٢1", "١١٠١٠٥١٩٤٩١٢٣١٠٠X"], AS_OF)  # other scripts' digits, as a roll may hold them
-def test_neighbours_over_columns_are_the_neighbours_one_by_one(texts: list[str], as_of: date | None) -> None:
-    """engine.resolve looks a roll's invalid IDs' neighbours up all at once (ids.neighbour_codes):
-    per spelling, the codes of exactly what ids.neighbours finds."""
-    at, codes = ids.neighbour_codes(texts, as_of)
-    found: list[set[str]] = [set() for _ in texts]
-    for index, value in zip(at.tolist(), codes.tolist(), strict=True):
-        found[index].add(ids.from_code(value))
-    assert len(codes) == sum(len(each) for each in found)  # each neighbour of a spelling once
-    assert found == [ids.neighbours(text, as_of) for text in texts]
-
-
-@pytest.mark.parametrize("digits8", ["19000229", "20000229", "20010229", "20240229", "00000101", "00010101",
-                                     "99991231", "20241301", "20240100", "20240431", "20240430", "19491001"])
-def test_birth_dates_over_columns_are_read_as_one_by_one(digits8: str) -> None:
-    first17 = np.array([int(f"320303{digits8}123")], dtype=np.int64)
-    born = ids._birth(digits8)
-    assert ids._born_by(first17, None).tolist() == [born is not None]
-    assert ids._born_by(first17, date(2024, 4, 30)).tolist() == [born is not None and born <= date(2024, 4, 30)]
-
-
-@given(valid_ids())
-def test_a_valid_id_has_no_valid_neighbour_of_one_substitution_or_swap(id_number: str) -> None:
-    assert ids._repairs18(id_number) == set()
-
-
 _ID_SHAPED = st.from_regex(r"\A[0-9]{17}[0-9X]\Z")
 
 
@@ -296,7 +222,7 @@ def judged_ids(draw: st.DrawFn) -> str | None:
     )) + draw(st.from_regex(r"[0-9]{3}", fullmatch=True))
     right = first17 + ids.check_char(first17)
     return draw(st.one_of(st.just(right), st.builds(lambda last: first17 + last, st.sampled_from("0123456789Xx")),
-                          _candidates, st.none()))
+                          near_ids, st.none()))
 
 
 @settings(max_examples=300)
