@@ -32,7 +32,8 @@ def _generator_version() -> str:
 
 
 def prepare(households: int, seed: int, data_root: Path) -> Path:
-    from fixtures.generator import DEFAULT_AS_OF, generate, write
+    from fixtures.generator import DEFAULT_AS_OF, generate
+    from fixtures.writing import write
 
     directory = data_root / f"{households}-{seed}-{_generator_version()}"
     if (directory / "truth.csv").exists():

@@ -177,7 +177,8 @@ def prepare(scale: str, seed: int, data_root: Path) -> Path:
     """Generate (or find cached) data for `scale`; returns its directory."""
     import numpy as np
 
-    from fixtures.generator import CASE_FRACTION, DEFAULT_AS_OF, generate, write
+    from fixtures.generator import CASE_FRACTION, DEFAULT_AS_OF, generate
+    from fixtures.writing import write
 
     name, households, factor = parse_scale(scale)
     directory = data_dir(scale, seed, data_root)

@@ -381,7 +381,8 @@ def demo_command(out_dir: Path, households: int, seed: int) -> None:
     dirty rows), then <out>/flags.xlsx, <out>/flags.csv and the rejected rows beside them.
     The dirty rows are the point of the demo, so it exits 0 although rows were rejected.
     """
-    from fixtures.generator import generate, write
+    from fixtures.generator import generate
+    from fixtures.writing import write
 
     from .batch import run_files
     from .output import summary

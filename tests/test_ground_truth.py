@@ -15,7 +15,8 @@ import polars as pl
 import pytest
 
 from engine.batch import run_files
-from fixtures.generator import generate, write
+from fixtures.generator import generate
+from fixtures.writing import write
 
 
 @pytest.fixture(scope="module")

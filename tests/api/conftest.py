@@ -32,7 +32,8 @@ from fastapi.testclient import TestClient
 
 from api.app import API_PREFIX, create_app
 from engine import loaders
-from fixtures.generator import Generated, generate, write
+from fixtures.generator import Generated, generate
+from fixtures.writing import write
 from store.db import Store
 from store.models import Flag
 from store.runs import start_run
@@ -49,7 +50,7 @@ WAIT_SECONDS = 120  # a background batch or run that has not finished by then ha
 @dataclass(frozen=True)
 class City:
     generated: Generated
-    paths: dict[str, Path]  # fixtures.generator.write's: roll, sources, truth, policy, …
+    paths: dict[str, Path]  # fixtures.writing.write's: roll, sources, truth, policy, …
     township_a: str  # 9 digits
     township_b: str  # 9 digits, same county
     county: str  # 6 digits

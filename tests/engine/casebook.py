@@ -18,7 +18,8 @@ from engine.batch import run_files
 from engine.loaders import load_frame, load_sources
 from engine.policy import Policy, load_policy, parse_policy
 from engine.run import RunResult, run
-from fixtures.generator import generate, write
+from fixtures.generator import generate
+from fixtures.writing import write
 from schemas import SOURCES, dataset
 
 AS_OF = date(2026, 6, 30)

@@ -6,7 +6,8 @@ import pytest
 
 from engine import loaders
 from engine.policy import load_policy
-from fixtures.generator import generate, write
+from fixtures.generator import generate
+from fixtures.writing import write
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ from engine.batch import run_files
 from engine.loaders import load, load_sources
 from engine.policy import load_policy
 from engine.run import run
-from fixtures.generator import generate, write
+from fixtures.generator import generate
+from fixtures.writing import write
 from schemas import SOURCES
 
 

@@ -157,7 +157,8 @@ def test_a_run_from_files_in_pieces_gives_what_it_gives_read_whole(tmp_path: Pat
     its contract's columns: a city of mixed formats with dirty IDs, read in pieces of ~4 KB,
     gives the flags, rejects, problems and warnings it gives with every file one piece."""
     from engine import batch
-    from fixtures.generator import generate, write
+    from fixtures.generator import generate
+    from fixtures.writing import write
 
     generated = generate(300, seed=5, case_fraction=1.0)
     paths = write(generated, tmp_path, formats="mixed")
