@@ -131,10 +131,12 @@ def _spellings(c: Column) -> dict[str, str]:
     return {s: lookup[s.casefold()] for s in usual if s.casefold() in lookup}
 
 
-def _first_pass(ds: Dataset, given: tuple[str, ...], unknown: list[str]) -> list[list[pl.Expr]]:
+def _first_pass(ds: Dataset, given: tuple[str, ...], unknown: list[str],
+                plain: tuple[str, ...]) -> list[list[pl.Expr]]:
     """The first pass as steps of a query (each step's expressions see the previous step's
     columns, so that no sub-expression is evaluated twice). A value is null where the cell is
-    empty and where the general parsers still have to try."""
+    empty and where the general parsers still have to try. `plain`: amount columns held as
+    numbers, each a plain decimal as text (engine.loaders checked): read as they are."""
     trim: dict[str, pl.Expr] = {"_row": pl.col("_row").cast(pl.Int64)}
     trim |= {RAW + n: pl.col(n) for n in given}
     marks: dict[str, pl.Expr] = {}
@@ -150,6 +152,13 @@ def _first_pass(ds: Dataset, given: tuple[str, ...], unknown: list[str]) -> list
                 _LEGACY + c.name: raw.is_null() & False,
                 _GIVEN + c.name: raw.str.strip_chars().str.len_bytes() > 0,
             }
+            continue
+        if c.name in plain:  # the same steps as text's below, on numbers: nothing to trim or parse
+            trim[_TEXT + c.name] = cell.cast(pl.Float64)
+            number = pl.col(_TEXT + c.name)
+            marks[_GIVEN + c.name] = number.is_not_null()
+            marks[_TEXT + c.name] = number if c.default is None else number.fill_null(float(c.default))
+            values[c.name] = number + 0.0  # no -0.0
             continue
         # Trimmed here, made null where empty in the next step: polars does not share a
         # sub-expression between a when and its then, so doing both at once trimmed twice
@@ -298,8 +307,9 @@ def _named(exprs: dict[str, pl.Expr]) -> list[pl.Expr]:
 
 @dataclass(frozen=True)
 class Plan:
-    """How to read one kind of table (dataset, its headers, as_of, small or not): built once
-    and kept, for building the polars expressions costs as much as running them on a few rows."""
+    """How to read one kind of table (dataset, its headers, as_of, small or not, which amounts
+    it holds as numbers): built once and kept, for building the polars expressions costs as
+    much as running them on a few rows."""
 
     first: list[list[pl.Expr]]
     checks: list[list[pl.Expr]]
@@ -312,7 +322,11 @@ class Plan:
 
 
 @lru_cache(maxsize=256)
-def plan(key: str, given: tuple[str, ...], as_of: date | None, small: bool) -> Plan:
+def plan(key: str, given: tuple[str, ...], as_of: date | None, small: bool,
+         plain: tuple[str, ...] = ()) -> Plan:
+    """How to read a table of dataset `key` with columns `given` (canonical names, or a header
+    not of the dataset); `plain`: amount and number columns held as numbers (engine.loaders'
+    `_plain_numbers`), the others String."""
     ds = dataset(key)
     unknown = [n for n in given if n not in ds.names]
     id_columns = [c for c in ds.columns if c.kind == "id"]
@@ -324,7 +338,7 @@ def plan(key: str, given: tuple[str, ...], as_of: date | None, small: bool) -> P
     extras = [f"{c.name}_raw" for c in id_columns]
     extras += ["id_valid", "id_method"] if "id_number" in ds.names else []
     return Plan(
-        first=_first_pass(ds, given, unknown),
+        first=_first_pass(ds, given, unknown, plain),
         checks=_checks(ds, as_of, small),
         outputs=["_row", *ds.names, *extras, *unknown],
         scratch=[*[RAW + n for n in given], *[ERR + c.name for c in ds.columns],

@@ -5,7 +5,9 @@ Every column of the result is String and named by its header, trimmed. Nothing i
 an ID read as a number is already damaged, so CSV cells are never inferred, and XLSX or Parquet
 numbers are written back as the digits a spreadsheet shows (no trailing ".0"; integers of 16+
 digits keep Excel's 15 significant digits, so a damaged ID ends in 000 and `engine.ids` can say
-so). Excel date cells and Parquet dates become `YYYY-MM-DD`.
+so). Excel date cells and Parquet dates become `YYYY-MM-DD`. (`read_located(path, numbers=True)`
+keeps a Parquet file's integer and float columns as they are: engine.loaders turns those that are
+not amounts to text itself, and reads amounts without a round trip through text.)
 
 File-level problems raise `FileUnreadable` (missing, empty, undecodable, not a table, no sheet)
 or `SchemaError` (duplicated header); rows are judged later, by `engine.loaders`.
@@ -47,12 +49,15 @@ def read_table(path: Path) -> pl.DataFrame:
     return read_located(path)[0]
 
 
-def read_located(path: Path) -> tuple[pl.DataFrame, int]:
+def read_located(path: Path, numbers: bool = False) -> tuple[pl.DataFrame, int]:
     """`read_table`, plus the spreadsheet row number of the first record (2 unless blank rows
-    precede the header), so that loaders can number rows as the user sees them."""
+    precede the header), so that loaders can number rows as the user sees them. `numbers`: a
+    Parquet file's integer and float columns are kept as they are (`to_text`)."""
     path = Path(path)
-    reader = {".csv": _read_csv, ".xlsx": _read_xlsx, ".parquet": _read_parquet}[readable_suffix(path)]
-    return reader(path)
+    suffix = readable_suffix(path)
+    if suffix == ".parquet":
+        return _read_parquet(path, numbers)
+    return {".csv": _read_csv, ".xlsx": _read_xlsx}[suffix](path)
 
 
 def readable_suffix(path: Path) -> str:
@@ -121,6 +126,9 @@ def _apply_header(path: Path, df: pl.DataFrame, header: list[object]) -> pl.Data
         column = df.get_column(f"\x00{i}")
         if name:
             keep[column.name] = name
+        elif column.dtype != pl.String:
+            if column.null_count() < column.len():  # numbers kept as they are (`to_text`)
+                keep[column.name] = f"column_{i + 1}"
         elif column.str.strip_chars().str.len_bytes().fill_null(0).sum() > 0:
             keep[column.name] = f"column_{i + 1}"
     return df.select(list(keep)).rename(keep)
@@ -323,7 +331,7 @@ def _excel_15(whole: pl.Expr) -> pl.Expr:
 # ---- Parquet and in-memory frames -----------------------------------------------------------
 
 
-def _read_parquet(path: Path) -> tuple[pl.DataFrame, int]:
+def _read_parquet(path: Path, numbers: bool = False) -> tuple[pl.DataFrame, int]:
     import pyarrow.parquet as pq
 
     try:
@@ -336,7 +344,7 @@ def _read_parquet(path: Path) -> tuple[pl.DataFrame, int]:
         message = f"无法读取 Parquet 文件 (cannot read the Parquet file: {_first_line(error)})"
         raise _unreadable(path, message) from None
     try:
-        text = to_text(df)
+        text = to_text(df, numbers)
     except TypeError as error:
         raise _unreadable(path, str(error)) from None
     return _apply_header(path, text, names), 2
@@ -354,13 +362,14 @@ def _float_text(value: pl.Expr) -> pl.Expr:
     )
 
 
-def to_text(df: pl.DataFrame) -> pl.DataFrame:
+def to_text(df: pl.DataFrame, numbers: bool = False) -> pl.DataFrame:
     """Every column of df as String: dates as YYYY-MM-DD, datetimes too when at midnight,
-    floats per `_float_text`. Nested or binary columns raise TypeError (not a flat table)."""
+    floats per `_float_text`; with `numbers`, integer and float columns stay as they are. Nested
+    or binary columns raise TypeError (not a flat table)."""
     exprs = []
     for name, dtype in df.schema.items():
         column = pl.col(name)
-        if dtype == pl.String:
+        if dtype == pl.String or (numbers and (dtype.is_integer() or dtype.is_float())):
             exprs.append(column)
         elif dtype == pl.Date:
             exprs.append(column.dt.strftime("%Y-%m-%d"))

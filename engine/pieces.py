@@ -90,8 +90,9 @@ def of_people(frame: pl.DataFrame, people: pl.Series) -> pl.DataFrame:
 
 
 def read_pieces(path: Path, piece_bytes: int | None = None) -> Iterator[tuple[pl.DataFrame, int]]:
-    """engine.files.read_located, a piece at a time: String tables with the same columns, each
-    with the spreadsheet row number of its first record."""
+    """engine.files.read_located(path, numbers=True), a piece at a time: tables with the same
+    columns (String, and a Parquet file's numbers as they are), each with the spreadsheet row
+    number of its first record."""
     path = Path(path)
     piece_bytes = piece_bytes or PIECE_BYTES
     suffix = files.readable_suffix(path)
@@ -100,7 +101,7 @@ def read_pieces(path: Path, piece_bytes: int | None = None) -> Iterator[tuple[pl
     elif suffix == ".parquet":
         yield from _parquet_pieces(path, piece_bytes)
     else:
-        yield files.read_located(path)
+        yield files.read_located(path, numbers=True)
 
 
 def merged_problems(parts: Iterable[list[Problem]], key: str, label: str) -> list[Problem]:
@@ -134,7 +135,7 @@ def _csv_pieces(path: Path, piece_bytes: int) -> Iterator[tuple[pl.DataFrame, in
     with open(path, "rb") as handle:
         head = handle.read(_HEAD)
         if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16: never large in practice
-            yield files.read_located(path)
+            yield files.read_located(path, numbers=True)
             return
         start = 3 if head.startswith(b"\xef\xbb\xbf") else 0
         blank, separator, header = files._csv_header(path, _head_text(head[start:]))
@@ -310,13 +311,13 @@ def _parquet_pieces(path: Path, piece_bytes: int) -> Iterator[tuple[pl.DataFrame
         raise unreadable(error) from None
     rows = max(1, piece_bytes // _csv_width(first)) if first is not None else total
     if total <= rows:
-        yield files.read_located(path)
+        yield files.read_located(path, numbers=True)
         return
     keep: list[tuple[int, str]] | None = None
     for start in range(0, total, rows):
         try:
             frame = pl.scan_parquet(path).slice(start, rows).collect()
-            text = files.to_text(frame)
+            text = files.to_text(frame, numbers=True)
         except TypeError as error:
             raise files._unreadable(path, str(error)) from None
         except Exception as error:  # noqa: BLE001 - a damaged row group

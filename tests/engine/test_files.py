@@ -276,3 +276,20 @@ def test_find_sources_missing_directory(tmp_path: Path) -> None:
 def test_to_text_of_in_memory_frames() -> None:
     df = pl.DataFrame({"d": [date(2026, 1, 2)], "f": [3.20303199001011e17], "i": [5]})
     assert files.to_text(df).row(0) == ("2026-01-02", "320303199001011000", "5")
+
+
+def test_parquet_numbers_kept_as_they_are_on_request(tmp_path: Path) -> None:
+    """engine.loaders reads a Parquet file with numbers=True: its integer and float columns stay
+    numbers (the loader decides which to read as text), the rest is text as ever; a blank
+    header over numbers is kept while it holds any, as over text."""
+    path = tmp_path / "deposits.parquet"
+    pl.DataFrame({
+        "id_number": [VECTOR, None], "balance": [800.0, 12.5], "count": [3, None],
+        "day": [date(2026, 3, 15), None], "": [None, 7.0], " ": pl.Series([None, None], dtype=pl.Float64),
+    }).write_parquet(path)
+    df, first_row = files.read_located(path, numbers=True)
+    assert first_row == 2
+    assert df.schema == pl.Schema({"id_number": pl.String, "balance": pl.Float64, "count": pl.Int64,
+                                   "day": pl.String, "column_5": pl.Float64})
+    assert df.row(0) == (VECTOR, 800.0, 3, "2026-03-15", None)
+    assert _all_text(files.read_located(path)[0])  # by default: text, as read_table gives

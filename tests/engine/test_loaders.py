@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import cells, ids, loaders
+from engine import cells, files, ids, loaders
 from engine.errors import FileUnreadable, InputError, SchemaError
 
 from . import test_ids
@@ -357,3 +357,57 @@ def test_small_tables_read_any_id_spelling_as_large_ones(spellings: list[str]) -
             large = loaders.load_frame(frame, key, "f.csv", AS_OF)
         assert small.frame.equals(large.frame) and small.rejects.equals(large.rejects)
         assert small.problems == large.problems and small.warnings == large.warnings
+
+
+# ---- amounts held as numbers (a Parquet file's) are read as they are: the same as their text ----
+
+_AMOUNTS = st.one_of(
+    st.none(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(-1e6, 1e7).map(lambda x: round(x, 2)),
+    st.sampled_from([0.0, -0.0, 1e-5, 9.9e-6, 1e15, 1e15 - 1, 999999999999999.9, 1e16, -5.0, 1e20]),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(_AMOUNTS, min_size=1, max_size=8), st.booleans())
+def test_amounts_held_as_numbers_load_as_their_text_does(amounts: list[float | None], integers: bool) -> None:
+    """load_frame reads a float or integer amount column as it is when every value has a plain
+    decimal spelling (engine.loaders._plain_numbers), else as text: either way the same frame,
+    rejects (cells spelt as files.to_text spells them) and problems as the table as text."""
+    if integers:
+        amounts = [None if a is None or a != a or abs(a) > 2**62 else int(a) for a in amounts]
+    typed = pl.DataFrame({
+        "id_number": [VECTOR] * len(amounts),
+        "bank": ["工商银行"] * len(amounts),
+        "balance": pl.Series(amounts, dtype=pl.Int64 if integers else pl.Float64),
+    })
+    roll_typed = pl.DataFrame({  # an optional amount with a default, and an ID column of numbers
+        "program": "dibao", "household_id": "H1", "id_number": pl.Series([int(OTHER)] * len(amounts)),
+        "name": "a", "region_code": "320302", "benefit_monthly": "800",
+        "declared_income_monthly": typed.get_column("balance"),
+    })
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cells, "SMALL", -1)  # the large tables' path, where numbers are kept
+        for key, frame in (("deposits", typed), ("roll", roll_typed)):
+            as_numbers = loaders.load_frame(frame, key, "f.parquet", AS_OF)
+            as_text = loaders.load_frame(files.to_text(frame), key, "f.parquet", AS_OF)
+            assert as_numbers.frame.schema == as_text.frame.schema and as_numbers.frame.equals(as_text.frame)
+            assert as_numbers.rejects.schema == as_text.rejects.schema
+            assert as_numbers.rejects.equals(as_text.rejects)
+            assert as_numbers.problems == as_text.problems and as_numbers.warnings == as_text.warnings
+
+
+def test_a_parquet_source_keeps_its_amounts_as_numbers_and_names_bad_ones(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(cells, "SMALL", 1)
+    path = tmp_path / "deposits.parquet"
+    pl.DataFrame({"身份证号": [VECTOR, OTHER, VECTOR], "存款余额": [1234.5, -20.0, None]}).write_parquet(path)
+    seen: list[tuple[str, ...]] = []
+    original = cells.plan
+    monkeypatch.setattr(cells, "plan", lambda *args: seen.append(args[4] if len(args) > 4 else ()) or original(*args))
+    loaded = loaders.load(path, "deposits", AS_OF)
+    assert seen == [("balance",)]  # read as numbers, not through text
+    assert loaded.frame.get_column("balance").to_list() == [1234.5]
+    assert loaded.rejects.get_column("balance").to_list() == ["-20", None]
+    assert [(p.row, p.column, p.value) for p in loaded.problems] == [(3, "balance", "-20"), (4, "balance", None)]
+    assert "negative" in loaded.problems[0].message and "empty" in loaded.problems[1].message
