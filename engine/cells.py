@@ -1,6 +1,6 @@
 """How each column's cells are read and checked by its kind (`schemas.model.Kind`), as polars
-expressions over a whole table of strings: engine.loaders runs them and sorts the rows into
-usable and rejected.
+expressions over a whole table of strings (and of amounts a Parquet file holds as numbers):
+engine.loaders runs them and sorts the rows into usable and rejected.
 
 The whole table is read in a few polars queries, each for every column at once: a query costs
 0.1-1 ms however small the table, so per-column queries made small tables slow.
