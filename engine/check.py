@@ -63,7 +63,7 @@ _NO_RESOLUTIONS = pl.DataFrame(schema=RESOLUTION_COLUMNS)
 
 
 class HukouIndex:
-    """Hukou keyed by ID, with its (township, name key) index: an engine.resolve HukouLookup
+    """Hukou keyed by ID, with its (township, name key) index: an engine.hukou_lookup HukouLookup
     answering by lookup what ScanLookup answers by scanning."""
 
     def __init__(self, hukou: pl.DataFrame | Keyed) -> None:

@@ -1,6 +1,6 @@
 """engine.resolve over a few rows (an API request, a gathered group of them), in Python.
 
-    per_row = resolutions(frame, hukou, as_of)    # frame: resolve's, numbered by _RID
+    per_row = resolutions(frame, hukou, as_of)    # frame: resolve's, numbered by ROW
 
 Why: resolve's steps are four polars queries, each of a dozen joins, sorts and group-bys. Over
 the few rows of a household each costs its planning and dispatch (~1–2 ms), not its work: a
@@ -23,29 +23,16 @@ import polars as pl
 
 from . import keying, names
 from .frames import frame_of_rows, series
-from .resolve import (
-    _RID,
-    _SMALL,
-    ACCEPT,
-    MARGIN,
-    REASONS,
-    RESOLUTION,
-    SHOWN,
-    SUGGEST,
-    HukouLookup,
-    Reading,
-    _blocks,
-    _collect,
-    reading,
-    score,
-)
+from .hukou_lookup import SMALL, HukouLookup, blocks, collect
+from .resolve import ACCEPT, MARGIN, REASONS, RESOLUTION, ROW, SHOWN, SUGGEST
+from .scores import Reading, reading, score
 
 __all__ = ["applied", "resolutions"]
 
-_COLUMNS = [_RID, "id_number", "id_number_raw", "name", "region_code", "id_valid"]
+_COLUMNS = [ROW, "id_number", "id_number_raw", "name", "region_code", "id_valid"]
 _NAMED = {"name_key": pl.String, "town": pl.String}
 # Sliced for a frame's rows: a struct Series of nulls costs ~40 µs to make.
-_NO_RESOLUTION = pl.Series("resolution", [None] * _SMALL, dtype=RESOLUTION)
+_NO_RESOLUTION = pl.Series("resolution", [None] * SMALL, dtype=RESOLUTION)
 
 
 def _key(name: str | None) -> str | None:
@@ -58,12 +45,12 @@ def _town(region_code: str | None) -> str | None:
 
 
 def _attempts(rows: list[tuple[Any, ...]], hukou: HukouLookup) -> list[tuple[Any, ...]]:
-    """(_RID, id_number, id_number_raw, name, region_code, kind) of the rows to look for: invalid
+    """(ROW, id_number, id_number_raw, name, region_code, kind) of the rows to look for: invalid
     IDs; valid IDs hukou lacks; valid IDs hukou holds under a name whose key differs."""
     valid_ids = series("id_number", [row[1] for row in rows if row[5]], pl.String)
     held: dict[str, list[str | None]] = {}
     if valid_ids.len():
-        holders = _collect(hukou.holders(valid_ids), len(rows), hukou)
+        holders = collect(hukou.holders(valid_ids), len(rows), hukou)
         for id_number, name in zip(holders.get_column("id_number").to_list(), holders.get_column("name").to_list(),
                                    strict=True):
             held.setdefault(id_number, []).append(name)
@@ -86,8 +73,8 @@ def _attempts(rows: list[tuple[Any, ...]], hukou: HukouLookup) -> list[tuple[Any
 
 def _pairs(attempts: list[tuple[Any, ...]], spellings: dict[int, Reading], hukou: HukouLookup,
            as_of: date | None) -> dict[tuple[int, str], tuple[str | None, str | None, str | None]]:
-    """(_RID, candidate id_number) → the candidate's (name, name key, region_code)."""
-    sought, born = _blocks(((rid, kind, id_number) for rid, id_number, *_, kind in attempts), spellings, as_of)
+    """(ROW, candidate id_number) → the candidate's (name, name key, region_code)."""
+    sought, born = blocks(((rid, kind, id_number) for rid, id_number, *_, kind in attempts), spellings, as_of)
     edit = [(rid, neighbour) for rid, text in sought for neighbour in keying.neighbours(text, as_of)]
     named_keys = [(rid, _key(name), _town(region)) for rid, _, _, name, region, _ in attempts]
     named = frame_of_rows(list(dict.fromkeys((k, t) for _, k, t in named_keys)), _NAMED)
@@ -96,7 +83,7 @@ def _pairs(attempts: list[tuple[Any, ...]], spellings: dict[int, Reading], hukou
     records: dict[str, tuple[str | None, str | None, str | None]] = {}  # id_number → (name, key, region)
     by_born: dict[str, list[str]] = {}
     by_name: dict[tuple[str, str], list[str]] = {}
-    found = _collect(near, len(attempts), hukou)
+    found = collect(near, len(attempts), hukou)
     for id_number, name, region in zip(*(found.get_column(c).to_list() for c in ("id_number", "name", "region_code")),
                                        strict=True):
         if id_number is None or id_number in records:
@@ -139,7 +126,7 @@ def _decision(kind: str, ranked: list[tuple[Any, ...]], margin: float | None) ->
 
 
 def resolutions(frame: pl.DataFrame, hukou: HukouLookup, as_of: date | None) -> pl.Series | None:
-    """The `resolution` column engine.resolve gives `frame` (its rows numbered by _RID), or
+    """The `resolution` column engine.resolve gives `frame` (its rows numbered by ROW), or
     None when no row is looked for (every column null)."""
     # The columns' values zipped, not a select: over a few rows a query costs more than the work.
     rows = list(zip(*[frame.get_column(c).to_list() for c in _COLUMNS], strict=True))
@@ -168,12 +155,12 @@ def resolutions(frame: pl.DataFrame, hukou: HukouLookup, as_of: date | None) -> 
 
 
 def applied(frame: pl.DataFrame, per_row: pl.Series | None) -> pl.DataFrame:
-    """resolve's last step over `frame` (its rows numbered by _RID) and `resolutions`' column, as
+    """resolve's last step over `frame` (its rows numbered by ROW) and `resolutions`' column, as
     column operations (a query costs ~150 µs here): `resolution`, `roll_id_valid`,
     `match_method` and `match_score` added in that order, and where a row's resolution was
     accepted, its `id_number`, `id_valid`, method and score (engine.resolve._applied)."""
     resolved = frame.clone()  # shallow: columns are replaced, not changed
-    resolved.drop_in_place(_RID)
+    resolved.drop_in_place(ROW)
     valid, method = resolved.get_column("id_valid"), resolved.get_column("id_method")
     height = resolved.height
     if per_row is None:  # nobody looked for (most households)

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import ids
-from engine.resolve import ACCEPT, MARGIN, SUGGEST, Reading, reading, region_score, resolve
+from engine.resolve import ACCEPT, MARGIN, SUGGEST, resolve
+from engine.scores import reading
 
 from .casebook import AS_OF, frames, person, roll_row, run_case
 
@@ -41,7 +42,7 @@ def typo(pid: str = P, place: int = 15) -> str:
 
 # Scores of the common outcomes: (10 id + 9 name + 1 region) / 20.
 ONE_EDIT = 90.0  # one edit, the same name, where the roll says
-EXCEL_15 = round((10 * round(100 * 15 / 18, 2) + 900 + 100) / 20, 2)  # 91.67
+EXCEL_15 = round((10 * round(100 * 15 / 18, 2) + 900 + 100) / 20, 2)  # 91.66
 
 # description, roll spelling, roll name, hukou rows, expected (status, the resolved or suggested ID,
 # method, score)
@@ -220,24 +221,6 @@ def test_without_hukou_nothing_is_resolved():
 
 # ---- the pieces
 
-def test_readings_of_excel_damage():
-    assert reading("3.20303E+17") == Reading("3.20303E+17", "320303", rounded=True)
-    assert reading(f"{int(ROUNDS_UP):.5E}").agrees(ROUNDS_UP)  # the display rounds
-    assert reading(" 3.2030319800E17 ").kept == "320303198"  # trailing zeros carry nothing
-    assert reading(P[:15] + "000") == Reading(P[:15] + "000", P[:15])
-    assert reading(P).kept == "" and reading("3.2E+5").kept == ""  # not an 18-digit number
-    assert reading(P[:15] + "000").agrees(P) and not reading(P[:15] + "000").agrees(TWIN[:14] + "9991")
-
-
-@pytest.mark.parametrize(
-    "roll, hukou_region, expected",
-    [("320303001", "320303001001", 100.0), ("320303001001", "320303001001", 100.0),
-     ("320303001001", "320303001009", 60.0), ("320303002", "320303001001", 30.0), ("320303", "320311001001", 0.0)],
-)
-def test_region_score(roll, hukou_region, expected):
-    assert region_score(roll, hukou_region) == expected
-
-
 def test_thresholds_are_consistent():
     # one edit + same name is accepted even where the region disagrees; two edits never are
     assert (10 * 80 + 9 * 100 + 0) / 20 >= ACCEPT > (10 * 60 + 9 * 100 + 100) / 20 >= SUGGEST
@@ -309,21 +292,12 @@ def test_a_hukou_scan_resolves_as_the_frame_does(tmp_path_factory, city):
     assert resolve(roll, pl.scan_parquet(path), AS_OF).equals(resolve(roll, sources["hukou"], AS_OF))
 
 
-def test_only_an_in_memory_hukou_takes_the_unoptimized_small_path(tmp_path):
-    from engine.resolve import ScanLookup
-
-    frame = pl.DataFrame({"id_number": ["x"], "name": ["y"], "region_code": ["z"]})
-    frame.write_parquet(tmp_path / "h.parquet")
-    assert ScanLookup(frame).in_memory
-    assert not ScanLookup(pl.scan_parquet(tmp_path / "h.parquet")).in_memory
-
-
 @SETTINGS
 @given(cities(), st.data())
 def test_a_few_rows_resolve_in_python_exactly_as_the_queries_resolve_a_roll(city, data):
-    # engine.resolve_small takes rolls of up to _SMALL rows: the same column, row for row, as
-    # the polars steps give, against a hukou frame and against engine.check's index of it.
-    from engine import resolve as resolve_module
+    # engine.resolve_small takes rolls of up to hukou_lookup.SMALL rows: the same column, row for
+    # row, as the polars steps give, against a hukou frame and against engine.check's index of it.
+    from engine import hukou_lookup
     from engine.check import HukouIndex
 
     rows, hukou_rows, _ = city
@@ -334,7 +308,7 @@ def test_a_few_rows_resolve_in_python_exactly_as_the_queries_resolve_a_roll(city
     for hukou_source in (sources["hukou"], HukouIndex(sources["hukou"])):
         small = resolve(roll, hukou_source, AS_OF)
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(resolve_module, "_SMALL", -1)
+            patch.setattr(hukou_lookup, "SMALL", -1)
             large = resolve(roll, hukou_source, AS_OF)
         assert small.equals(large), (small.to_dicts(), large.to_dicts())
 
@@ -374,21 +348,22 @@ _SPELLINGS = st.one_of(_CANDIDATES, st.sampled_from(["320303900101001", "3.20303
                 min_size=1, max_size=12))
 def test_pairs_scored_over_columns_as_score_scores_each(attempts) -> None:
     from engine import names
-    from engine.resolve import _RID, _scored, score
+    from engine.resolve import ROW, _scored
+    from engine.scores import score
 
     spellings = {rid: reading(spelled) for rid, (spelled, _, _, _) in enumerate(attempts)}
-    frame = pl.DataFrame([{_RID: rid, "name": name, "region_code": region}
+    frame = pl.DataFrame([{ROW: rid, "name": name, "region_code": region}
                           for rid, (_, name, region, _) in enumerate(attempts)],
-                         schema={_RID: pl.UInt32, "name": pl.String, "region_code": pl.String})
+                         schema={ROW: pl.UInt32, "name": pl.String, "region_code": pl.String})
     pairs = pl.DataFrame(
-        [{_RID: rid, "id_number": c, "name": n, "name_key": None if n is None else names.key(n), "region_code": r}
+        [{ROW: rid, "id_number": c, "name": n, "name_key": None if n is None else names.key(n), "region_code": r}
          for rid, (_, _, _, candidates) in enumerate(attempts) for c, n, r in candidates],
-        schema={_RID: pl.UInt32, "id_number": pl.String, "name": pl.String, "name_key": pl.String,
+        schema={ROW: pl.UInt32, "id_number": pl.String, "name": pl.String, "name_key": pl.String,
                 "region_code": pl.String})
     got = _scored(frame, spellings, pairs)
     assert got.height == pairs.height
     for row in got.iter_rows(named=True):
-        _, name, region, _ = attempts[row[_RID]]
-        expected = score(spellings[row[_RID]], None if name is None else names.key(name), region, row["id_number"],
+        _, name, region, _ = attempts[row[ROW]]
+        expected = score(spellings[row[ROW]], None if name is None else names.key(name), region, row["id_number"],
                          None if row["name"] is None else names.key(row["name"]), row["region_code"])
         assert (row["score"], row["id_score"], row["name_score"], row["region_score"], row["edits"]) == expected

@@ -1,0 +1,49 @@
+"""engine.hukou_lookup: what the blocks look for, and how a hukou frame or scan answers them."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+from engine.hukou_lookup import ScanLookup, blocks, collect
+from engine.scores import reading
+
+from .casebook import person
+
+P = person(123, born="19800101")
+HUKOU = pl.DataFrame({"id_number": [P, person(124, born="19800101"), person(5, born="19700101")],
+                      "name": ["张伟", "李 娜", "王芳"],
+                      "region_code": ["320303001001", "320303001002", "320311002003"]})
+
+
+def test_only_an_in_memory_hukou_takes_the_unoptimized_small_path(tmp_path):
+    HUKOU.write_parquet(tmp_path / "h.parquet")
+    assert ScanLookup(HUKOU).in_memory
+    assert not ScanLookup(pl.scan_parquet(tmp_path / "h.parquet")).in_memory
+
+
+def test_blocks_look_for_neighbours_of_invalid_and_legacy_spellings_and_for_birth_dates():
+    spellings = {0: reading(P[:17] + "0"), 1: reading(P), 2: reading(P[:6] + P[8:17]), 3: reading("3.20303E+17")}
+    attempts = [(0, "invalid", P[:17] + "0"), (1, "absent", P), (2, "absent", P[:6] + P[8:17]),
+                (3, "invalid", "3.20303E+17")]
+    sought, born = blocks(attempts, spellings, date(2026, 1, 1))
+    # every invalid spelling and every legacy one is sought by its neighbours; a valid 18-digit
+    # ID is somebody's number: only its birth date is looked for
+    assert sought == [(0, P[:17] + "0"), (2, P[:6] + P[8:17]), (3, "3.20303E+17")]
+    assert born == [(0, P[:14]), (1, P[:14]), (2, (P[:6] + P[8:17])[:14])]
+
+
+def test_a_scan_finds_by_id_by_birth_and_by_name_in_the_township_including_names_spelled_apart():
+    lookup = ScanLookup(HUKOU)
+    assert sorted(collect(lookup.holders(pl.Series([P, "nobody"])), 2)["id_number"]) == [P]
+    named = pl.DataFrame({"name_key": ["李娜"], "town": ["320303001"]})
+    near = collect(lookup.near(pl.Series([P]), pl.Series([HUKOU["id_number"][2][:14]]), named), 3)
+    assert sorted(near["id_number"]) == sorted(HUKOU["id_number"])  # P by ID, 王芳 by birth, 李 娜 by name key
+    nowhere = pl.DataFrame({"name_key": ["李娜"], "town": ["320311002"]})  # another township
+    empty = collect(lookup.near(pl.Series([], dtype=pl.String), pl.Series([], dtype=pl.String), nowhere), 0)
+    assert empty.height == 0
+
+
+def test_collect_takes_a_frame_as_it_is():
+    assert collect(HUKOU, 3) is HUKOU
