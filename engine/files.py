@@ -9,6 +9,13 @@ so). Excel date cells and Parquet dates become `YYYY-MM-DD`. (`read_located(path
 keeps a Parquet file's integer and float columns as they are: engine.loaders turns those that are
 not amounts to text itself, and reads amounts without a round trip through text.)
 
+The header is the first row that is not blank, unless a title sits above it: spreadsheets
+kept by hand often open with one ("云龙区2026年6月城乡低保名册", "填报单位：…"), or with a group
+row over a two-row header. Given `is_header` (engine.headers.header_test: does a row name one of
+the dataset's columns?), a first row that fails it is passed over for the first of the next
+rows that passes, and the rows above are not data. When none does, the first row stays the
+header, and engine.headers says what is wrong with it.
+
 File-level problems raise `FileUnreadable` (missing, empty, undecodable, not a table, no sheet)
 or `SchemaError` (duplicated header); rows are judged later, by `engine.loaders`.
 """
@@ -19,6 +26,7 @@ import csv
 import io
 import zipfile
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import polars as pl
@@ -26,7 +34,7 @@ import polars as pl
 from engine.errors import FileUnreadable, Problem, SchemaError, TooLarge
 from schemas import SOURCES
 
-__all__ = ["SUFFIXES", "read_table", "read_located", "readable_suffix", "find_sources", "to_text", "check_xlsx_size",
+__all__ = ["SUFFIXES", "HeaderTest", "TITLE_ROWS", "read_table", "read_located", "csv_header", "readable_suffix", "find_sources", "to_text", "check_xlsx_size",
            "XLSX_MAX_EXPANDED", "XLSX_MAX_RATIO"]
 
 SUFFIXES = (".csv", ".xlsx", ".parquet")
@@ -36,6 +44,9 @@ _INT64_SAFE = 9.2e18  # beyond this a float cannot be written through Int64
 # million rows expands to well under 1 GB, and sheet XML compresses about 10:1, rarely 50:1.
 XLSX_MAX_EXPANDED = 1 << 30
 XLSX_MAX_RATIO = 200
+# Does a row name the dataset's columns? (engine.headers.header_test)
+HeaderTest = Callable[[Sequence[object]], bool]
+TITLE_ROWS = 10  # rows from the first that is not blank in which the header is looked for
 
 
 def _unreadable(path: Path, message: str, row: int | None = None) -> FileUnreadable:
@@ -44,20 +55,28 @@ def _unreadable(path: Path, message: str, row: int | None = None) -> FileUnreada
     )
 
 
-def read_table(path: Path) -> pl.DataFrame:
+def read_table(path: Path, is_header: HeaderTest | None = None) -> pl.DataFrame:
     """The file's table, every column String, headers trimmed; see the module docstring."""
-    return read_located(path)[0]
+    return read_located(path, is_header=is_header)[0]
 
 
-def read_located(path: Path, numbers: bool = False) -> tuple[pl.DataFrame, int]:
-    """`read_table`, plus the spreadsheet row number of the first record (2 unless blank rows
-    precede the header), so that loaders can number rows as the user sees them. `numbers`: a
-    Parquet file's integer and float columns are kept as they are (`to_text`)."""
+def read_located(path: Path, numbers: bool = False, is_header: HeaderTest | None = None) -> tuple[pl.DataFrame, int]:
+    """`read_table`, plus the spreadsheet row number of the first record (2 unless blank or
+    title rows precede the header), so that loaders can number rows as the user sees them.
+    `numbers`: a Parquet file's integer and float columns are kept as they are (`to_text`).
+    `is_header`: see the module docstring (a Parquet file's header is its schema)."""
     path = Path(path)
     suffix = readable_suffix(path)
     if suffix == ".parquet":
         return _read_parquet(path, numbers)
-    return {".csv": _read_csv, ".xlsx": _read_xlsx}[suffix](path)
+    return {".csv": _read_csv, ".xlsx": _read_xlsx}[suffix](path, is_header)
+
+
+def _header_at(rows: Sequence[Sequence[object]], is_header: HeaderTest | None) -> int:
+    """Which of a file's first rows that are not blank (at most TITLE_ROWS) is its header."""
+    if is_header is None or not rows or is_header(rows[0]):
+        return 0
+    return next((at for at, row in enumerate(rows[:TITLE_ROWS]) if is_header(row)), 0)
 
 
 def readable_suffix(path: Path) -> str:
@@ -170,13 +189,15 @@ def _undecodable(path: Path, byte: int, offset: int, line: int, encodings: tuple
     )
 
 
-def _read_csv(path: Path) -> tuple[pl.DataFrame, int]:
+def _read_csv(path: Path, is_header: HeaderTest | None = None) -> tuple[pl.DataFrame, int]:
     data = path.read_bytes()
     text, utf8 = _decode(path, data)
-    blank, separator, header = _csv_header(path, text[: 1 << 16])
+    blank, separator, header = csv_header(path, text[: 1 << 16], is_header)
+    titled = any(text[: 1 << 16].splitlines()[:blank])  # a title above the header, not only blank lines
     try:
         df = pl.read_csv(
-            utf8, infer_schema=False, separator=separator, has_header=True, raise_if_empty=False
+            utf8, infer_schema=False, separator=separator, has_header=True, raise_if_empty=False,
+            skip_lines=blank if titled else 0,
         )
     except pl.exceptions.PolarsError:
         try:  # polars refuses a quote inside an unquoted field (张"三); Arrow reads it as text
@@ -188,18 +209,24 @@ def _read_csv(path: Path) -> tuple[pl.DataFrame, int]:
     return _apply_header(path, df, header), blank + 2
 
 
-def _csv_header(path: Path, head: str) -> tuple[int, str, list[str]]:
-    """From the file's first lines: how many blank lines precede the header, the separator, and
-    the header's fields."""
+def csv_header(path: Path, head: str, is_header: HeaderTest | None = None) -> tuple[int, str, list[str]]:
+    """From the file's first lines: how many lines precede the header (blank ones, and a title:
+    see the module docstring), the separator, and the header's fields."""
     lines = head.splitlines()
-    blank = next((i for i, line in enumerate(lines) if line), None)
-    if blank is None:
+    filled = [at for at, line in enumerate(lines) if line][:TITLE_ROWS]
+    if not filled:
         raise _unreadable(path, "文件没有表头 (file has no header row)")
+    rows = [next(csv.reader([lines[at]], delimiter=_separator(lines[at])), []) for at in filled]
+    blank = filled[_header_at(rows, is_header)]
     header_line = lines[blank]
-    # Tab-separated text often arrives named .csv (Excel's "Unicode text", database dumps).
-    separator = "\t" if "," not in header_line and "\t" in header_line else ","
+    separator = _separator(header_line)
     header = next(csv.reader(io.StringIO("\n".join(lines[blank:])), delimiter=separator))
     return blank, separator, header
+
+
+def _separator(header_line: str) -> str:
+    # Tab-separated text often arrives named .csv (Excel's "Unicode text", database dumps).
+    return "\t" if "," not in header_line and "\t" in header_line else ","
 
 
 def _read_csv_arrow(utf8: bytes, separator: str, width: int, skip: int) -> pl.DataFrame:
@@ -239,7 +266,7 @@ def _csv_error(path: Path, text: str, separator: str, width: int, error: Excepti
 # ---- XLSX -----------------------------------------------------------------------------------
 
 
-def _read_xlsx(path: Path) -> tuple[pl.DataFrame, int]:
+def _read_xlsx(path: Path, is_header: HeaderTest | None = None) -> tuple[pl.DataFrame, int]:
     import fastexcel
 
     if not zipfile.is_zipfile(path):
@@ -264,7 +291,8 @@ def _read_xlsx(path: Path) -> tuple[pl.DataFrame, int]:
     filled = cells.select(pl.any_horizontal(pl.all().is_not_null())).to_series()
     if cells.width == 0 or not filled.any():
         raise _unreadable(path, "第一个工作表是空的 (the first sheet is empty)")
-    top = int(filled.arg_true()[0])
+    candidates = filled.arg_true().head(TITLE_ROWS).to_list()
+    top = candidates[_header_at([cells.row(at) for at in candidates], is_header)]
     header = list(cells.row(top))
     body = cells.slice(top + 1)
     body = _excel_digits(reader, body, top + 1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import polars as pl
@@ -14,11 +15,23 @@ import polars as pl
 from engine.errors import Problem, SchemaError
 from schemas import Dataset, dataset
 
-__all__ = ["map_headers"]
+__all__ = ["map_headers", "header_test"]
 
 
 def _fold(header: str) -> str:
     return re.sub(r"\s+", "", header).casefold()
+
+
+@lru_cache(maxsize=64)
+def header_test(key: str) -> Callable[[Sequence[object]], bool]:
+    """Whether a row of a file could be dataset `key`'s header: one of its cells names one of
+    its columns (engine.files looks past a title above the header for such a row)."""
+    known = frozenset(_fold(h) for c in dataset(key).columns for h in c.headers)
+
+    def names_a_column(cells: Sequence[object]) -> bool:
+        return any(isinstance(cell, str) and _fold(cell) in known for cell in cells)
+
+    return names_a_column
 
 
 def map_headers(df: pl.DataFrame, ds: Dataset, label: str) -> tuple[dict[str, str], list[Problem]]:

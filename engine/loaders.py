@@ -28,7 +28,7 @@ import polars as pl
 
 from engine import canonical, cells, files, ids
 from engine.errors import InputError, Problem
-from engine.headers import map_headers
+from engine.headers import header_test, map_headers
 from schemas import SOURCES, Column, Dataset, dataset
 
 __all__ = ["PROBLEM_CAP", "Loaded", "load", "load_frame", "load_sources", "summary", "summarized"]
@@ -61,7 +61,7 @@ class Loaded:
 
 def load(path: Path, key: str, as_of: date | None = None) -> Loaded:
     """Read `path` (CSV, XLSX or Parquet) as dataset `key`."""
-    df, first_row = files.read_located(Path(path), numbers=True)
+    df, first_row = files.read_located(Path(path), numbers=True, is_header=header_test(key))
     return load_frame(df, key, Path(path).name, as_of, first_row)
 
 

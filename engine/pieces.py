@@ -36,6 +36,7 @@ from schemas import dataset
 
 from . import files, loaders
 from .errors import FileUnreadable, Problem, SchemaError
+from .headers import header_test
 from .loaders import PROBLEM_CAP, Loaded
 
 __all__ = ["PIECE_BYTES", "load_joined", "load_pieces", "merged_problems", "of_people", "read_pieces"]
@@ -51,7 +52,7 @@ def load_pieces(path: Path, key: str, as_of: date | None = None, piece_bytes: in
     """engine.loaders.load of `path`, a piece of about `piece_bytes` (default PIECE_BYTES) at a
     time (see the module's docstring)."""
     path = Path(path)
-    for table, first_row in read_pieces(path, piece_bytes or PIECE_BYTES):
+    for table, first_row in read_pieces(path, piece_bytes or PIECE_BYTES, header_test(key)):
         yield loaders.load_frame(table, key, path.name, as_of, first_row)
 
 
@@ -89,19 +90,20 @@ def of_people(frame: pl.DataFrame, people: pl.Series) -> pl.DataFrame:
     return frame.join(people.rename("id_number").to_frame(), on="id_number", how="semi")
 
 
-def read_pieces(path: Path, piece_bytes: int | None = None) -> Iterator[tuple[pl.DataFrame, int]]:
-    """engine.files.read_located(path, numbers=True), a piece at a time: tables with the same
-    columns (String, and a Parquet file's numbers as they are), each with the spreadsheet row
-    number of its first record."""
+def read_pieces(path: Path, piece_bytes: int | None = None,
+                is_header: files.HeaderTest | None = None) -> Iterator[tuple[pl.DataFrame, int]]:
+    """engine.files.read_located(path, numbers=True, is_header=is_header), a piece at a time:
+    tables with the same columns (String, and a Parquet file's numbers as they are), each with
+    the spreadsheet row number of its first record."""
     path = Path(path)
     piece_bytes = piece_bytes or PIECE_BYTES
     suffix = files.readable_suffix(path)
     if suffix == ".csv":
-        yield from _csv_pieces(path, piece_bytes)
+        yield from _csv_pieces(path, piece_bytes, is_header)
     elif suffix == ".parquet":
         yield from _parquet_pieces(path, piece_bytes)
     else:
-        yield files.read_located(path, numbers=True)
+        yield files.read_located(path, numbers=True, is_header=is_header)
 
 
 def merged_problems(parts: Iterable[list[Problem]], key: str, label: str) -> list[Problem]:
@@ -131,14 +133,14 @@ def merged_problems(parts: Iterable[list[Problem]], key: str, label: str) -> lis
 # ---- CSV ------------------------------------------------------------------------------------
 
 
-def _csv_pieces(path: Path, piece_bytes: int) -> Iterator[tuple[pl.DataFrame, int]]:
+def _csv_pieces(path: Path, piece_bytes: int, is_header: files.HeaderTest | None) -> Iterator[tuple[pl.DataFrame, int]]:
     with open(path, "rb") as handle:
         head = handle.read(_HEAD)
         if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16: never large in practice
-            yield files.read_located(path, numbers=True)
+            yield files.read_located(path, numbers=True, is_header=is_header)
             return
         start = 3 if head.startswith(b"\xef\xbb\xbf") else 0
-        blank, separator, header = files._csv_header(path, _head_text(head[start:]))
+        blank, separator, header = files.csv_header(path, _head_text(head[start:]), is_header)
         # The header record ends at the line break after the header line; every piece is read
         # with it in front, so that polars knows the width as it does reading the file whole.
         offset = start

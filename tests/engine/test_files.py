@@ -293,3 +293,65 @@ def test_parquet_numbers_kept_as_they_are_on_request(tmp_path: Path) -> None:
                                    "day": pl.String, "column_5": pl.Float64})
     assert df.row(0) == (VECTOR, 800.0, 3, "2026-03-15", None)
     assert _all_text(files.read_located(path)[0])  # by default: text, as read_table gives
+
+
+# ---- a title above the header ---------------------------------------------------------------
+
+ROLL_HEADER = ["家庭编号", "姓名", "身份证号", "月保障金额"]
+ROLL_ROW = ["320303000000123", "张三", VECTOR, "880"]
+
+
+def _names_a_roll_column(cells: object) -> bool:
+    from engine.headers import header_test
+
+    return header_test("roll")(cells)  # type: ignore[arg-type]
+
+
+def test_xlsx_title_rows_above_the_header_are_passed_over(tmp_path: Path) -> None:
+    path = tmp_path / "roll.xlsx"
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["云龙区2026年6月城乡低保名册"])
+    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=4)
+    ws.append(["填报单位：云龙区民政局", None, "填报日期：2026-07-01"])
+    ws.append([])
+    ws.append(ROLL_HEADER)
+    ws.append(ROLL_ROW)
+    wb.save(path)
+    df, first_row = files.read_located(path, is_header=_names_a_roll_column)
+    assert df.columns == ROLL_HEADER and df.rows() == [tuple(ROLL_ROW)] and first_row == 5
+    # Without the dataset's test, the first row that is not blank is the header, as ever.
+    assert files.read_located(path)[0].columns[0] == "云龙区2026年6月城乡低保名册"
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "gb18030"])
+def test_csv_title_lines_above_the_header_are_passed_over(tmp_path: Path, encoding: str) -> None:
+    path = tmp_path / "roll.csv"
+    lines = ["云龙区2026年6月城乡低保名册,,,", "", "填报单位：云龙区民政局,,填报日期：2026-07-01,",
+             ",".join(ROLL_HEADER), ",".join(ROLL_ROW), ",".join(ROLL_ROW)]
+    path.write_bytes("\r\n".join(lines).encode(encoding) + b"\r\n")
+    df, first_row = files.read_located(path, is_header=_names_a_roll_column)
+    assert df.columns == ROLL_HEADER and df.rows() == [tuple(ROLL_ROW)] * 2 and first_row == 5
+
+
+def test_a_header_that_names_no_column_stays_the_first_row(tmp_path: Path) -> None:
+    # Nothing below names a roll column either: the first row is the header, for engine.headers
+    # to say what is wrong with it.
+    path = tmp_path / "roll.csv"
+    path.write_text("ID,Name\n" + f"{VECTOR},张三\n" * 3, encoding="utf-8")
+    df, first_row = files.read_located(path, is_header=_names_a_roll_column)
+    assert df.columns == ["ID", "Name"] and first_row == 2
+
+
+def test_the_header_is_looked_for_only_in_the_first_rows(tmp_path: Path) -> None:
+    def written(titles: int) -> Path:
+        path = tmp_path / f"roll{titles}.csv"
+        text = "".join(f"说明第{n}行\n" for n in range(titles)) + ",".join(ROLL_HEADER) + "\n" + ",".join(ROLL_ROW)
+        path.write_text(text + "\n", encoding="utf-8")
+        return path
+
+    assert files.read_located(written(files.TITLE_ROWS - 1), is_header=_names_a_roll_column)[1] == files.TITLE_ROWS + 1
+    # Too far down: the first line stays the header, and the real one is a row too wide for it.
+    with pytest.raises(FileUnreadable) as raised:
+        files.read_located(written(files.TITLE_ROWS), is_header=_names_a_roll_column)
+    assert raised.value.problems[0].row == files.TITLE_ROWS + 1

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from engine.errors import SchemaError
-from engine.headers import map_headers
+from engine.headers import header_test, map_headers
 from schemas import dataset
 
 VECTOR = "11010519491231002X"
@@ -55,3 +55,12 @@ def test_a_file_with_no_column_of_the_dataset_but_the_id_loads_with_a_warning() 
 def test_unknown_columns_never_shadow_what_the_loader_adds(header: str, kept_as: str) -> None:
     names, _ = _mapped(["身份证号", "存款余额", header], "deposits")
     assert names[header] == kept_as
+
+
+def test_a_header_row_names_a_column_of_the_dataset_as_map_headers_would_read_it() -> None:
+    is_roll_header = header_test("roll")
+    assert is_roll_header(["序号", " 身份 证号 ", None])  # spaces and case do not matter
+    assert is_roll_header(["ID_Number"])
+    assert not is_roll_header(["2026年6月城乡低保名册", None, None])
+    assert not is_roll_header(["填报单位：云龙区民政局", 320303, "填报日期：2026-07-01"])
+    assert not header_test("vehicles")(["救助类别", "家庭编号"])  # the roll's, not a vehicle file's

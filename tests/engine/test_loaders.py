@@ -164,6 +164,18 @@ def test_blank_rows_are_skipped_and_rows_keep_their_numbers(tmp_path: Path) -> N
     assert loaded.frame.get_column("_row").to_list() == [2, 5]
 
 
+def test_a_title_above_the_header_is_passed_over_and_rows_keep_their_spreadsheet_numbers(tmp_path: Path) -> None:
+    # Rolls kept by hand open with a title and a line about who filled them in.
+    title = ["2026年6月城乡低保名册,,,,,,", "填报单位：云龙区民政局,,,,填报日期：2026-07-01,,", ""]
+    bad = ROLL_ROW.replace("H1", "H2").replace(",800,", ",八百,")
+    loaded = loaders.load(_csv(tmp_path / "roll.csv", [*title, ROLL_HEADER, ROLL_ROW, bad], "gbk"), "roll", AS_OF)
+    plain = _roll(tmp_path, ROLL_ROW, bad)
+    assert loaded.frame.drop("_row").equals(plain.frame.drop("_row"))
+    assert loaded.frame.get_column("_row").to_list() == [5]
+    assert [(p.row, p.column) for p in loaded.problems] == [(6, "benefit_monthly")]
+    assert loaded.rejects.get_column("_row").to_list() == [6]
+
+
 def test_header_only_file_gives_typed_empty_frame(tmp_path: Path) -> None:
     loaded = _roll(tmp_path)
     assert loaded.ok and loaded.frame.height == 0 and loaded.rejects.height == 0

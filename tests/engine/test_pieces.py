@@ -74,6 +74,19 @@ def test_a_csv_in_pieces_reads_as_it_does_whole(hukou_gb18030: Path, piece_bytes
     _same(hukou_gb18030, "hukou", piece_bytes)
 
 
+@pytest.mark.parametrize("piece_bytes", [200, 3_000, 1 << 20])
+def test_a_csv_with_a_title_above_its_header_reads_in_pieces_as_it_does_whole(tmp_path: Path, piece_bytes: int) -> None:
+    path = tmp_path / "hukou.csv"
+    path.write_bytes(("2026年6月户籍人口,,,,\r\n\r\n户籍信息,,,,\r\n" + _hukou_text(120)).encode("gb18030"))
+    assert _same(path, "hukou", piece_bytes) >= 1
+    plain = tmp_path / "plain" / "hukou.csv"
+    plain.parent.mkdir()
+    plain.write_bytes(_hukou_text(120).encode("gb18030"))
+    titled, untitled = loaders.load(path, "hukou", AS_OF), loaders.load(plain, "hukou", AS_OF)
+    assert titled.frame.get_column("_row").to_list() == [n + 3 for n in untitled.frame.get_column("_row")]
+    assert [(p.row, p.column) for p in titled.problems] == [(p.row + 3, p.column) for p in untitled.problems]
+
+
 def test_pieces_are_made_and_problems_are_capped_across_them(tmp_path: Path) -> None:
     """More bad IDs than PROBLEM_CAP, spread over pieces: the first PROBLEM_CAP listed, the rest
     counted in one summary, as one reading does."""
