@@ -6,7 +6,8 @@ listing every problem; rows never raise. Each cell is read by its column's kind
 (`schemas.model.Kind`, engine.cells); a row with any problem goes to `rejects` with all its
 problems in `reason`, the others to `frame` (layout: docs/design.md, "Loaded frames"). Rows whose
 cells are all empty (blank lines, trailing formatted Excel rows) are no records and are skipped
-silently.
+silently; a totals row (合计, a village's 小计: no ID, a cell saying only that) is passed over
+with a warning (`_without_totals`).
 
 Vectorised: the whole table is read in a few polars queries, every column at once (engine.cells);
 Python runs per failing cell only (to build `Problem`s and `ids.problem`'s words). At
@@ -95,7 +96,39 @@ def load_frame(
 ) -> Loaded:
     """Read an in-memory table as dataset `key`; `first_row` is the spreadsheet row number of
     df's first row. Non-String columns are first turned to text as `files.to_text` does, but
-    for amounts and numbers held as plain numbers (`_plain_numbers`)."""
+    for amounts and numbers held as plain numbers (`_plain_numbers`). Totals rows are passed
+    over (`_without_totals`)."""
+    return _without_totals(_load_frame(df, key, file_label, as_of, first_row))
+
+
+# A cell that labels a totals row: 合计, 合 计, 总计：, 小计 (a village's subtotal), 共计, 累计.
+_TOTALS = re.compile(r"^\s*[合总小共累]\s*计\s*[:：]?\s*$")
+
+
+def _without_totals(loaded: Loaded) -> Loaded:
+    """A spreadsheet kept by hand often ends with a 合计 row (or has a 小计 under each village):
+    no record, but rejected as one (no ID, no name, a sum for an amount). A rejected row without
+    an ID that has a cell saying only 合计, 小计… is passed over with a warning instead, so that
+    it does not make the whole input unusable. Only rejected rows are looked at: nothing is
+    added to the reading of a clean file."""
+    rejects = loaded.rejects
+    if rejects.height == 0 or "id_number" not in rejects.columns:
+        return loaded
+    texts = [c for c, dtype in rejects.schema.items() if dtype == pl.String and c not in ("id_number", "reason")]
+    if not texts:
+        return loaded
+    totals = (pl.col("id_number").is_null() | (pl.col("id_number").str.strip_chars() == "")) & pl.any_horizontal(
+        pl.col(texts).str.contains(_TOTALS.pattern).fill_null(False))
+    rows = set(rejects.filter(totals).get_column("_row").to_list())
+    if not rows:
+        return loaded
+    passed = [Problem(loaded.file, "合计行，已跳过 (a totals row (合计/小计): passed over, not a record)", row=row)
+              for row in sorted(rows)]
+    return replace(loaded, rejects=rejects.filter(~pl.col("_row").is_in(list(rows))),
+                   problems=[p for p in loaded.problems if p.row not in rows], warnings=loaded.warnings + passed)
+
+
+def _load_frame(df: pl.DataFrame, key: str, file_label: str, as_of: date | None, first_row: int) -> Loaded:
     ds = dataset(key)
     names, warnings = map_headers(df, ds, file_label)
     if df.height > cells.SMALL:

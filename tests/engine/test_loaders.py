@@ -176,6 +176,21 @@ def test_a_title_above_the_header_is_passed_over_and_rows_keep_their_spreadsheet
     assert loaded.rejects.get_column("_row").to_list() == [6]
 
 
+def test_totals_rows_are_passed_over_with_a_warning_other_rows_without_an_id_are_rejected(tmp_path: Path) -> None:
+    # A village's 小计 inside, the 合计 at the end: no records, and no reason to refuse the roll.
+    rows = [ROLL_ROW, ",小 计：,,,,800,", ROLL_ROW.replace("H1", "H2"), "合计,,,共2人,,1600,",
+            ROLL_ROW.replace(VECTOR, "").replace("张三", "李四"),  # a person without an ID: rejected
+            ROLL_ROW.replace("张三", "合计")]  # an ID: a record, whatever its name
+    loaded = _roll(tmp_path, *rows)
+    assert loaded.frame.get_column("_row").to_list() == [2, 4, 7]
+    assert loaded.rejects.get_column("_row").to_list() == [6]
+    assert {p.row for p in loaded.problems} == {6}
+    passed = [w for w in loaded.warnings if "合计" in w.message]
+    assert [(w.row, w.column) for w in passed] == [(3, None), (5, None)]
+    clean = _roll(tmp_path, ROLL_ROW, "合计,,,,,800,")
+    assert clean.ok and clean.rejects.height == 0 and clean.frame.height == 1
+
+
 def test_header_only_file_gives_typed_empty_frame(tmp_path: Path) -> None:
     loaded = _roll(tmp_path)
     assert loaded.ok and loaded.frame.height == 0 and loaded.rejects.height == 0
