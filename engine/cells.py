@@ -79,7 +79,7 @@ def _eval(expr: pl.Expr, **columns: pl.Series) -> pl.Series:
 
 def _any_date(text: pl.Expr) -> pl.Expr:
     bare = text.str.replace(_TIME, "")
-    dashed = bare.str.replace_all(r"[/年月]", "-").str.strip_suffix("日")
+    dashed = bare.str.replace_all(r"[/.年月]", "-").str.strip_suffix("日")  # 2021.3.1 too, as often written
     return (
         pl.when(dashed.str.contains(r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}$"))
         .then(dashed.str.to_date("%Y-%m-%d", strict=False))
@@ -90,7 +90,7 @@ def _any_date(text: pl.Expr) -> pl.Expr:
 
 def _any_month(text: pl.Expr) -> pl.Expr:
     bare = text.str.replace(_TIME, "")
-    dashed = bare.str.replace_all(r"[/年]", "-").str.strip_suffix("月")
+    dashed = bare.str.replace_all(r"[/.年]", "-").str.strip_suffix("月")
     return (
         pl.when(dashed.str.contains(r"^[0-9]{4}-[0-9]{1,2}$"))
         .then((dashed + "-01").str.to_date("%Y-%m-%d", strict=False))

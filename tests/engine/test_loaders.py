@@ -129,6 +129,9 @@ def test_parquet_source(tmp_path: Path) -> None:
         ("date", "2026-03-05 00:00:00", date(2026, 3, 5)),
         ("date", "2026-03-05T10:20:30", date(2026, 3, 5)),
         ("date", " 2026年3月5日 ", date(2026, 3, 5)),
+        ("date", "2026.3.5", date(2026, 3, 5)),
+        ("date", "2026.03.05", date(2026, 3, 5)),
+        ("month", "2026.03", date(2026, 3, 1)),
         ("month", "2026-03", date(2026, 3, 1)),
         ("month", "2026/3", date(2026, 3, 1)),
         ("month", "202603", date(2026, 3, 1)),
@@ -219,6 +222,8 @@ def test_unknown_columns_do_not_shadow_added_columns() -> None:
 BAD_CELLS = [
     ("enrolled_on", "2026-13-01", "not a valid date"),
     ("enrolled_on", "abc", "not a valid date"),
+    ("enrolled_on", "2026.2.30", "not a valid date"),
+    ("enrolled_on", "1.5", "not a valid date"),  # a number, not a date with dots
     ("enrolled_on", "0226-03-01", "year 1900-2199"),
     ("benefit_monthly", "-5", "must not be negative"),
     ("benefit_monthly", "abc", "not a number"),
