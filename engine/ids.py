@@ -59,8 +59,12 @@ _FULL_WIDTH = {chr(0xFF10 + i): str(i) for i in range(10)} | {"Ｘ": "X", "ｘ":
 _FULL_FROM = list(_FULL_WIDTH)
 _FULL_TO = list(_FULL_WIDTH.values())
 # [0-9], not \d, and \x1c-\x1f named: Python's \d and \s match more characters than Rust's
-# regex does, and the scalar and expression twins must agree.
-_SPACES_AND_HYPHENS = r"[\s\x1c-\x1f\-\u2010-\u2015\u2212\uFF0D]"
+# regex does, and the scalar and expression twins must agree. Dropped with them, as no part of
+# an ID: zero-width spaces and a stray BOM (IDs copied from web pages and documents), and what
+# exports put around an ID to keep Excel from making it a number: ="…" (a formula giving the
+# text) or Excel's own leading apostrophe. Dropped wherever they are, so that cleaning twice
+# gives what cleaning once does.
+_SPACES_AND_HYPHENS = r"[\s\x1c-\x1f\-\u2010-\u2015\u2212\uFF0D\u200B-\u200D\u2060\uFEFF'\"=]"
 _ID18 = re.compile(r"^[0-9]{17}[0-9X]$")
 _ID15 = re.compile(r"^[0-9]{15}$")
 # What Excel's number format leaves of a long number: 3.20303E+17, 3.203031990E17, ...
@@ -77,7 +81,8 @@ def check_char(first17: str) -> str:
 
 
 def clean(raw: object) -> str | None:
-    """Undo spelling only: trim, full-width to half-width, drop spaces and hyphens, x to X."""
+    """Undo spelling only: trim, full-width to half-width, drop spaces and hyphens (and the ="…"
+    or apostrophe an export puts around an ID), x to X."""
     if raw is None:
         return None
     text = str(raw)
