@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .model import Column, Dataset
 
-__all__ = ["PROGRAMS", "ROLL", "SOURCES", "FLAGS", "DATASETS", "CADENCES", "dataset"]
+__all__ = ["PROGRAMS", "PROGRAM_ALIASES", "ROLL", "SOURCES", "FLAGS", "DATASETS", "CADENCES", "dataset"]
 
 CADENCES = ("monthly", "quarterly", "semiannual", "annual")
 CADENCE_ZH = {"monthly": "每月", "quarterly": "每季度", "semiannual": "每半年", "annual": "每年"}
@@ -20,6 +20,20 @@ PROGRAMS: dict[str, str] = {
     "orphan": "孤儿",
     "unsupported_child": "事实无人抚养儿童",
 }
+# How rolls kept by townships name the programs: urban and rural 低保 and 特困 are one program
+# each here (the standard differs by region, engine.policy), 五保 and 三无 the old names of 特困.
+PROGRAM_ALIASES: dict[str, tuple[str, ...]] = {
+    "dibao": ("城市低保", "农村低保", "城乡低保", "最低生活保障", "城市最低生活保障", "农村最低生活保障",
+              "城乡最低生活保障"),
+    "tekun": ("特困供养", "特困人员", "特困供养人员", "城市特困", "农村特困", "城市特困供养", "农村特困供养",
+              "特困人员救助供养", "五保", "农村五保", "五保供养", "三无人员"),
+    "edge": ("低边", "低保边缘家庭", "低保边缘户", "低保边缘人口"),
+    "disability_living": ("残疾人生活补贴", "困难残疾人生活补助"),
+    "disability_care": ("残疾人护理补贴", "重度残疾人护理补助"),
+    "elderly": ("高龄补贴", "高龄老人津贴", "高龄老人补贴"),
+    "orphan": ("孤儿基本生活费", "孤儿基本生活保障"),
+    "unsupported_child": ("事实无人抚养", "事实无人抚养儿童基本生活补贴"),
+}
 
 
 def _id(required: bool = True, name: str = "id_number", zh: str = "身份证号") -> Column:
@@ -32,7 +46,8 @@ ROLL = Dataset(
     "roll",
     "救助对象名册",
     (
-        Column("program", "救助类别", "code", codes=PROGRAMS, aliases=("救助类型", "保障类别")),
+        Column("program", "救助类别", "code", codes=PROGRAMS, code_aliases=PROGRAM_ALIASES,
+               aliases=("救助类型", "保障类别")),
         Column("household_id", "家庭编号", aliases=("户编号", "家庭ID")),
         _id(),
         Column("name", "姓名"),
@@ -62,6 +77,8 @@ SOURCES: dict[str, Dataset] = {
                     "户籍状态",
                     "code",
                     codes={"normal": "正常", "deceased": "死亡", "moved_out": "迁出", "cancelled": "注销"},
+                    code_aliases={"deceased": ("已死亡", "死亡注销"), "moved_out": ("已迁出", "户口迁出", "迁出注销"),
+                                  "cancelled": ("已注销",)},
                     aliases=("状态",),
                 ),
                 Column("status_date", "状态日期", "date", required=False, aliases=("变动日期",)),
@@ -101,6 +118,11 @@ SOURCES: dict[str, Dataset] = {
                         "disabled_mobility": "残疾人专用车",
                         "other": "其他",
                     },
+                    # The registry's own names (GA 802) for the common kinds.
+                    code_aliases={"car": ("小型轿车", "轿车", "小型客车", "小型普通客车", "小型越野客车", "微型轿车"),
+                                  "truck": ("轻型货车", "中型货车", "重型货车", "轻型普通货车", "重型普通货车"),
+                                  "motorcycle": ("普通二轮摩托车", "二轮摩托车", "轻便二轮摩托车", "三轮摩托车"),
+                                  "disabled_mobility": ("残疾人机动轮椅车", "残疾人专用机动车")},
                 ),
                 Column("purchase_price", "购置价格", "money", required=False),
                 Column(

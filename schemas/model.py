@@ -17,7 +17,7 @@ __all__ = ["Kind", "Column", "Dataset"]
 #   text    free text, trimmed
 #   id      resident ID number, normalized per GB 11643-1999 (engine.ids)
 #   region  administrative region code, 6-12 digits
-#   code    one of `codes` (canonical code or its Chinese label)
+#   code    one of `codes` (canonical code, its Chinese label, or one of `code_aliases`)
 #   date    YYYY-MM-DD, YYYY/MM/DD, YYYYMMDD or an Excel date cell
 #   month   YYYY-MM (also YYYY/MM, YYYYMM, or a date of which the month is taken)
 #   money   yuan, decimal, not negative
@@ -33,6 +33,8 @@ class Column:
     required: bool = True
     codes: dict[str, str] | None = None  # canonical code -> Chinese label
     aliases: tuple[str, ...] = ()  # further headers seen in real exports
+    # canonical code -> further spellings seen in real exports (城市低保 and 农村低保 are 低保)
+    code_aliases: dict[str, tuple[str, ...]] | None = None
     default: str | None = None  # value for an optional column that is absent or empty
     doc: str = ""
 
@@ -42,11 +44,12 @@ class Column:
         return (self.name, self.zh, *self.aliases)
 
     def code_lookup(self) -> dict[str, str]:
-        """Accepted spelling (code or Chinese label, case-folded) -> canonical code."""
+        """Accepted spelling (code, Chinese label or one of its `code_aliases`, case-folded) ->
+        canonical code."""
         lookup: dict[str, str] = {}
         for code, label in (self.codes or {}).items():
-            lookup[code.casefold()] = code
-            lookup[label.casefold()] = code
+            for spelling in (code, label, *(self.code_aliases or {}).get(code, ())):
+                lookup[spelling.casefold()] = code
         return lookup
 
 

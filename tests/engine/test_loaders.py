@@ -161,6 +161,30 @@ def test_optional_code_default_and_labels() -> None:
     assert frame.get_column("purchase_price").dtype == pl.Float64
 
 
+@pytest.mark.parametrize("rows", [2, cells.SMALL + 1])  # an API request's few rows and a file's many
+def test_programs_as_townships_name_them(rows: int) -> None:
+    spelled = ["城市低保", "农村低保", "最低生活保障", "特困供养人员", "五保", "低边", "残疾人护理补贴", "高龄补贴"]
+    expected = ["dibao", "dibao", "dibao", "tekun", "tekun", "edge", "disability_care", "elderly"]
+    programs = (spelled * rows)[:rows * len(spelled)]
+    df = pl.DataFrame({"救助类别": programs, "家庭编号": "H1", "身份证号": VECTOR, "姓名": "张三",
+                       "行政区划代码": "320302", "月保障金额": "800"})
+    loaded = loaders.load_frame(df, "roll", "roll.csv", AS_OF)
+    assert loaded.ok and loaded.frame.get_column("program").to_list() == (expected * rows)[:len(programs)]
+    unknown = loaders.load_frame(df.with_columns(pl.lit("城市低收入").alias("救助类别")), "roll", "roll.csv", AS_OF)
+    assert not unknown.ok and "dibao/低保" in unknown.problems[0].message
+
+
+def test_vehicle_kinds_and_hukou_statuses_as_the_registries_name_them() -> None:
+    vehicles = pl.DataFrame({"身份证号": [VECTOR] * 4, "号牌号码": ["A1", "A2", "A3", "A4"],
+                             "车辆类型": ["小型普通客车", "轿车", "普通二轮摩托车", "重型货车"]})
+    frame = loaders.load_frame(vehicles, "vehicles", "vehicles.csv", AS_OF).frame
+    assert frame.get_column("vehicle_type").to_list() == ["car", "car", "motorcycle", "truck"]
+    hukou = pl.DataFrame({"身份证号": [VECTOR] * 3, "姓名": "张三", "行政区划代码": "320302",
+                          "户籍状态": ["死亡注销", "户口迁出", "正常"]})
+    frame = loaders.load_frame(hukou, "hukou", "hukou.csv", AS_OF).frame
+    assert frame.get_column("status").to_list() == ["deceased", "moved_out", "normal"]
+
+
 def test_blank_rows_are_skipped_and_rows_keep_their_numbers(tmp_path: Path) -> None:
     loaded = _roll(tmp_path, ROLL_ROW, ",,,,,,", "", ROLL_ROW.replace("H1", "H9"))
     assert loaded.ok
