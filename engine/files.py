@@ -31,6 +31,7 @@ from pathlib import Path
 
 import polars as pl
 
+from engine import merged
 from engine.errors import FileUnreadable, Problem, SchemaError, TooLarge
 from schemas import SOURCES
 
@@ -298,6 +299,9 @@ def _read_xlsx(path: Path, is_header: HeaderTest | None = None) -> tuple[pl.Data
     body = _excel_digits(reader, body, top + 1)
     # Date cells come as "YYYY-MM-DD 00:00:00"; the contract's dates have no time.
     body = body.with_columns(pl.all().str.replace(r"^([0-9]{4}-[0-9]{2}-[0-9]{2}) 00:00:00$", "$1"))
+    merges = merged.down_merges(path)  # a household's 家庭编号 merged over its members' rows
+    if merges and (span := merged.valued_columns(path, cells.width)):
+        body = merged.filled_down(body, merges, top + 1, span[0])
     return _apply_header(path, body, header), top + 2
 
 
