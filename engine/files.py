@@ -35,8 +35,8 @@ from engine import merged
 from engine.errors import FileUnreadable, Problem, SchemaError, TooLarge
 from schemas import SOURCES
 
-__all__ = ["SUFFIXES", "HeaderTest", "TITLE_ROWS", "read_table", "read_located", "csv_header", "readable_suffix", "find_sources", "to_text", "check_xlsx_size",
-           "XLSX_MAX_EXPANDED", "XLSX_MAX_RATIO"]
+__all__ = ["SUFFIXES", "HeaderTest", "TITLE_ROWS", "read_table", "read_located", "csv_header", "readable_suffix",
+           "find_sources", "to_text", "check_xlsx_size", "XLSX_MAX_EXPANDED", "XLSX_MAX_RATIO"]
 
 SUFFIXES = (".csv", ".xlsx", ".parquet")
 _BOM_UTF8 = b"\xef\xbb\xbf"
@@ -75,7 +75,7 @@ def read_located(path: Path, numbers: bool = False, is_header: HeaderTest | None
 
 def _header_at(rows: Sequence[Sequence[object]], is_header: HeaderTest | None) -> int:
     """Which of a file's first rows that are not blank (at most TITLE_ROWS) is its header."""
-    if is_header is None or not rows or is_header(rows[0]):
+    if is_header is None:
         return 0
     return next((at for at, row in enumerate(rows[:TITLE_ROWS]) if is_header(row)), 0)
 
