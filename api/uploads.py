@@ -19,7 +19,8 @@ from engine.files import check_xlsx_size
 __all__ = ["save_upload"]
 
 _CHUNK = 1 << 20
-_SIGNATURES = ((b"PK\x03\x04", ".xlsx"), (b"PAR1", ".parquet"))  # anything else is read as CSV
+# anything else is read as CSV
+_SIGNATURES = ((b"PK\x03\x04", ".xlsx"), (b"PAR1", ".parquet"), (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", ".xls"))
 
 
 def _safe_name(name: str, suffix: str) -> str:
@@ -49,6 +50,6 @@ async def save_upload(upload: UploadFile, directory: Path, suffixes: tuple[str, 
             await run_in_threadpool(handle.write, chunk)
     finally:
         await run_in_threadpool(handle.close)
-    if suffix == ".xlsx":
+    if suffix == ".xlsx" or (suffix == ".xls" and head.startswith(b"PK\x03\x04")):  # an XLSX under either name
         await run_in_threadpool(check_xlsx_size, path, max_expanded)
     return path

@@ -161,10 +161,10 @@ def main() -> None:
 
 @main.command("run")
 @click.option("--roll", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="救助对象名册 the roll (.csv, .xlsx or .parquet).")
+              help="救助对象名册 the roll (.csv, .xlsx, .xls or .parquet).")
 @click.option("--sources", "sources_dir", required=True,
               type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="数据源目录 directory of <key>.csv|xlsx|parquet source files (hukou, deaths, …).")
+              help="数据源目录 directory of <key>.csv|xlsx|xls|parquet source files (hukou, deaths, …).")
 @click.option("--as-of", "as_of", required=True, type=ISO_DATE, help="核对基准日 as-of date, YYYY-MM-DD.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="预警输出文件 flags output: .parquet, .csv or .xlsx (for people). "

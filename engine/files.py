@@ -1,5 +1,5 @@
-"""Bytes on disk → a table of strings: CSV (UTF-8, UTF-8 with BOM, GB18030/GBK), XLSX (first
-sheet) and Parquet.
+"""Bytes on disk → a table of strings: CSV (UTF-8, UTF-8 with BOM, GB18030/GBK), XLSX and XLS
+(the first sheet) and Parquet.
 
 Every column of the result is String and named by its header, trimmed. Nothing is typed here:
 an ID read as a number is already damaged, so CSV cells are never inferred, and XLSX or Parquet
@@ -16,6 +16,9 @@ the dataset's columns?), a first row that fails it is passed over for the first 
 rows that passes, and the rows above are not data. When none does, the first row stays the
 header, and engine.headers says what is wrong with it.
 
+What systems export as `.xls` is often no Excel 97-2003 workbook: a workbook of today (read as
+XLSX), tab-separated text (read as CSV), or an HTML or XML table (refused, saying what to do).
+
 File-level problems raise `FileUnreadable` (missing, empty, undecodable, not a table, no sheet)
 or `SchemaError` (duplicated header); rows are judged later, by `engine.loaders`.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -38,7 +42,8 @@ from schemas import SOURCES
 __all__ = ["SUFFIXES", "HeaderTest", "TITLE_ROWS", "read_table", "read_located", "csv_header", "readable_suffix",
            "find_sources", "to_text", "check_xlsx_size", "XLSX_MAX_EXPANDED", "XLSX_MAX_RATIO"]
 
-SUFFIXES = (".csv", ".xlsx", ".parquet")
+SUFFIXES = (".csv", ".xlsx", ".xls", ".parquet")
+_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # a compound file: what an Excel 97-2003 workbook is
 _BOM_UTF8 = b"\xef\xbb\xbf"
 _INT64_SAFE = 9.2e18  # beyond this a float cannot be written through Int64
 # An XLSX is a zip of XML: a few MB can expand to many GB (a "zip bomb"). A real roll of a
@@ -70,7 +75,7 @@ def read_located(path: Path, numbers: bool = False, is_header: HeaderTest | None
     suffix = readable_suffix(path)
     if suffix == ".parquet":
         return _read_parquet(path, numbers)
-    return {".csv": _read_csv, ".xlsx": _read_xlsx}[suffix](path, is_header)
+    return {".csv": _read_csv, ".xlsx": _read_xlsx, ".xls": _read_xls}[suffix](path, is_header)
 
 
 def _header_at(rows: Sequence[Sequence[object]], is_header: HeaderTest | None) -> int:
@@ -91,7 +96,7 @@ def readable_suffix(path: Path) -> str:
         raise _unreadable(
             path,
             f"不支持的文件类型“{path.suffix}”，请另存为 CSV、XLSX 或 Parquet "
-            f"(unsupported file type {path.suffix!r}: use .csv, .xlsx or .parquet)",
+            f"(unsupported file type {path.suffix!r}: use .csv, .xlsx, .xls or .parquet)",
         )
     if path.stat().st_size == 0:
         raise _unreadable(path, "文件为空（0 字节）(file is empty: 0 bytes)")
@@ -267,18 +272,40 @@ def _csv_error(path: Path, text: str, separator: str, width: int, error: Excepti
 # ---- XLSX -----------------------------------------------------------------------------------
 
 
-def _read_xlsx(path: Path, is_header: HeaderTest | None = None) -> tuple[pl.DataFrame, int]:
+def _read_xls(path: Path, is_header: HeaderTest | None = None) -> tuple[pl.DataFrame, int]:
+    """An `.xls` file, by what it holds (see the module docstring)."""
+    with open(path, "rb") as handle:
+        head = handle.read(1024)
+    if head.startswith(_OLE2):
+        return _read_xlsx(path, is_header, legacy=True)
+    if head.startswith(b"PK\x03\x04"):
+        return _read_xlsx(path, is_header)
+    if re.search(rb"<\s*(html|table|\?xml|workbook)\b", head.lower()):
+        raise _unreadable(
+            path,
+            "这个 .xls 文件实际是网页或 XML 表格，不是 Excel 工作簿，请用 Excel 打开后另存为 .xlsx "
+            "(this .xls is a web page or an XML table, not an Excel workbook: open it in Excel and save it as .xlsx)",
+        )
+    return _read_csv(path, is_header)
+
+
+def _read_xlsx(path: Path, is_header: HeaderTest | None = None, legacy: bool = False) -> tuple[pl.DataFrame, int]:
+    """The first sheet of an XLSX workbook (`legacy`: of an Excel 97-2003 one, whose cells
+    merged down a column are not filled: see engine.merged)."""
     import fastexcel
 
-    if not zipfile.is_zipfile(path):
+    if not legacy and not zipfile.is_zipfile(path):
         raise _unreadable(
             path,
             "不是 XLSX 文件（可能是旧版 .xls 或改了扩展名），请用 Excel 另存为 .xlsx "
             "(not an XLSX workbook: re-save it as .xlsx)",
         )
-    check_xlsx_size(path)
+    if not legacy:
+        check_xlsx_size(path)
     try:
-        reader = fastexcel.read_excel(path)
+        # By its bytes when the name says .xls but the content is XLSX: fastexcel goes by the name.
+        source = path.read_bytes() if not legacy and path.suffix.lower() != ".xlsx" else path
+        reader = fastexcel.read_excel(source)
         if not reader.sheet_names:
             raise _unreadable(path, "工作簿中没有工作表 (workbook has no sheet)")
         # No header row and skip_rows=0: row i of the result is spreadsheet row i + 1, and the
@@ -287,7 +314,8 @@ def _read_xlsx(path: Path, is_header: HeaderTest | None = None) -> tuple[pl.Data
     except FileUnreadable:
         raise
     except Exception as error:  # fastexcel raises its own error types for every failure
-        message = f"无法读取 XLSX 文件 (cannot read the XLSX workbook: {_first_line(error)})"
+        kind = "XLS" if legacy else "XLSX"
+        message = f"无法读取 {kind} 文件 (cannot read the {kind} workbook: {_first_line(error)})"
         raise _unreadable(path, message) from None
     filled = cells.select(pl.any_horizontal(pl.all().is_not_null())).to_series()
     if cells.width == 0 or not filled.any():
@@ -299,7 +327,7 @@ def _read_xlsx(path: Path, is_header: HeaderTest | None = None) -> tuple[pl.Data
     body = _excel_digits(reader, body, top + 1)
     # Date cells come as "YYYY-MM-DD 00:00:00"; the contract's dates have no time.
     body = body.with_columns(pl.all().str.replace(r"^([0-9]{4}-[0-9]{2}-[0-9]{2}) 00:00:00$", "$1"))
-    merges = merged.down_merges(path)  # a household's 家庭编号 merged over its members' rows
+    merges = [] if legacy else merged.down_merges(path)  # a household's 家庭编号 merged over its members' rows
     if merges and (span := merged.valued_columns(path, cells.width)):
         body = merged.filled_down(body, merges, top + 1, span[0])
     return _apply_header(path, body, header), top + 2
@@ -427,7 +455,7 @@ def to_text(df: pl.DataFrame, numbers: bool = False) -> pl.DataFrame:
 
 
 def find_sources(directory: Path) -> dict[str, Path]:
-    """`<key>.<csv|xlsx|parquet>` files of the source keys in `directory` (names compared
+    """`<key>.<csv|xlsx|xls|parquet>` files of the source keys in `directory` (names compared
     case-insensitively); other files are ignored. Two files for one key raise SchemaError."""
     directory = Path(directory)
     if not directory.is_dir():

@@ -61,7 +61,7 @@ class Loaded:
 
 
 def load(path: Path, key: str, as_of: date | None = None) -> Loaded:
-    """Read `path` (CSV, XLSX or Parquet) as dataset `key`."""
+    """Read `path` (CSV, XLSX, XLS or Parquet) as dataset `key`."""
     df, first_row = files.read_located(Path(path), numbers=True, is_header=header_test(key))
     return load_frame(df, key, Path(path).name, as_of, first_row)
 

@@ -1,4 +1,4 @@
-"""Roll batches: upload a roll file (CSV or XLSX), then follow it and fetch its flags."""
+"""Roll batches: upload a roll file (CSV, XLSX or XLS), then follow it and fetch its flags."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from ._shape import flag_rows, problem_out
 
 router = APIRouter(tags=["batches 名册批次"], responses=AUTH_ERRORS)
 
-_SUFFIXES = (".csv", ".xlsx")
+_SUFFIXES = (".csv", ".xlsx", ".xls")
 
 
 def batch_out(batch: Batch, role: str) -> BatchOut:
@@ -58,7 +58,7 @@ def _visible(state: AppState, batch_id: int, region: str) -> Batch:
 async def upload_batch(
     state: StateDep,
     user: Allowed("batches:write"),  # type: ignore[valid-type]
-    file: Annotated[UploadFile, File(description="the roll, CSV (UTF-8 or GBK) or XLSX, Chinese headers accepted",
+    file: Annotated[UploadFile, File(description="the roll, CSV (UTF-8 or GBK), XLSX or XLS, Chinese headers accepted",
                                      json_schema_extra=BINARY, examples=[ROLL_CSV_EXAMPLE])],
     as_of: Annotated[FormDate, Form(description="核对基准日 YYYY-MM-DD; empty or none: today",
                                     examples=["2026-06-30"])] = None,

@@ -35,7 +35,7 @@ async def upload_snapshot(
                    Path(description="roll, or a source: hukou, deaths, vehicles, …")],
     state: StateDep,
     user: Allowed("sources:write"),  # type: ignore[valid-type]
-    file: Annotated[UploadFile, File(description="the source file: CSV, XLSX or Parquet", json_schema_extra=BINARY,
+    file: Annotated[UploadFile, File(description="the source file: CSV, XLSX, XLS or Parquet", json_schema_extra=BINARY,
                                      examples=[SOURCE_CSV_EXAMPLE])],
     snapshot_date: Annotated[FormDate, Form(description="the date the data describes; empty or none: today",
                                             examples=["2026-06-15"])] = None,

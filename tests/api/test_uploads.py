@@ -11,7 +11,7 @@ from fastapi import UploadFile
 from api.uploads import save_upload
 from engine.errors import FileUnreadable, TooLarge
 
-SUFFIXES = (".csv", ".xlsx", ".parquet")
+SUFFIXES = (".csv", ".xlsx", ".xls", ".parquet")
 
 
 def _save(tmp_path, name: str, content: bytes, suffixes=SUFFIXES, max_expanded: int = 1 << 30):
@@ -28,6 +28,7 @@ def _save(tmp_path, name: str, content: bytes, suffixes=SUFFIXES, max_expanded: 
     ("bad\x00name\n.csv", b"a,b\n", "bad_name_.csv"),
     ("export", b"PK\x03\x04rest", "export.xlsx"),
     ("export", b"PAR1rest", "export.parquet"),
+    ("export", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1rest", "export.xls"),
     ("export", b"a,b\n", "export.csv"),
     ("", b"a,b\n", "upload.csv"),
 ])
@@ -55,3 +56,13 @@ def test_an_xlsx_that_expands_too_far_is_refused(tmp_path):
         archive.writestr("xl/worksheets/sheet1.xml", b"0" * 2_000_000)
     with pytest.raises(TooLarge):
         _save(tmp_path, "roll.xlsx", buffer.getvalue(), max_expanded=1 << 20)
+
+
+def test_an_xlsx_named_xls_that_expands_too_far_is_refused_too(tmp_path):
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/worksheets/sheet1.xml", b"0" * 2_000_000)
+    with pytest.raises(TooLarge):
+        _save(tmp_path, "roll.xls", buffer.getvalue(), max_expanded=1 << 20)

@@ -181,7 +181,7 @@ BAD_FILES = [
     ("empty.xlsx", lambda p: _write(p, b""), "0 bytes"),
     ("empty.parquet", lambda p: _write(p, b""), "0 bytes"),
     ("blank.csv", lambda p: _write(p, b"\xef\xbb\xbf\n\n"), "no header"),
-    ("roll.xls", lambda p: _write(p, b"\xd0\xcf\x11\xe0"), "unsupported"),
+    ("broken.xls", lambda p: _write(p, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600), "cannot read the XLS"),
     ("roll.txt", lambda p: _write(p, b"id_number\n1\n"), "unsupported"),
     ("nosheet.xlsx", _no_sheet_workbook, "no sheet"),
     ("text.xlsx", lambda p: _write(p, b"id_number,name\n1,a\n"), "not an XLSX"),
@@ -355,3 +355,35 @@ def test_the_header_is_looked_for_only_in_the_first_rows(tmp_path: Path) -> None
     with pytest.raises(FileUnreadable) as raised:
         files.read_located(written(files.TITLE_ROWS), is_header=_names_a_roll_column)
     assert raised.value.problems[0].row == files.TITLE_ROWS + 1
+
+
+# ---- .xls: what systems export under that name ------------------------------------------------
+
+# Excel 97-2003 (BIFF8), written once with xlwt 1.3.0 (nothing in the project writes .xls): a
+# title, the header, a string ID, an ID typed as a number, a date cell and a date with dots.
+LEGACY_ROLL = Path(__file__).parent / "data" / "roll.xls"
+
+
+def test_an_excel_97_workbook_reads_as_an_xlsx_would(tmp_path: Path) -> None:
+    df, first_row = files.read_located(LEGACY_ROLL, is_header=_names_a_roll_column)
+    assert first_row == 3 and df.columns[:3] == ["救助类别", "家庭编号", "身份证号"]
+    assert df.get_column("身份证号").to_list()[:2] == [VECTOR, "320303198001011000"]  # Excel's 15 digits
+    assert df.get_column("纳入日期").to_list()[:2] == ["2021-03-01", "2021.3.1"]
+    assert df.get_column("月保障金额").to_list()[:2] == ["800", "800.5"]
+
+
+def test_an_xlsx_named_xls_is_read_as_xlsx(tmp_path: Path) -> None:
+    path = _workbook(tmp_path / "roll.xls", [ROLL_HEADER, ROLL_ROW])
+    assert files.read_table(path).rows() == [tuple(ROLL_ROW)]
+
+
+def test_text_named_xls_is_read_as_csv_and_a_web_page_is_refused_saying_what_to_do(tmp_path: Path) -> None:
+    text = tmp_path / "roll.xls"
+    text.write_bytes(("\t".join(ROLL_HEADER) + "\n" + "\t".join(ROLL_ROW) + "\n").encode("gb18030"))
+    assert files.read_table(text).rows() == [tuple(ROLL_ROW)]
+    page = tmp_path / "export.xls"
+    page.write_text('<html><head><meta charset="utf-8"></head><body><table><tr><td>身份证号</td></tr></table>',
+                    encoding="utf-8")
+    with pytest.raises(FileUnreadable) as raised:
+        files.read_table(page)
+    assert "save it as .xlsx" in raised.value.problems[0].message

@@ -224,6 +224,15 @@ def test_bad_rows_are_listed_with_their_values_and_the_rest_is_checked(api, roll
     assert {p for p in _truth(api) if p[0] not in rejected} <= _pairs(flags)
 
 
+def test_an_excel_97_roll_is_checked_as_an_xlsx_one(api):
+    legacy = Path(__file__).parents[2] / "engine" / "data" / "roll.xls"  # a title, a 合计 row, a date cell
+    response = _upload(api, "sys", "名册.xls", legacy.read_bytes(), mime="application/vnd.ms-excel")
+    assert response.status_code == 202, response.text
+    batch = api.wait(f"/batches/{response.json()['id']}")
+    assert batch["status"] == "completed", batch["error"]
+    assert (batch["rows"], batch["households"], batch["rejects"], batch["file_name"]) == (3, 2, 0, "名册.xls")
+
+
 @pytest.mark.parametrize(("name", "content"), [
     ("roll.pdf", b"%PDF-1.4 not a roll"),
     ("roll.docx", b"PK\x03\x04 a word document"),
