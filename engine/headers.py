@@ -18,8 +18,19 @@ from schemas import Dataset, dataset
 __all__ = ["map_headers", "header_test"]
 
 
+# What a header may carry beside its name without changing what its cells mean: the unit of an
+# amount or an area (月保障金额（元）, 建筑面积(㎡)), and a template's marks of required fields
+# (*姓名, 身份证号（必填）).
+_NOTE = re.compile(r"^\*+|\*+$|[(（](?:单位[:：])?(?:元|人民币元|人民币|㎡|m2|m²|平方米|平米|必填|选填)[)）]$")
+# An amount in 万元 is not one in 元: refused, not read 10,000 times too small.
+_TEN_THOUSAND = re.compile(r"[(（](?:单位[:：])?万元[)）]$")
+
+
 def _fold(header: str) -> str:
-    return re.sub(r"\s+", "", header).casefold()
+    folded = re.sub(r"\s+", "", header).casefold()
+    for _ in range(2):  # *月保障金额（元）: the mark, then the unit
+        folded = _NOTE.sub("", folded)
+    return folded
 
 
 @lru_cache(maxsize=64)
@@ -62,6 +73,15 @@ def _mapped_headers(
         for name, headers in claimed.items()
         if len(headers) > 1
     ]
+    for header in columns:
+        scaled = _TEN_THOUSAND.sub("", _fold(header))
+        if scaled != _fold(header) and scaled in lookup:
+            column = ds.column(lookup[scaled])
+            if column.kind == "money":
+                problems.append(Problem(
+                    label, f"“{header}”以万元为单位，请换算为元后再导入 (column {header!r} is in 10,000 yuan: "
+                           f"convert it to yuan)", column=column.name, column_zh=column.zh))
+                claimed.setdefault(column.name, [])  # named here: not missing as well
     missing = [c for c in ds.required if c.name not in claimed]
     recognized = set(claimed) - {"id_number"}
     found = ", ".join(columns) or "-"

@@ -64,3 +64,30 @@ def test_a_header_row_names_a_column_of_the_dataset_as_map_headers_would_read_it
     assert not is_roll_header(["2026年6月城乡低保名册", None, None])
     assert not is_roll_header(["填报单位：云龙区民政局", 320303, "填报日期：2026-07-01"])
     assert not header_test("vehicles")(["救助类别", "家庭编号"])  # the roll's, not a vehicle file's
+
+
+ROLL_HEADERS = {"program": "救助类别", "household_id": "家庭编号", "id_number": "身份证号", "name": "姓名",
+                "region_code": "行政区划代码", "benefit_monthly": "月保障金额", "declared_income_monthly": "申报月收入"}
+
+
+@pytest.mark.parametrize(
+    ("header", "column"),
+    [("月保障金额（元）", "benefit_monthly"), ("月保障金额(单位：元)", "benefit_monthly"), ("*月保障金额", "benefit_monthly"),
+     ("月保障金额*（元）", "benefit_monthly"), ("身份证号码（必填）", "id_number"), ("申报月收入 (元)", "declared_income_monthly")],
+)
+def test_a_unit_that_does_not_change_the_amount_and_a_templates_marks_are_read_past(header: str, column: str) -> None:
+    headers = [header if name == column else plain for name, plain in ROLL_HEADERS.items()]
+    names, _ = _mapped(headers, "roll")
+    assert names[header] == column
+
+
+def test_an_amount_in_ten_thousand_yuan_is_refused_not_read_ten_thousand_times_too_small() -> None:
+    with pytest.raises(SchemaError) as caught:
+        _mapped(["身份证号", "号牌号码", "车辆类型", "购置价格（万元）"], "vehicles")
+    (problem,) = caught.value.problems
+    assert problem.column == "purchase_price" and "convert it to yuan" in problem.message
+    with pytest.raises(SchemaError) as caught:  # a required amount: named once, not also as missing
+        _mapped(["救助类别", "家庭编号", "身份证号", "姓名", "行政区划代码", "月保障金额(万元)"], "roll")
+    assert [p.column for p in caught.value.problems] == ["benefit_monthly"]
+    names, _ = _mapped(["身份证号", "存款余额", "面积（万元）"], "deposits")  # not an amount of the dataset: carried
+    assert names["面积（万元）"] == "面积（万元）"
