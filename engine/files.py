@@ -40,7 +40,7 @@ from engine.errors import FileUnreadable, Problem, SchemaError, TooLarge
 from schemas import SOURCES
 
 __all__ = ["SUFFIXES", "HeaderTest", "TITLE_ROWS", "read_table", "read_located", "csv_header", "readable_suffix",
-           "find_sources", "to_text", "check_xlsx_size", "XLSX_MAX_EXPANDED", "XLSX_MAX_RATIO"]
+           "find_sources", "to_text", "check_xlsx_size", "sheet_with_header", "XLSX_MAX_EXPANDED", "XLSX_MAX_RATIO"]
 
 SUFFIXES = (".csv", ".xlsx", ".xls", ".parquet")
 _OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # a compound file: what an Excel 97-2003 workbook is
@@ -319,9 +319,13 @@ def _read_xlsx(path: Path, is_header: HeaderTest | None = None, legacy: bool = F
         raise _unreadable(path, message) from None
     filled = cells.select(pl.any_horizontal(pl.all().is_not_null())).to_series()
     if cells.width == 0 or not filled.any():
+        if is_header is not None:
+            _data_elsewhere(path, is_header)
         raise _unreadable(path, "第一个工作表是空的 (the first sheet is empty)")
     candidates = filled.arg_true().head(TITLE_ROWS).to_list()
     top = candidates[_header_at([cells.row(at) for at in candidates], is_header)]
+    if is_header is not None and not is_header(cells.row(top)):
+        _data_elsewhere(path, is_header)
     header = list(cells.row(top))
     body = cells.slice(top + 1)
     body = _excel_digits(reader, body, top + 1)
@@ -331,6 +335,34 @@ def _read_xlsx(path: Path, is_header: HeaderTest | None = None, legacy: bool = F
     if merges and (span := merged.valued_columns(path, cells.width)):
         body = merged.filled_down(body, merges, top + 1, span[0])
     return _apply_header(path, body, header), top + 2
+
+
+def _data_elsewhere(path: Path, is_header: HeaderTest) -> None:
+    """Raise SchemaError naming the sheet the data is on, when the first sheet has no header of
+    the dataset and a later one does: the first is a template's instructions (填表说明), or empty."""
+    if found := sheet_with_header(path, is_header):
+        position, name = found
+        raise SchemaError(f"{path}: 数据不在第一个工作表 (the data is not on the first sheet)", [Problem(
+            path.name, f"只读取第一个工作表；数据在第 {position} 个工作表“{name}”，请把它移到最前面 "
+                       f"(only the first sheet is read; the data is on sheet {position}, {name!r}: move it first)")])
+
+
+def sheet_with_header(path: Path, is_header: HeaderTest) -> tuple[int, str] | None:
+    """(position from 1, name) of the first sheet after the first of a workbook whose first rows
+    hold a header `is_header` takes, or None: only the first sheet is read (the contract), and
+    this says where the data is when that sheet is not it."""
+    import fastexcel
+
+    try:
+        reader = fastexcel.read_excel(path.read_bytes())
+        for position, name in enumerate(reader.sheet_names[1:], 2):
+            rows = reader.load_sheet(position - 1, header_row=None, skip_rows=0, n_rows=TITLE_ROWS * 2,
+                                     dtypes="string").to_polars().rows()
+            if any(is_header(row) for row in rows):
+                return position, name
+    except Exception:  # noqa: BLE001 - only a hint: an unreadable sheet gives none
+        return None
+    return None
 
 
 def check_xlsx_size(path: Path, max_expanded: int = XLSX_MAX_EXPANDED, max_ratio: float = XLSX_MAX_RATIO) -> None:

@@ -387,3 +387,25 @@ def test_text_named_xls_is_read_as_csv_and_a_web_page_is_refused_saying_what_to_
     with pytest.raises(FileUnreadable) as raised:
         files.read_table(page)
     assert "save it as .xlsx" in raised.value.problems[0].message
+
+
+@pytest.mark.parametrize("first", ["instructions", "empty"])
+def test_when_the_data_is_on_a_later_sheet_the_error_says_which(tmp_path: Path, first: str) -> None:
+    path = tmp_path / "roll.xlsx"
+    wb = openpyxl.Workbook()
+    wb.active.title = "填表说明"
+    if first == "instructions":
+        wb.active.append(["1. 身份证号请设为文本格式"])
+    data = wb.create_sheet("名册")
+    data.append(ROLL_HEADER)
+    data.append(ROLL_ROW)
+    wb.save(path)
+    with pytest.raises(SchemaError) as raised:
+        files.read_table(path, is_header=_names_a_roll_column)
+    assert "sheet 2, '名册': move it first" in raised.value.problems[0].message
+    # Without a dataset to look for, the first sheet is read as ever.
+    if first == "instructions":
+        assert files.read_table(path).columns == ["1. 身份证号请设为文本格式"]
+    else:
+        with pytest.raises(FileUnreadable, match="sheet is empty"):
+            files.read_table(path)
