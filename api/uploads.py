@@ -14,7 +14,7 @@ from fastapi import UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from engine.errors import FileUnreadable
-from engine.files import check_xlsx_size
+from engine.workbooks import check_xlsx_size
 
 __all__ = ["save_upload"]
 

@@ -16,8 +16,8 @@ the dataset's columns?), a first row that fails it is passed over for the first 
 rows that passes, and the rows above are not data. When none does, the first row stays the
 header, and engine.headers says what is wrong with it.
 
-What systems export as `.xls` is often no Excel 97-2003 workbook: a workbook of today (read as
-XLSX), tab-separated text (read as CSV), or an HTML or XML table (refused, saying what to do).
+Workbooks (XLSX, XLS, and what is exported as `.xls`) are read by engine.workbooks with this
+module's helpers; CSV and Parquet here.
 
 File-level problems raise `FileUnreadable` (missing, empty, undecodable, not a table, no sheet)
 or `SchemaError` (duplicated header); rows are judged later, by `engine.loaders`.
@@ -27,35 +27,28 @@ from __future__ import annotations
 
 import csv
 import io
-import re
-import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import polars as pl
 
-from engine import merged
-from engine.errors import FileUnreadable, Problem, SchemaError, TooLarge
+from engine.errors import FileUnreadable, Problem, SchemaError
 from schemas import SOURCES
 
-__all__ = ["SUFFIXES", "HeaderTest", "TITLE_ROWS", "read_table", "read_located", "csv_header", "readable_suffix",
-           "find_sources", "to_text", "check_xlsx_size", "sheet_with_header", "XLSX_MAX_EXPANDED", "XLSX_MAX_RATIO"]
+__all__ = ["SUFFIXES", "HeaderTest", "TITLE_ROWS", "read_table", "read_located", "read_csv", "csv_header",
+           "readable_suffix", "find_sources", "to_text", "unreadable", "first_line", "check_duplicates", "apply_header",
+           "header_at", "excel_15"]
 
 SUFFIXES = (".csv", ".xlsx", ".xls", ".parquet")
-_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # a compound file: what an Excel 97-2003 workbook is
 _BOM_UTF8 = b"\xef\xbb\xbf"
 _INT64_SAFE = 9.2e18  # beyond this a float cannot be written through Int64
-# An XLSX is a zip of XML: a few MB can expand to many GB (a "zip bomb"). A real roll of a
-# million rows expands to well under 1 GB, and sheet XML compresses about 10:1, rarely 50:1.
-XLSX_MAX_EXPANDED = 1 << 30
-XLSX_MAX_RATIO = 200
 # Does a row name the dataset's columns? (engine.headers.header_test)
 HeaderTest = Callable[[Sequence[object]], bool]
 TITLE_ROWS = 10  # rows from the first that is not blank in which the header is looked for
 
 
-def _unreadable(path: Path, message: str, row: int | None = None) -> FileUnreadable:
+def unreadable(path: Path, message: str, row: int | None = None) -> FileUnreadable:
     return FileUnreadable(
         f"{path}: 文件无法使用 (file cannot be used)", [Problem(path.name, message, row=row)]
     )
@@ -75,10 +68,14 @@ def read_located(path: Path, numbers: bool = False, is_header: HeaderTest | None
     suffix = readable_suffix(path)
     if suffix == ".parquet":
         return _read_parquet(path, numbers)
-    return {".csv": _read_csv, ".xlsx": _read_xlsx, ".xls": _read_xls}[suffix](path, is_header)
+    if suffix == ".csv":
+        return read_csv(path, is_header)
+    from engine import workbooks  # which reads with this module's helpers
+
+    return (workbooks.read_xls if suffix == ".xls" else workbooks.read_xlsx)(path, is_header)
 
 
-def _header_at(rows: Sequence[Sequence[object]], is_header: HeaderTest | None) -> int:
+def header_at(rows: Sequence[Sequence[object]], is_header: HeaderTest | None) -> int:
     """Which of a file's first rows that are not blank (at most TITLE_ROWS) is its header."""
     if is_header is None:
         return 0
@@ -90,20 +87,20 @@ def readable_suffix(path: Path) -> str:
     (else FileUnreadable)."""
     if not path.is_file():
         what = "不是文件 (not a file)" if path.exists() else "文件不存在 (file not found)"
-        raise _unreadable(path, what)
+        raise unreadable(path, what)
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise _unreadable(
+        raise unreadable(
             path,
             f"不支持的文件类型“{path.suffix}”，请另存为 CSV、XLSX 或 Parquet "
             f"(unsupported file type {path.suffix!r}: use .csv, .xlsx, .xls or .parquet)",
         )
     if path.stat().st_size == 0:
-        raise _unreadable(path, "文件为空（0 字节）(file is empty: 0 bytes)")
+        raise unreadable(path, "文件为空（0 字节）(file is empty: 0 bytes)")
     return suffix
 
 
-def _first_line(error: Exception) -> str:
+def first_line(error: Exception) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
@@ -119,7 +116,7 @@ def _letters(position: int) -> str:
     return letters
 
 
-def _check_duplicates(path: Path, names: list[str]) -> None:
+def check_duplicates(path: Path, names: list[str]) -> None:
     seen: dict[str, list[int]] = defaultdict(list)
     for position, name in enumerate(names, 1):
         if name:
@@ -139,11 +136,11 @@ def _check_duplicates(path: Path, names: list[str]) -> None:
         raise SchemaError(f"{path}: 表头重复 (duplicated headers)", problems)
 
 
-def _apply_header(path: Path, df: pl.DataFrame, header: list[object]) -> pl.DataFrame:
+def apply_header(path: Path, df: pl.DataFrame, header: list[object]) -> pl.DataFrame:
     """Name df's columns by position after the header as read by us, not by the reader library,
     which renames duplicates silently. Duplicates raise; blank headers over empty columns go."""
     names = [("" if h is None else str(h)).strip() for h in header]
-    _check_duplicates(path, names)
+    check_duplicates(path, names)
     # Blank headers: trailing delimiters, formatted-but-empty Excel columns; kept if they hold data.
     df = df.rename(dict(zip(df.columns, [f"\x00{i}" for i in range(df.width)], strict=True)))
     keep: dict[str, str] = {}
@@ -168,7 +165,7 @@ def _decode(path: Path, data: bytes) -> tuple[str, bytes]:
         try:
             text = data.decode("utf-16")
         except UnicodeDecodeError as error:
-            raise _unreadable(path, f"UTF-16 文件无法解码 (cannot decode UTF-16: {error})") from None
+            raise unreadable(path, f"UTF-16 文件无法解码 (cannot decode UTF-16: {error})") from None
         return text, text.encode("utf-8")
     body = data[3:] if data.startswith(_BOM_UTF8) else data
     try:
@@ -186,7 +183,7 @@ def _decode(path: Path, data: bytes) -> tuple[str, bytes]:
 def _undecodable(path: Path, byte: int, offset: int, line: int, encodings: tuple[str, ...]) -> FileUnreadable:
     zh, en = ((f"既不是 {encodings[0]} 也不是 {encodings[1]}", f"neither {encodings[0]} nor {encodings[1]}")
               if len(encodings) == 2 else (f"不是 {encodings[0]}", f"not {encodings[0]}"))
-    return _unreadable(
+    return unreadable(
         path,
         f"无法识别文件编码：第 {line} 行（字节偏移 {offset}）的字节 0x{byte:02X} "
         f"{zh}，请另存为 UTF-8 (cannot decode byte 0x{byte:02X} "
@@ -195,7 +192,7 @@ def _undecodable(path: Path, byte: int, offset: int, line: int, encodings: tuple
     )
 
 
-def _read_csv(path: Path, is_header: HeaderTest | None = None) -> tuple[pl.DataFrame, int]:
+def read_csv(path: Path, is_header: HeaderTest | None = None) -> tuple[pl.DataFrame, int]:
     data = path.read_bytes()
     text, utf8 = _decode(path, data)
     blank, separator, header = csv_header(path, text[: 1 << 16], is_header)
@@ -211,8 +208,8 @@ def _read_csv(path: Path, is_header: HeaderTest | None = None) -> tuple[pl.DataF
         except Exception as error:  # noqa: BLE001 - any failure here means a malformed file
             raise _csv_error(path, text, separator, len(header), error) from None
     if df.width != len(header):
-        raise _unreadable(path, "表头无法解析 (the header row could not be parsed)", row=blank + 1)
-    return _apply_header(path, df, header), blank + 2
+        raise unreadable(path, "表头无法解析 (the header row could not be parsed)", row=blank + 1)
+    return apply_header(path, df, header), blank + 2
 
 
 def csv_header(path: Path, head: str, is_header: HeaderTest | None = None) -> tuple[int, str, list[str]]:
@@ -221,9 +218,9 @@ def csv_header(path: Path, head: str, is_header: HeaderTest | None = None) -> tu
     lines = head.splitlines()
     filled = [at for at, line in enumerate(lines) if line][:TITLE_ROWS]
     if not filled:
-        raise _unreadable(path, "文件没有表头 (file has no header row)")
+        raise unreadable(path, "文件没有表头 (file has no header row)")
     rows = [next(csv.reader([lines[at]], delimiter=_separator(lines[at])), []) for at in filled]
-    blank = filled[_header_at(rows, is_header)]
+    blank = filled[header_at(rows, is_header)]
     header_line = lines[blank]
     separator = _separator(header_line)
     header = next(csv.reader(io.StringIO("\n".join(lines[blank:])), delimiter=separator))
@@ -260,164 +257,13 @@ def _csv_error(path: Path, text: str, separator: str, width: int, error: Excepti
     rows = csv.reader(io.StringIO(text), delimiter=separator)
     for row in rows:
         if len(row) > width:
-            return _unreadable(
+            return unreadable(
                 path,
                 f"该行有 {len(row)} 个字段，多于表头的 {width} 个 "
                 f"(row has {len(row)} fields, the header has {width})",
                 row=rows.line_num,
             )
-    return _unreadable(path, f"不是有效的 CSV 文件 (not a readable CSV file: {_first_line(error)})")
-
-
-# ---- XLSX -----------------------------------------------------------------------------------
-
-
-def _read_xls(path: Path, is_header: HeaderTest | None = None) -> tuple[pl.DataFrame, int]:
-    """An `.xls` file, by what it holds (see the module docstring)."""
-    with open(path, "rb") as handle:
-        head = handle.read(1024)
-    if head.startswith(_OLE2):
-        return _read_xlsx(path, is_header, legacy=True)
-    if head.startswith(b"PK\x03\x04"):
-        return _read_xlsx(path, is_header)
-    if re.search(rb"<\s*(html|table|\?xml|workbook)\b", head.lower()):
-        raise _unreadable(
-            path,
-            "这个 .xls 文件实际是网页或 XML 表格，不是 Excel 工作簿，请用 Excel 打开后另存为 .xlsx "
-            "(this .xls is a web page or an XML table, not an Excel workbook: open it in Excel and save it as .xlsx)",
-        )
-    return _read_csv(path, is_header)
-
-
-def _read_xlsx(path: Path, is_header: HeaderTest | None = None, legacy: bool = False) -> tuple[pl.DataFrame, int]:
-    """The first sheet of an XLSX workbook (`legacy`: of an Excel 97-2003 one, whose cells
-    merged down a column are not filled: see engine.merged)."""
-    import fastexcel
-
-    if not legacy and not zipfile.is_zipfile(path):
-        raise _unreadable(
-            path,
-            "不是 XLSX 文件（可能是旧版 .xls 或改了扩展名），请用 Excel 另存为 .xlsx "
-            "(not an XLSX workbook: re-save it as .xlsx)",
-        )
-    if not legacy:
-        check_xlsx_size(path)
-    try:
-        # By its bytes when the name says .xls but the content is XLSX: fastexcel goes by the name.
-        source = path.read_bytes() if not legacy and path.suffix.lower() != ".xlsx" else path
-        reader = fastexcel.read_excel(source)
-        if not reader.sheet_names:
-            raise _unreadable(path, "工作簿中没有工作表 (workbook has no sheet)")
-        # No header row and skip_rows=0: row i of the result is spreadsheet row i + 1, and the
-        # header is read by us (fastexcel would rename duplicated headers).
-        cells = reader.load_sheet(0, header_row=None, skip_rows=0, dtypes="string").to_polars()
-    except FileUnreadable:
-        raise
-    except Exception as error:  # fastexcel raises its own error types for every failure
-        kind = "XLS" if legacy else "XLSX"
-        message = f"无法读取 {kind} 文件 (cannot read the {kind} workbook: {_first_line(error)})"
-        raise _unreadable(path, message) from None
-    filled = cells.select(pl.any_horizontal(pl.all().is_not_null())).to_series()
-    if cells.width == 0 or not filled.any():
-        if is_header is not None:
-            _data_elsewhere(path, is_header)
-        raise _unreadable(path, "第一个工作表是空的 (the first sheet is empty)")
-    candidates = filled.arg_true().head(TITLE_ROWS).to_list()
-    top = candidates[_header_at([cells.row(at) for at in candidates], is_header)]
-    if is_header is not None and not is_header(cells.row(top)):
-        _data_elsewhere(path, is_header)
-    header = list(cells.row(top))
-    body = cells.slice(top + 1)
-    body = _excel_digits(reader, body, top + 1)
-    # Date cells come as "YYYY-MM-DD 00:00:00"; the contract's dates have no time.
-    body = body.with_columns(pl.all().str.replace(r"^([0-9]{4}-[0-9]{2}-[0-9]{2}) 00:00:00$", "$1"))
-    merges = [] if legacy else merged.down_merges(path)  # a household's 家庭编号 merged over its members' rows
-    if merges and (span := merged.valued_columns(path, cells.width)):
-        body = merged.filled_down(body, merges, top + 1, span[0])
-    return _apply_header(path, body, header), top + 2
-
-
-def _data_elsewhere(path: Path, is_header: HeaderTest) -> None:
-    """Raise SchemaError naming the sheet the data is on, when the first sheet has no header of
-    the dataset and a later one does: the first is a template's instructions (填表说明), or empty."""
-    if found := sheet_with_header(path, is_header):
-        position, name = found
-        raise SchemaError(f"{path}: 数据不在第一个工作表 (the data is not on the first sheet)", [Problem(
-            path.name, f"只读取第一个工作表；数据在第 {position} 个工作表“{name}”，请把它移到最前面 "
-                       f"(only the first sheet is read; the data is on sheet {position}, {name!r}: move it first)")])
-
-
-def sheet_with_header(path: Path, is_header: HeaderTest) -> tuple[int, str] | None:
-    """(position from 1, name) of the first sheet after the first of a workbook whose first rows
-    hold a header `is_header` takes, or None: only the first sheet is read (the contract), and
-    this says where the data is when that sheet is not it."""
-    import fastexcel
-
-    try:
-        reader = fastexcel.read_excel(path.read_bytes())
-        for position, name in enumerate(reader.sheet_names[1:], 2):
-            rows = reader.load_sheet(position - 1, header_row=None, skip_rows=0, n_rows=TITLE_ROWS * 2,
-                                     dtypes="string").to_polars().rows()
-            if any(is_header(row) for row in rows):
-                return position, name
-    except Exception:  # noqa: BLE001 - only a hint: an unreadable sheet gives none
-        return None
-    return None
-
-
-def check_xlsx_size(path: Path, max_expanded: int = XLSX_MAX_EXPANDED, max_ratio: float = XLSX_MAX_RATIO) -> None:
-    """Refuse an XLSX whose parts would expand beyond `max_expanded` bytes, or any part of which
-    expands more than `max_ratio` times, before anything is decompressed (the sizes are in the
-    zip's directory)."""
-    path = Path(path)
-    try:
-        with zipfile.ZipFile(path) as archive:
-            parts = archive.infolist()
-    except (zipfile.BadZipFile, OSError):
-        return  # not a zip at all: the reader says so in its own words
-    expanded = sum(p.file_size for p in parts)
-    worst = max((p.file_size / max(p.compress_size, 1) for p in parts), default=0.0)
-    if expanded > max_expanded or worst > max_ratio:
-        raise TooLarge(
-            f"{path.name}: XLSX 解压后过大，拒绝读取 (the workbook expands to {expanded / 2**20:,.0f} MiB, "
-            f"{worst:,.0f}× its compressed size; the limits are {max_expanded / 2**20:,.0f} MiB and {max_ratio:g}×)",
-            [Problem(path.name, f"XLSX expands to {expanded / 2**20:,.0f} MiB (limit {max_expanded / 2**20:,.0f} MiB)")],
-        )
-
-
-def _excel_digits(reader: object, body: pl.DataFrame, skip: int) -> pl.DataFrame:
-    """Numeric cells of 16+ digits to Excel's 15 significant digits.
-
-    fastexcel writes a whole number cell as the double's exact digits (3.20303199001011E+17 →
-    320303199001011008), but Excel shows and keeps 320303199001011000, which is what a
-    caseworker sees and what `ids.excel_mangled` recognizes. A text cell with the same digits
-    must stay untouched, so numeric cells are told apart by loading the sheet once more as
-    Boolean: fastexcel gives a value there only for numeric (and boolean) cells.
-    """
-    long_digit = r"^[0-9]{16,19}$"
-    suspects = [n for n in body.columns if body.get_column(n).str.contains(long_digit).any()]
-    if not suspects:
-        return body
-    flags = reader.load_sheet(  # type: ignore[attr-defined]
-        0, header_row=None, skip_rows=0, dtypes="boolean"
-    ).to_polars().slice(skip)
-    if flags.shape != body.shape:  # never seen; keep the text rather than guess
-        return body
-    numeric = dict(zip(body.columns, flags.columns, strict=True))
-    return body.with_columns(
-        pl.when(flags.get_column(numeric[n]).is_not_null() & pl.col(n).str.contains(long_digit))
-        .then(_excel_15(pl.col(n).cast(pl.Int64, strict=False)).fill_null(pl.col(n)))
-        .otherwise(pl.col(n))
-        .alias(n)
-        for n in suspects
-    )
-
-
-def _excel_15(whole: pl.Expr) -> pl.Expr:
-    """A non-negative Int64 of 16+ digits rounded to 15 significant digits, as text."""
-    digits = whole.cast(pl.String).str.len_chars()
-    factor = pl.lit(10, pl.Int64).pow((digits - 15).clip(0).cast(pl.UInt32))
-    return ((whole + factor // 2) // factor * factor).cast(pl.String)
+    return unreadable(path, f"不是有效的 CSV 文件 (not a readable CSV file: {first_line(error)})")
 
 
 # ---- Parquet and in-memory frames -----------------------------------------------------------
@@ -428,18 +274,25 @@ def _read_parquet(path: Path, numbers: bool = False) -> tuple[pl.DataFrame, int]
 
     try:
         names = pq.read_schema(path).names
-        _check_duplicates(path, [n.strip() for n in names])
+        check_duplicates(path, [n.strip() for n in names])
         df = pl.read_parquet(path)
     except SchemaError:
         raise
     except Exception as error:  # pyarrow and polars each have their own error types
-        message = f"无法读取 Parquet 文件 (cannot read the Parquet file: {_first_line(error)})"
-        raise _unreadable(path, message) from None
+        message = f"无法读取 Parquet 文件 (cannot read the Parquet file: {first_line(error)})"
+        raise unreadable(path, message) from None
     try:
         text = to_text(df, numbers)
     except TypeError as error:
-        raise _unreadable(path, str(error)) from None
-    return _apply_header(path, text, names), 2
+        raise unreadable(path, str(error)) from None
+    return apply_header(path, text, names), 2
+
+
+def excel_15(whole: pl.Expr) -> pl.Expr:
+    """A non-negative Int64 of 16+ digits rounded to 15 significant digits, as text."""
+    digits = whole.cast(pl.String).str.len_chars()
+    factor = pl.lit(10, pl.Int64).pow((digits - 15).clip(0).cast(pl.UInt32))
+    return ((whole + factor // 2) // factor * factor).cast(pl.String)
 
 
 def _float_text(value: pl.Expr) -> pl.Expr:
@@ -449,7 +302,7 @@ def _float_text(value: pl.Expr) -> pl.Expr:
     as_int = pl.when(whole).then(value.cast(pl.Int64))
     return (
         pl.when(whole & (value.abs() < 1e15)).then(as_int.cast(pl.String))
-        .when(whole & (value > 0)).then(_excel_15(as_int))
+        .when(whole & (value > 0)).then(excel_15(as_int))
         .otherwise(value.cast(pl.String))
     )
 
@@ -491,7 +344,7 @@ def find_sources(directory: Path) -> dict[str, Path]:
     case-insensitively); other files are ignored. Two files for one key raise SchemaError."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise _unreadable(directory, "数据源目录不存在 (sources directory not found)")
+        raise unreadable(directory, "数据源目录不存在 (sources directory not found)")
     found: dict[str, list[Path]] = defaultdict(list)
     for path in sorted(directory.iterdir()):
         key = path.stem.lower()

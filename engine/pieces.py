@@ -247,7 +247,7 @@ class _Decoder:
                 text = piece.decode(self.encoding or "ascii")
                 raise self._located(files._csv_error(self.path, text, self.separator, len(self.header), error))
         if table.width != len(self.header):
-            raise files._unreadable(self.path, "表头无法解析 (the header row could not be parsed)", row=self.lines)
+            raise files.unreadable(self.path, "表头无法解析 (the header row could not be parsed)", row=self.lines)
         if not last:  # (for a later piece's messages)
             self.lines += piece.count(b"\n", start)
         return table
@@ -281,7 +281,7 @@ class _Decoder:
 def _kept(path: Path, first: pl.DataFrame, header: list[object]) -> list[tuple[int, str]]:
     """Column positions and names as engine.files names a table's columns (duplicates raise,
     blank headers go unless the first piece fills them)."""
-    named = files._apply_header(path, first, header).columns
+    named = files.apply_header(path, first, header).columns
     stripped = [("" if h is None else str(h)).strip() for h in header]
     positions = {name: i for i, name in enumerate(stripped) if name}
     return [(positions[name] if name in positions else int(name.removeprefix("column_")) - 1, name) for name in named]
@@ -298,13 +298,13 @@ def _parquet_pieces(path: Path, piece_bytes: int) -> Iterator[tuple[pl.DataFrame
     import pyarrow.parquet as pq
 
     def unreadable(error: Exception, row: int | None = None) -> FileUnreadable:
-        message = f"无法读取 Parquet 文件 (cannot read the Parquet file: {files._first_line(error)})"
-        return files._unreadable(path, message, row=row)
+        message = f"无法读取 Parquet 文件 (cannot read the Parquet file: {files.first_line(error)})"
+        return files.unreadable(path, message, row=row)
 
     try:
         metadata = pq.read_metadata(path)  # the footer only: pyarrow's reading would keep its buffers
         names: list[object] = list(metadata.schema.to_arrow_schema().names)
-        files._check_duplicates(path, [str(n).strip() for n in names])
+        files.check_duplicates(path, [str(n).strip() for n in names])
         total = metadata.num_rows
         first = pl.scan_parquet(path).head(_SAMPLE_ROWS).collect() if total else None
     except SchemaError:
@@ -321,7 +321,7 @@ def _parquet_pieces(path: Path, piece_bytes: int) -> Iterator[tuple[pl.DataFrame
             frame = pl.scan_parquet(path).slice(start, rows).collect()
             text = files.to_text(frame, numbers=True)
         except TypeError as error:
-            raise files._unreadable(path, str(error)) from None
+            raise files.unreadable(path, str(error)) from None
         except Exception as error:  # noqa: BLE001 - a damaged row group
             raise unreadable(error, start + 2) from None
         if keep is None:
