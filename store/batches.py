@@ -121,7 +121,8 @@ def process(store: Store, checker: Checker | CheckProcess, batch_id: int) -> Bat
         _update(store, batch_id, status="checking", step=f"比对 checking {len(households)} households",
                 progress=0.4, rows=frame.height, households=len(households), rejects=rejects.height,
                 problems=[p.as_dict() for p in sorted(problems, key=lambda p: (p.row or 0, p.column or ""))
-                          [:PROBLEMS_KEPT]])
+                          [:PROBLEMS_KEPT]],
+                warnings=[p.as_dict() for p in loaded.warnings[:PROBLEMS_KEPT]])
         result, held = checker.check(frame, batch.as_of)
         _update(store, batch_id, status="recording", step="保存预警 recording the flags", progress=0.8)
         run_id, _ = record(store, result, households, "upload", held, {"batch": batch_id}, region=region)

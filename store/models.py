@@ -256,5 +256,6 @@ class Batch(Base):
     rejects: Mapped[int | None] = mapped_column(sa.Integer)
     flags: Mapped[int | None] = mapped_column(sa.Integer)
     problems: Mapped[Any | None] = mapped_column(sa.JSON)  # [{file,row,column,value,message}]
+    warnings: Mapped[Any | None] = mapped_column(sa.JSON)  # the same, of rows kept or passed over
     run_id: Mapped[int | None] = mapped_column(sa.ForeignKey("runs.id"))
     error: Mapped[str | None] = mapped_column(sa.Text)

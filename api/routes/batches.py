@@ -42,7 +42,7 @@ def batch_out(batch: Batch, role: str) -> BatchOut:
         step=batch.step, progress=batch.progress, file_name=batch.file_name, as_of=batch.as_of, by=batch.by,
         created_at=batch.created_at, finished_at=batch.finished_at, rows=batch.rows, households=batch.households,
         rejects=batch.rejects, flags=batch.flags, problems=[problem_out(p, role) for p in batch.problems or []],
-        run_id=batch.run_id, error=batch.error,
+        warnings=[problem_out(p, role) for p in batch.warnings or []], run_id=batch.run_id, error=batch.error,
     )
 
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .examples import PROBLEMS
+from .examples import PROBLEMS, WARNINGS
 
 __all__ = ["ProblemOut", "BatchOut"]
 
@@ -28,10 +28,10 @@ class BatchOut(BaseModel):
         {"id": 9, "status": "completed", "status_zh": "已完成", "step": "完成 completed", "progress": 1.0,
          "file_name": "云龙区名册2026-06.xlsx", "as_of": "2026-06-30", "by": "李建国", "created_at": "2026-07-01T01:12:03Z",
          "finished_at": "2026-07-01T01:12:41Z", "rows": 1834, "households": 702, "rejects": 2, "flags": 37,
-         "problems": PROBLEMS, "run_id": 13, "error": None},
+         "problems": PROBLEMS, "warnings": WARNINGS, "run_id": 13, "error": None},
         {"id": 10, "status": "queued", "status_zh": "排队中", "step": "排队中 queued", "progress": 0.0,
          "file_name": "云龙区名册2026-07.csv", "as_of": "2026-07-31", "by": "李建国", "created_at": "2026-08-01T01:05:00Z",
-         "finished_at": None, "rows": None, "households": None, "rejects": None, "flags": None, "problems": [],
+         "finished_at": None, "rows": None, "households": None, "rejects": None, "flags": None, "problems": [], "warnings": [],
          "run_id": None, "error": None},
     ]})
 
@@ -50,5 +50,8 @@ class BatchOut(BaseModel):
     rejects: int | None
     flags: int | None
     problems: list[ProblemOut]
+    warnings: list[ProblemOut] = Field(default_factory=list, description=(
+        "rows kept with a warning (an invalid ID: id_invalid flags it; an ID Excel's number format "
+        "destroyed) and rows passed over (a 合计 row), named as problems are"))
     run_id: int | None
     error: str | None

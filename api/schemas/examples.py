@@ -11,7 +11,7 @@ from engine.rules import RULES
 from store.lifecycle import STATUS_ZH
 
 __all__ = ["ID_EXAMPLE", "ID_EXAMPLE_X", "ERROR_EXAMPLES", "DECEASED_FLAG", "VEHICLE_FLAG", "INCOME_FLAG_MASKED",
-           "SKIPPED", "SNAPSHOT_DATES", "STORED_VEHICLE", "STORED_INCOME_MASKED", "EVENTS", "PROBLEMS", "RUN",
+           "SKIPPED", "SNAPSHOT_DATES", "STORED_VEHICLE", "STORED_INCOME_MASKED", "EVENTS", "PROBLEMS", "WARNINGS", "RUN",
            "RUN_RULES", "AUDIT", "rule", "rule_out"]
 
 ID_EXAMPLE = "320303198001011235"  # a valid ID (check character included)
@@ -112,6 +112,13 @@ EVENTS = [
 ]
 
 
+WARNINGS = [
+    {"file": "云龙区名册2026-06.xlsx", "row": 87, "column": "id_number", "column_zh": "身份证号", "value": "3.20303E+17",
+     "message": "身份证号被 Excel 按数字格式破坏（科学计数法或末三位变为 000），请将该列设为“文本”格式后重新导出 "
+                "(ID destroyed by Excel's number format: re-export the column as text)"},
+    {"file": "云龙区名册2026-06.xlsx", "row": 1837, "column": None, "column_zh": None, "value": None,
+     "message": "合计行，已跳过 (a totals row (合计/小计): passed over, not a record)"},
+]
 PROBLEMS = [
     {"file": "云龙区名册2026-06.xlsx", "row": 15, "column": "benefit_monthly", "column_zh": "月保障金额", "value": "880元/月",
      "message": "金额不是有效数字 (amount is not a number)"},

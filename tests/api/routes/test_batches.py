@@ -224,6 +224,21 @@ def test_bad_rows_are_listed_with_their_values_and_the_rest_is_checked(api, roll
     assert {p for p in _truth(api) if p[0] not in rejected} <= _pairs(flags)
 
 
+def test_rows_kept_with_a_warning_and_rows_passed_over_are_listed_as_warnings(api, roll_bytes):
+    text = roll_bytes.decode("gb18030").splitlines()
+    header, first, second = text[0], text[1].split(","), text[2]
+    at = header.split(",").index("身份证号")
+    first[at] = f"{int(first[at][:17]) * 10:.5E}" if first[at][:17].isdigit() else "3.20303E+17"  # Excel's damage
+    body = "\n".join([header, ",".join(first), second, "合计" + "," * header.count(",")]) + "\n"
+    response = _upload(api, "sys", "warned.csv", body.encode("gb18030"))
+    assert response.status_code == 202, response.text
+    batch = api.wait(f"/batches/{response.json()['id']}")
+    assert batch["status"] == "completed", batch["error"]
+    assert batch["rows"] == 2 and batch["rejects"] == 0 and batch["problems"] == []
+    assert [(w["row"], w["column"]) for w in batch["warnings"]] == [(2, "id_number"), (4, None)]
+    assert "Excel" in batch["warnings"][0]["message"] and "合计" in batch["warnings"][1]["message"]
+
+
 def test_an_excel_97_roll_is_checked_as_an_xlsx_one(api):
     legacy = Path(__file__).parents[2] / "engine" / "data" / "roll.xls"  # a title, a 合计 row, a date cell
     response = _upload(api, "sys", "名册.xls", legacy.read_bytes(), mime="application/vnd.ms-excel")

@@ -62,13 +62,18 @@ def test_caseworker_uploads_reviews_and_sees_the_status_change(browse: Any, serv
     expect(page.locator("#batch-status")).not_to_have_attribute("aria-busy", "true")
 
     # the validation problems, row by row with the original values: the other townships' rows
-    problems = page.locator("table.problems tbody tr")
+    problems = page.locator("section[aria-labelledby=problems-h] table.problems tbody tr")
     expect(problems.first).to_be_visible()
-    refused = page.locator("table.problems tbody tr", has_text="不在您的辖区")
+    refused = page.locator("section[aria-labelledby=problems-h] table.problems tbody tr", has_text="不在您的辖区")
     assert refused.count() > 10
     first = refused.first.locator("td").all_inner_texts()
     assert first[0] == "roll.csv" and int(first[1]) >= 2 and "行政区划代码" in first[2]
     assert not first[3].startswith(a) and first[3].isdigit(), first  # the value as the file has it
+    # rows kept with a warning (invalid IDs, flagged id_invalid), folded away until asked for
+    warned = page.locator("section[aria-labelledby=warnings-h] tbody tr", has_text="身份证号")
+    expect(warned.first).to_be_hidden()
+    page.locator("section[aria-labelledby=warnings-h] summary").click()
+    expect(warned.first).to_be_visible()
 
     # the result: the flags this upload found, in this township only
     found = page.locator("section[aria-labelledby=batch-flags-h] tbody tr")
