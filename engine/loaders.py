@@ -6,8 +6,8 @@ listing every problem; rows never raise. Each cell is read by its column's kind
 (`schemas.model.Kind`, engine.cells); a row with any problem goes to `rejects` with all its
 problems in `reason`, the others to `frame` (layout: docs/design.md, "Loaded frames"). Rows whose
 cells are all empty (blank lines, trailing formatted Excel rows) are no records and are skipped
-silently; a totals row (合计, a village's 小计: no ID, a cell saying only that) is passed over
-with a warning (`_without_totals`).
+silently; a totals row (合计, a village's 小计: no ID, a cell saying only that) and the header
+again (files joined one after another) are passed over with a warning (`_passed_over`).
 
 Vectorised: the whole table is read in a few polars queries, every column at once (engine.cells);
 Python runs per failing cell only (to build `Problem`s and `ids.problem`'s words). At
@@ -96,36 +96,42 @@ def load_frame(
 ) -> Loaded:
     """Read an in-memory table as dataset `key`; `first_row` is the spreadsheet row number of
     df's first row. Non-String columns are first turned to text as `files.to_text` does, but
-    for amounts and numbers held as plain numbers (`_plain_numbers`). Totals rows are passed
-    over (`_without_totals`)."""
-    return _without_totals(_load_frame(df, key, file_label, as_of, first_row))
+    for amounts and numbers held as plain numbers (`_plain_numbers`). Totals rows and the header
+    again are passed over (`_passed_over`)."""
+    return _passed_over(_load_frame(df, key, file_label, as_of, first_row))
 
 
 # A cell that labels a totals row: 合计, 合 计, 总计：, 小计 (a village's subtotal), 共计, 累计.
 _TOTALS = re.compile(r"^\s*[合总小共累]\s*计\s*[:：]?\s*$")
+_TOTALS_ROW = "合计行，已跳过 (a totals row (合计/小计): passed over, not a record)"
+_HEADER_AGAIN = ("表头再次出现（几个文件拼接而成？），已跳过 "
+                 "(the header again, as where files were joined one after another: passed over, not a record)")
 
 
-def _without_totals(loaded: Loaded) -> Loaded:
-    """A spreadsheet kept by hand often ends with a 合计 row (or has a 小计 under each village):
-    no record, but rejected as one (no ID, no name, a sum for an amount). A rejected row without
-    an ID that has a cell saying only 合计, 小计… is passed over with a warning instead, so that
-    it does not make the whole input unusable. Only rejected rows are looked at: nothing is
-    added to the reading of a clean file."""
+def _passed_over(loaded: Loaded) -> Loaded:
+    """Rows of a spreadsheet kept by hand that are no records, but were rejected as ones: a 合计
+    row at the end (or a 小计 under each village: no ID, a cell saying only that), and the header
+    again where several townships' files were joined (its ID cell is the ID column's header).
+    Each is passed over with a warning, so that it does not make the whole input unusable. Only
+    rejected rows are looked at: nothing is added to the reading of a clean file."""
     rejects = loaded.rejects
     if rejects.height == 0 or "id_number" not in rejects.columns:
         return loaded
     texts = [c for c, dtype in rejects.schema.items() if dtype == pl.String and c not in ("id_number", "reason")]
-    if not texts:
+    no_id = pl.col("id_number").is_null() | (pl.col("id_number").str.strip_chars() == "")
+    totals = no_id & pl.any_horizontal(pl.col(texts).str.contains(_TOTALS.pattern).fill_null(False)) if texts \
+        else pl.lit(False)
+    reasons = dict.fromkeys(rejects.filter(totals).get_column("_row").to_list(), _TOTALS_ROW)
+    names_a_column = header_test(loaded.key)
+    for row, cell in rejects.filter(~no_id).select("_row", "id_number").iter_rows():
+        if names_a_column([cell]):
+            reasons[row] = _HEADER_AGAIN
+    if not reasons:
         return loaded
-    totals = (pl.col("id_number").is_null() | (pl.col("id_number").str.strip_chars() == "")) & pl.any_horizontal(
-        pl.col(texts).str.contains(_TOTALS.pattern).fill_null(False))
-    rows = set(rejects.filter(totals).get_column("_row").to_list())
-    if not rows:
-        return loaded
-    passed = [Problem(loaded.file, "合计行，已跳过 (a totals row (合计/小计): passed over, not a record)", row=row)
-              for row in sorted(rows)]
-    return replace(loaded, rejects=rejects.filter(~pl.col("_row").is_in(list(rows))),
-                   problems=[p for p in loaded.problems if p.row not in rows], warnings=loaded.warnings + passed)
+    passed = [Problem(loaded.file, reason, row=row) for row, reason in sorted(reasons.items())]
+    return replace(loaded, rejects=rejects.filter(~pl.col("_row").is_in(list(reasons))),
+                   problems=[p for p in loaded.problems if p.row not in reasons],
+                   warnings=[w for w in loaded.warnings if w.row not in reasons] + passed)
 
 
 def _load_frame(df: pl.DataFrame, key: str, file_label: str, as_of: date | None, first_row: int) -> Loaded:

@@ -218,6 +218,17 @@ def test_totals_rows_are_passed_over_with_a_warning_other_rows_without_an_id_are
     assert clean.ok and clean.rejects.height == 0 and clean.frame.height == 1
 
 
+def test_the_header_again_where_files_were_joined_is_passed_over(tmp_path: Path) -> None:
+    loaded = _roll(tmp_path, ROLL_ROW, ROLL_HEADER, ROLL_ROW.replace("H1", "H2"))
+    assert loaded.ok and loaded.frame.get_column("_row").to_list() == [2, 4]
+    assert [(w.row, "header again" in w.message) for w in loaded.warnings] == [(3, True)]  # not also an invalid ID
+    deaths = _csv(tmp_path / "deaths.csv", ["身份证号,死亡日期", f"{VECTOR},2026-01-05", "公民身份号码,死亡日期",
+                                            f"{OTHER},2026-02-05", "身份证号,2026-03-05"])  # an alias; an ID column's header with a date
+    loaded = loaders.load(deaths, "deaths", AS_OF)
+    assert loaded.ok and loaded.frame.get_column("_row").to_list() == [2, 4]
+    assert [w.row for w in loaded.warnings] == [3, 5]
+
+
 def test_header_only_file_gives_typed_empty_frame(tmp_path: Path) -> None:
     loaded = _roll(tmp_path)
     assert loaded.ok and loaded.frame.height == 0 and loaded.rejects.height == 0
