@@ -48,21 +48,21 @@ def test_a_large_file_is_copied_whole(tmp_path):
     assert _save(tmp_path, "big.csv", content).read_bytes() == content
 
 
-def test_an_xlsx_that_expands_too_far_is_refused(tmp_path):
+def _expanding() -> bytes:
+    """A zip whose one part expands to 2 MB."""
     import zipfile
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("xl/worksheets/sheet1.xml", b"0" * 2_000_000)
+    return buffer.getvalue()
+
+
+def test_an_xlsx_that_expands_too_far_is_refused(tmp_path):
     with pytest.raises(TooLarge):
-        _save(tmp_path, "roll.xlsx", buffer.getvalue(), max_expanded=1 << 20)
+        _save(tmp_path, "roll.xlsx", _expanding(), max_expanded=1 << 20)
 
 
 def test_an_xlsx_named_xls_that_expands_too_far_is_refused_too(tmp_path):
-    import zipfile
-
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("xl/worksheets/sheet1.xml", b"0" * 2_000_000)
     with pytest.raises(TooLarge):
-        _save(tmp_path, "roll.xls", buffer.getvalue(), max_expanded=1 << 20)
+        _save(tmp_path, "roll.xls", _expanding(), max_expanded=1 << 20)
