@@ -1,7 +1,9 @@
-"""Cells merged down a column of an XLSX sheet, as the reader sees them: one value for every row.
+"""Cells merged down a column of a workbook's first sheet, as the reader sees them: one value for
+every row.
 
-    merges = down_merges(path)                 # [(column, first_row, last_row)], 0-based
+    merges = down_merges(path)                 # XLSX: [(column, first_row, last_row)], 0-based
     first, last = valued_columns(path, width)  # where fastexcel's table starts and ends
+    merges, first = in_xls(path, width)        # the same of an Excel 97-2003 workbook
     body = filled_down(body, merges, first_row, first)
 
 Rolls kept by hand merge a household's 家庭编号, 户主 or 行政区划代码 over its members' rows.
@@ -15,18 +17,24 @@ fastexcel's table starts at the first column holding a value (its rows start at 
 merge's column is placed by that column, found in the same XML when there is a merge to place;
 the table's width must then be what those columns span. Anything unexpected (the workbook's
 parts, the width) means no merge is filled: the cells are read as before, never shifted.
+
+An Excel 97-2003 workbook keeps the same in binary records (BIFF8) of its compound file's
+Workbook stream (olefile reads the compound file): MERGEDCELLS for the merges, the cell records
+for the columns holding values.
 """
 
 from __future__ import annotations
 
 import re
+import struct
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-__all__ = ["Merge", "column_index", "down_merges", "valued_columns", "filled_down"]
+__all__ = ["Merge", "column_index", "down_merges", "valued_columns", "in_xls", "filled_down"]
 
 Merge = tuple[int, int, int]  # column, first row, last row: 0-based, as in the sheet
 
@@ -110,6 +118,60 @@ def valued_columns(path: Path, width: int) -> tuple[int, int] | None:
     if not columns or max(columns) - min(columns) + 1 != width:
         return None
     return min(columns), max(columns)
+
+
+# BIFF8 record types (MS-XLS 2.3): the sheet list, a substream's end, the merges, and the cell
+# records that hold a value, each starting with its row and column as two u16.
+_BOUNDSHEET, _EOF, _MERGEDCELLS = 0x0085, 0x000A, 0x00E5
+_MULRK = 0x00BD  # row, first column, values, last column
+_VALUED = {0x00FD, 0x0204, 0x0203, 0x027E, 0x0006, 0x0205, 0x00D6, _MULRK}  # LABELSST, LABEL, NUMBER, RK, FORMULA, BOOLERR, RSTRING
+
+
+def _first_sheet_records(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(type, data) of each record of the first sheet's substream in an Excel 97-2003 workbook."""
+    import olefile
+
+    with olefile.OleFileIO(str(path)) as ole:
+        stream = ole.openstream("Workbook" if ole.exists("Workbook") else "Book").read()
+
+    def records(at: int) -> Iterator[tuple[int, bytes]]:
+        while at + 4 <= len(stream):
+            kind, size = struct.unpack_from("<HH", stream, at)
+            yield kind, stream[at + 4 : at + 4 + size]
+            at += 4 + size
+
+    for kind, data in records(0):
+        if kind == _BOUNDSHEET:  # the first: fastexcel's sheet 0
+            (start,) = struct.unpack_from("<I", data, 0)
+            for record in records(start):
+                yield record
+                if record[0] == _EOF:
+                    return
+            return
+
+
+def in_xls(path: Path, width: int) -> tuple[list[Merge], int | None]:
+    """The first sheet's merges within one column and over more than one row, and the first
+    column holding a value when the columns holding values span `width` (else None: nothing is
+    placed), of an Excel 97-2003 workbook; ([], None) when its records cannot be read."""
+    merges: list[Merge] = []
+    columns: list[int] = []
+    try:
+        for kind, data in _first_sheet_records(path):
+            if kind == _MERGEDCELLS:
+                (count,) = struct.unpack_from("<H", data, 0)
+                for top, bottom, left, right in struct.iter_unpack("<HHHH", data[2 : 2 + 8 * count]):
+                    if left == right and bottom > top:
+                        merges.append((left, top, bottom))
+            elif kind in _VALUED and len(data) >= 4:
+                columns.append(struct.unpack_from("<H", data, 2)[0])
+                if kind == _MULRK:
+                    columns.append(struct.unpack_from("<H", data, len(data) - 2)[0])
+    except Exception:  # noqa: BLE001 - olefile's and struct's errors alike: a workbook we cannot place
+        return [], None
+    if not merges or not columns or max(columns) - min(columns) + 1 != width:
+        return merges, None
+    return merges, min(columns)
 
 
 def filled_down(body: pl.DataFrame, merges: list[Merge], first_row: int, first_col: int) -> pl.DataFrame:

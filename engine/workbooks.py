@@ -52,8 +52,7 @@ def read_xls(path: Path, is_header: files.HeaderTest | None = None) -> tuple[pl.
 
 
 def read_xlsx(path: Path, is_header: files.HeaderTest | None = None, legacy: bool = False) -> tuple[pl.DataFrame, int]:
-    """The first sheet of an XLSX workbook (`legacy`: of an Excel 97-2003 one, whose cells
-    merged down a column are not filled: see engine.merged)."""
+    """The first sheet of an XLSX workbook (`legacy`: of an Excel 97-2003 one)."""
     import fastexcel
 
     if not legacy and not zipfile.is_zipfile(path):
@@ -93,9 +92,14 @@ def read_xlsx(path: Path, is_header: files.HeaderTest | None = None, legacy: boo
     body = _excel_digits(reader, body, top + 1)
     # Date cells come as "YYYY-MM-DD 00:00:00"; the contract's dates have no time.
     body = body.with_columns(pl.all().str.replace(r"^([0-9]{4}-[0-9]{2}-[0-9]{2}) 00:00:00$", "$1"))
-    merges = [] if legacy else merged.down_merges(path)  # a household's 家庭编号 merged over its members' rows
-    if merges and (span := merged.valued_columns(path, cells.width)):
-        body = merged.filled_down(body, merges, top + 1, span[0])
+    # A household's 家庭编号 merged over its members' rows: every member's.
+    if legacy:
+        merges, start = merged.in_xls(path, cells.width)
+    else:
+        merges = merged.down_merges(path)
+        start = span[0] if merges and (span := merged.valued_columns(path, cells.width)) else None
+    if merges and start is not None:
+        body = merged.filled_down(body, merges, top + 1, start)
     return files.apply_header(path, body, header), top + 2
 
 

@@ -82,6 +82,28 @@ def test_the_table_is_placed_only_when_its_width_is_what_the_cells_span(tmp_path
     assert merged.valued_columns(path, len(HEADER) + 1) is None  # then nothing is filled
 
 
+# Excel 97-2003, written once with xlwt 1.3.0: 家庭编号 and 行政区划代码 merged down over each
+# household's members (rows 3-5 and 6-7), the table from column B (A formatted, without a value).
+LEGACY_MERGED = Path(__file__).parent / "data" / "merged.xls"
+
+
+def test_an_excel_97_workbooks_merges_are_filled_down_too() -> None:
+    loaded = loaders.load(LEGACY_MERGED, "roll", AS_OF)
+    assert loaded.ok, loaded.problems
+    assert loaded.frame.get_column("household_id").to_list() == ["320302000000001"] * 3 + ["320302000000002"] * 2
+    assert loaded.frame.get_column("region_code").to_list() == ["320302001"] * 3 + ["320302002"] * 2
+    assert sorted(merged.in_xls(LEGACY_MERGED, 6)[0]) == [(2, 2, 4), (2, 5, 6), (5, 2, 4), (5, 5, 6)]
+    assert merged.in_xls(LEGACY_MERGED, 6)[1] == 1  # column B
+    assert merged.in_xls(LEGACY_MERGED, 7)[1] is None  # a width that does not agree: nothing placed
+
+
+def test_what_is_not_an_excel_97_workbook_has_no_merges(tmp_path: Path) -> None:
+    path = tmp_path / "roll.xls"
+    path.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600)
+    assert merged.in_xls(path, 3) == ([], None)
+    assert merged.in_xls(_roll(tmp_path / "roll.xlsx", ["B2:B4"]), 7) == ([], None)
+
+
 def test_column_letters() -> None:
     assert [merged.column_index(letters) for letters in ("A", "Z", "AA", "AZ", "XFD")] == [0, 25, 26, 51, 16383]
 
