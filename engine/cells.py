@@ -48,6 +48,7 @@ _TIME = r"[ T][0-9]{1,2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?$"  # Excel datetimes, d
 # Thousands separators only in their places, so that a decimal comma ("1,5") is not read as 15.
 _NUMBER = r"^[+-]?([0-9]+|[0-9]{1,3}(,[0-9]{3})+)(\.[0-9]*)?$|^[+-]?\.[0-9]+$"
 FIRST_DATE, LAST_DATE = date(1900, 1, 1), date(2199, 12, 31)  # the dates taken
+_EXCEL_EPOCH = date(1899, 12, 30)  # day 0 of Excel's serial dates (1900's false leap day included)
 
 # Scratch columns, prefixed to a column's name, never returned by engine.loaders. Read there:
 # error message, raw cell, invalid ID, check character right (small tables), not a blank row,
@@ -85,6 +86,10 @@ def _any_date(text: pl.Expr) -> pl.Expr:
         .then(dashed.str.to_date("%Y-%m-%d", strict=False))
         .when(bare.str.contains(r"^[0-9]{8}$"))
         .then(bare.str.to_date("%Y%m%d", strict=False))
+        # A date cell Excel wrote out as its serial number (a CSV saved from a sheet whose date
+        # column was formatted General): five digits, 1927-05-18 to 2173-10-14.
+        .when(bare.str.contains(r"^[0-9]{5}$"))
+        .then(pl.lit(_EXCEL_EPOCH) + pl.duration(days=bare.cast(pl.Int64, strict=False)))
     )
 
 

@@ -130,6 +130,8 @@ def test_parquet_source(tmp_path: Path) -> None:
         ("date", "2026-03-05T10:20:30", date(2026, 3, 5)),
         ("date", " 2026年3月5日 ", date(2026, 3, 5)),
         ("date", "2026.3.5", date(2026, 3, 5)),
+        ("date", "46086", date(2026, 3, 5)),  # Excel's serial number of the day
+        ("month", "46082", date(2026, 3, 1)),
         ("date", "2026.03.05", date(2026, 3, 5)),
         ("month", "2026.03", date(2026, 3, 1)),
         ("month", "2026-03", date(2026, 3, 1)),
