@@ -98,7 +98,7 @@ def load_frame(
     df's first row. Non-String columns are first turned to text as `files.to_text` does, but
     for amounts and numbers held as plain numbers (`_plain_numbers`). Totals rows and the header
     again are passed over (`_passed_over`)."""
-    return _passed_over(_load_frame(df, key, file_label, as_of, first_row))
+    return _merged_hint(_passed_over(_load_frame(df, key, file_label, as_of, first_row)))
 
 
 # A cell that labels a totals row: 合计, 合 计, 总计：, 小计 (a village's subtotal), 共计, 累计.
@@ -132,6 +132,25 @@ def _passed_over(loaded: Loaded) -> Loaded:
     return replace(loaded, rejects=rejects.filter(~pl.col("_row").is_in(list(reasons))),
                    problems=[p for p in loaded.problems if p.row not in reasons],
                    warnings=[w for w in loaded.warnings if w.row not in reasons] + passed)
+
+
+_MERGED_HINT = ("多行“家庭编号”为空：若原表中该列是合并单元格，另存为 CSV 时只保留了每个合并区域的第一行，"
+                "请直接上传 Excel 文件，或取消合并并填充后再导出 (several rows have no household_id: if the column was "
+                "merged in Excel, a CSV keeps only the first row of each merge; upload the workbook itself, or unmerge "
+                "and fill the column before saving as CSV)")
+
+
+def _merged_hint(loaded: Loaded) -> Loaded:
+    """A roll saved as CSV from a sheet whose 家庭编号 was merged over each household's members has
+    it on each household's first row only: every other member is rejected for an empty
+    household, and the way out is not in the file. Said once, beside the rows' problems."""
+    if loaded.key != "roll" or not loaded.file.lower().endswith(".csv"):
+        return loaded
+    empty = sum(1 for p in loaded.problems if p.column == "household_id" and p.message == cells.EMPTY)
+    if empty < 2:
+        return loaded
+    return replace(loaded, problems=[*loaded.problems, Problem(loaded.file, _MERGED_HINT, column="household_id",
+                                                               column_zh=dataset("roll").column("household_id").zh)])
 
 
 def _load_frame(df: pl.DataFrame, key: str, file_label: str, as_of: date | None, first_row: int) -> Loaded:

@@ -231,6 +231,16 @@ def test_the_header_again_where_files_were_joined_is_passed_over(tmp_path: Path)
     assert [w.row for w in loaded.warnings] == [3, 5]
 
 
+def test_a_roll_saved_as_csv_from_merged_household_cells_says_how_to_mend_it(tmp_path: Path) -> None:
+    member = ROLL_ROW.replace(",H1,", ",,").replace("张三", "李四")
+    loaded = _roll(tmp_path, ROLL_ROW, member, member.replace("李四", "王五"))
+    assert [(p.row, p.column) for p in loaded.problems] == [(3, "household_id"), (4, "household_id"),
+                                                           (None, "household_id")]
+    assert "upload the workbook itself" in loaded.problems[-1].message
+    one = _roll(tmp_path, ROLL_ROW, member)  # one empty household: a slip, not a merge
+    assert [p.row for p in one.problems] == [3]
+
+
 def test_header_only_file_gives_typed_empty_frame(tmp_path: Path) -> None:
     loaded = _roll(tmp_path)
     assert loaded.ok and loaded.frame.height == 0 and loaded.rejects.height == 0
