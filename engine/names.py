@@ -24,13 +24,15 @@ from functools import lru_cache
 import polars as pl
 from rapidfuzz import fuzz
 
-__all__ = ["DOTS", "COMPATIBLE", "key", "key_expr", "load", "readings", "homophones", "similarity", "key_similarity"]
+__all__ = ["DOTS", "SPACE", "COMPATIBLE", "key", "key_expr", "load", "readings", "homophones", "similarity", "key_similarity"]
 
 # Middle-dot look-alikes that other systems write instead of U+00B7 (folded to '·').
 DOTS = r"[•‧・･‐\.．·]"
-# Python's \s also matches \x1c-\x1f, which Rust's (polars') does not: leave those out so the
-# scalar and the expression twins agree.
-_SPACE = re.compile(r"[^\S\x1c-\x1f]")
+# White space: the characters polars' (Rust's) \s matches, spelled out. Python's \s also matches
+# \x1c-\x1f, and Java's (Spark's) only the ASCII six, so U+3000, the space a Chinese input method
+# types, would stay in a name on Spark: spelled out, the three engines agree.
+SPACE = "[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+_SPACE = re.compile(SPACE)
 _DOT = re.compile(DOTS)
 
 EQUAL = 100.0
@@ -48,7 +50,7 @@ def key(name: str | None) -> str:
 
 def key_expr(name: pl.Expr) -> pl.Expr:
     """Column version of `key`."""
-    return name.str.replace_all(r"\s", "").str.replace_all(DOTS, "·")
+    return name.str.replace_all(SPACE, "").str.replace_all(DOTS, "·")
 
 
 def load() -> None:

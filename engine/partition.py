@@ -58,6 +58,7 @@ import polars as pl
 
 from . import ids, keying, names
 from .policy import Policy
+from .hukou_lookup import SPELLED_NAME
 from .resolve import reading, resolve
 from .rules import Rule, select_rules
 from .run import FLAG_COLUMNS, RESOLUTION_COLUMNS, RunResult, empty_flags, prepare_roll, run
@@ -65,7 +66,6 @@ from .run import FLAG_COLUMNS, RESOLUTION_COLUMNS, RunResult, empty_flags, prepa
 __all__ = ["run_partitioned", "narrow_hukou", "narrow", "roll_wide", "partition_of", "ENGINE"]
 
 ENGINE = "streaming"  # polars' engine for the narrowing passes: bounded memory over big files
-_SPELLED = r"\s|" + names.DOTS  # hukou names whose key differs from the name as written
 _HASH_SEED = 7
 
 
@@ -162,7 +162,7 @@ def narrow_hukou(roll: pl.DataFrame, hukou: pl.LazyFrame | pl.DataFrame, as_of: 
     region = pl.col("region_code")
     near = _hashed(id_number, pl.Series(sorted(valid_edit), dtype=pl.String)) | _born(id_number, valid_born | born)
     named_here = _name_town_hash(pl.col("name"), region).is_in(named.implode())
-    spelled = pl.col("name").str.contains(_SPELLED)
+    spelled = pl.col("name").str.contains(SPELLED_NAME)
     by_block = hukou.filter(near | named_here | spelled).collect(engine=ENGINE)
     by_block = by_block.filter(
         near | named_here | (spelled & _name_town_hash(names.key_expr(pl.col("name")), region).is_in(named.implode()))

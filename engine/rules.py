@@ -79,7 +79,7 @@ class Rule:
 def _name_key(column: str) -> nw.Expr:
     """Names compared without white space and with the middle-dot variants folded (the
     Narwhals twin of engine.names.key_expr)."""
-    return nw.col(column).str.replace_all(r"\s", "").str.replace_all(names.DOTS, "·")
+    return nw.col(column).str.replace_all(names.SPACE, "").str.replace_all(names.DOTS, "·")
 
 
 def _in_window(ctx: Context, column: str) -> nw.Expr:

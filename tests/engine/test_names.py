@@ -17,6 +17,16 @@ def test_key_and_key_expr_agree(values: list[str]) -> None:
     assert column == [names.key(v) for v in values]
 
 
+def test_space_is_polars_white_space_spelled_out() -> None:
+    # Spelled out so that Spark (Java's \s: ASCII only) drops what polars drops, U+3000 above all.
+    characters = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    column = pl.Series(characters)
+    by_polars = column.filter(column.str.contains(r"^\s$")).to_list()
+    assert by_polars == column.filter(column.str.contains(f"^{names.SPACE}$")).to_list()
+    assert "\u3000" in by_polars and "\x1c" not in by_polars
+    assert [c for c in characters if names.key(f"a{c}b") == "ab"] == by_polars
+
+
 @pytest.mark.parametrize(
     "a, b, expected",
     [
