@@ -6,7 +6,8 @@
     │   ├── SchemaError             required column missing, duplicated header, wrong columns
     │   └── TooLarge                an upload over the size limit, an XLSX that expands too far
     ├── PolicyError                 the policy TOML has an unknown key or a value of the wrong type
-    ├── SelectionError              an unknown rule id or cadence was asked for
+    ├── SelectionError              an unknown rule id, cadence or engine was asked for, or an
+    │                               engine that is not installed (Spark without PySpark or Java)
     └── StoreError                  the store (database, data directory) refuses an operation
         ├── StoreBusy               another run holds the store's run lock; try again later
         ├── NotFound                no run, flag, snapshot or household with that id
@@ -110,7 +111,7 @@ class PolicyError(CrosscheckError):
 
 
 class SelectionError(CrosscheckError):
-    """An unknown rule id or cadence was asked for."""
+    """An unknown rule id, cadence or engine was asked for, or an engine that is not installed."""
 
 
 class StoreError(CrosscheckError):

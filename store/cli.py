@@ -220,9 +220,12 @@ def _print_run(store: Any, run_id: int) -> None:
               help=f"只运行这些周期的规则 only rules of these cadences: {', '.join(CADENCES)}.")
 @click.option("--policy", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="地方政策 policy TOML (default CROSSCHECK_POLICY, else the contract's defaults).")
+@click.option("--engine", type=click.Choice(["polars", "spark"]), default=None,
+              help="计算引擎 where the rules run: polars on this machine, or Spark (pip install -e '.[spark]'; "
+                   "local mode, or the cluster spark-defaults.conf names). Default CROSSCHECK_ENGINE, else polars.")
 @_store_options
 def runs_start(as_of: date | None, rule_ids: tuple[str, ...], cadences: tuple[str, ...], policy: Path | None,
-               data_dir: Path | None, database_url: str | None) -> None:
+               engine: str | None, data_dir: Path | None, database_url: str | None) -> None:
     """运行比对 run the rules over the latest snapshots and record the run and its flags.
 
     Rules whose inputs are exactly those of the run that last applied them are reported as
@@ -231,7 +234,8 @@ def runs_start(as_of: date | None, rule_ids: tuple[str, ...], cadences: tuple[st
     from .runs import start_run
 
     with _open(data_dir, database_url) as store:
-        outcome = start_run(store, as_of or date.today(), "cli", _split(rule_ids), _split(cadences), policy)
+        outcome = start_run(store, as_of or date.today(), "cli", _split(rule_ids), _split(cadences), policy,
+                            engine=engine)
         _print_run(store, outcome.run_id)
 
 

@@ -1,14 +1,16 @@
 """Recorded runs over the latest snapshots.
 
-    start_run(store, as_of, trigger, rules, cadences, policy) -> RunOutcome
+    start_run(store, as_of, trigger, rules, cadences, policy, engine=) -> RunOutcome
 
 1. The run is registered as `running` (its own short transaction), so that a run in progress,
    and one whose process died, can be seen in `runs list`.
 2. Per selected rule: skipped when a source it needs has no snapshot; `unchanged` when its
    inputs (as-of date, policy, engine version and the snapshot of each input) are exactly those
    of the last run that applied it: re-running the same inputs changes nothing.
-3. The other rules run in the engine (engine.run.run) over the snapshots as LazyFrames, outside
-   any transaction: a long computation holds no lock.
+3. The other rules run in the engine outside any transaction (a long computation holds no lock):
+   by default the roll's people looked up in the keyed snapshots (engine.indexed); with
+   `engine="spark"`, the snapshots' Parquet read by Spark (engine.spark). The engine is not an
+   input: it gives the same flags.
 4. One transaction takes the run lock, checks (2) again (another run may have applied the same
    inputs meanwhile), applies the lifecycle to every flag of the rules that ran, records the
    inputs and the rules, and marks the run completed. It commits whole or not at all: a process
@@ -35,7 +37,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from engine.errors import NotFound, StoreError
+from engine.errors import NotFound, SelectionError, StoreError
 from engine.ids import rejudged
 from engine.policy import load_policy
 from engine.rules import Rule, select_rules
@@ -45,10 +47,11 @@ from .db import Store
 from .identity import identify
 from .models import Run, RunInput, RunRule, Snapshot, utcnow
 
-__all__ = ["TRIGGERS", "RuleOutcome", "RunOutcome", "start_run", "rule_inputs", "list_runs", "get_run", "abandon_dead_runs",
-           "PAUSE_ENV"]
+__all__ = ["TRIGGERS", "ENGINES", "RuleOutcome", "RunOutcome", "start_run", "rule_inputs", "list_runs", "get_run",
+           "abandon_dead_runs", "PAUSE_ENV"]
 
 TRIGGERS = ("cli", "schedule", "upload", "api")
+ENGINES = ("polars", "spark")
 # Test hook: when set to a path P, a run that is inside its transaction (flags and events
 # written, not committed) creates P.paused and waits until P.go exists. The SIGKILL and
 # concurrency tests use it; nothing else should.
@@ -154,12 +157,19 @@ def _pause_for_tests() -> None:
 
 def start_run(store: Store, as_of: date, trigger: str = "cli", rules: list[str] | None = None,
               cadences: list[str] | None = None, policy: Path | None = None,
-              now: datetime | None = None, on_registered: Callable[[int], None] | None = None) -> RunOutcome:
+              now: datetime | None = None, on_registered: Callable[[int], None] | None = None,
+              engine: str | None = None) -> RunOutcome:
     """Run the selected rules (all by default) over the latest snapshots and record the run.
     `on_registered` is told the run's id as soon as it is recorded as running (an API answers
-    with it at once); errors before that (selection, policy, no roll) are raised as usual."""
+    with it at once); errors before that (selection, policy, no roll) are raised as usual.
+    `engine`: "polars" (the roll's people looked up in the keyed snapshots), or "spark" (the
+    snapshots' Parquet read by Spark: engine.spark); the flags are the same. Default: the
+    store's settings (CROSSCHECK_ENGINE)."""
     if trigger not in TRIGGERS:
         raise ValueError(f"trigger must be one of {TRIGGERS}")
+    engine = engine or store.settings.engine
+    if engine not in ENGINES:
+        raise SelectionError(f"unknown engine {engine!r}: one of {', '.join(ENGINES)}")
     started = time.perf_counter()
     selected = select_rules(rules, cadences)  # SelectionError before anything is recorded
     policy = policy if policy is not None else store.settings.policy
@@ -180,7 +190,7 @@ def start_run(store: Store, as_of: date, trigger: str = "cli", rules: list[str] 
     if on_registered is not None:
         on_registered(run.id)
     try:
-        return _execute(store, run, selected, held, policy_settings, policy_hash, as_of, now, started)
+        return _execute(store, run, selected, held, policy_settings, policy_hash, as_of, now, started, engine)
     except BaseException as error:
         message = str(error) or type(error).__name__
         try:
@@ -193,7 +203,7 @@ def start_run(store: Store, as_of: date, trigger: str = "cli", rules: list[str] 
 
 
 def _execute(store: Store, run: Run, selected: list[Rule], held: dict[str, Snapshot], policy_settings: Any,
-             policy_hash: str, as_of: date, now: datetime | None, started: float) -> RunOutcome:
+             policy_hash: str, as_of: date, now: datetime | None, started: float, engine: str = "polars") -> RunOutcome:
     from engine.indexed import run_indexed
 
     outcomes: dict[str, RuleOutcome] = {}
@@ -218,11 +228,21 @@ def _execute(store: Store, run: Run, selected: list[Rule], held: dict[str, Snaps
         keys = {key for rid in to_run for key in inputs[rid]}
         # ID validity is judged at the run's as-of date, not at the roll's snapshot date.
         roll = rejudged(snapshots.scan(store, held["roll"]).collect(), held["roll"].snapshot_date, as_of)
-        # Sources keyed by ID and mapped (engine.keyed): the roll's people are looked up in them.
-        sources = {key: snapshots.keyed(store, held[key]) for key in sorted(keys - {"roll"})}
-        timings["load"] = round(time.perf_counter() - mark, 3)
-        mark = time.perf_counter()
-        result = run_indexed(roll, sources, as_of, policy_settings, rules=to_run)
+        if engine == "spark":
+            from engine import spark
+
+            on_spark = spark.session()
+            read = {key: on_spark.read.parquet(str(snapshots.parquet_path(store, held[key])))
+                    for key in sorted(keys - {"roll"})}
+            timings["load"] = round(time.perf_counter() - mark, 3)
+            mark = time.perf_counter()
+            result = spark.run_spark(roll, read, as_of, policy_settings, rules=to_run, session=on_spark)
+        else:
+            # Sources keyed by ID and mapped (engine.keyed): the roll's people are looked up in them.
+            sources = {key: snapshots.keyed(store, held[key]) for key in sorted(keys - {"roll"})}
+            timings["load"] = round(time.perf_counter() - mark, 3)
+            mark = time.perf_counter()
+            result = run_indexed(roll, sources, as_of, policy_settings, rules=to_run)
         found = identify(result.flags)
         timings["rules"] = round(time.perf_counter() - mark, 3)
 

@@ -4,6 +4,8 @@
                                database crosscheck.db                 (default ./crosscheck-data)
     CROSSCHECK_DATABASE_URL    any SQLAlchemy URL (postgresql://…); default SQLite in the data dir
     CROSSCHECK_POLICY          policy TOML used by runs that are not given one
+    CROSSCHECK_ENGINE          where runs (the command, the schedule, the API) run the rules:
+                               polars, or spark (engine.spark; pip install -e '.[spark]') (polars)
     CROSSCHECK_OVERDUE_DAYS    a flag open longer than this is overdue                    (30)
     CROSSCHECK_LOCK_TIMEOUT    seconds to wait for another run's transaction before giving up (30)
     CROSSCHECK_DAY_MONTHLY, _QUARTERLY, _SEMIANNUAL, _ANNUAL
@@ -34,7 +36,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -53,6 +55,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("crosscheck-data")
     database_url: str | None = None
     policy: Path | None = None
+    engine: Literal["polars", "spark"] = "polars"
     overdue_days: int = Field(30, ge=1)
     lock_timeout: float = Field(30.0, ge=0)
     day_monthly: int = Field(1, ge=1, le=PERIOD_DAYS["monthly"])

@@ -42,7 +42,8 @@ from schemas import SOURCES
 from .db import Store
 from .models import Snapshot, utcnow
 
-__all__ = ["KEYS", "CADENCE_DAYS", "Ingested", "cadence_of", "file_hash", "ingest", "latest", "held", "scan", "keyed"]
+__all__ = ["KEYS", "CADENCE_DAYS", "Ingested", "cadence_of", "file_hash", "ingest", "latest", "held", "scan",
+           "parquet_path", "keyed"]
 
 KEYS = ("roll", *SOURCES)
 ROW_GROUP = 125_000  # rows per Parquet row group, as polars' write_parquet makes them
@@ -266,10 +267,11 @@ def held(store: Store, today: date) -> pl.DataFrame:
 
 def scan(store: Store, snapshot: Snapshot) -> pl.LazyFrame:
     """The snapshot's rows, lazily."""
-    return pl.scan_parquet(_parquet(store, snapshot))
+    return pl.scan_parquet(parquet_path(store, snapshot))
 
 
-def _parquet(store: Store, snapshot: Snapshot) -> Path:
+def parquet_path(store: Store, snapshot: Snapshot) -> Path:
+    """The snapshot's Parquet file (engine.spark's runs read it with Spark)."""
     path = store.settings.data_dir / snapshot.path
     if not path.exists():
         raise NotFound(
@@ -283,7 +285,7 @@ def keyed(store: Store, snapshot: Snapshot) -> Keyed:
     """A source snapshot's rows keyed by ID (engine.keyed), mapped from its file; the file is made
     from the Parquet first when it is missing (a snapshot held before keyed files were written)
     or of another format."""
-    parquet = _parquet(store, snapshot)
+    parquet = parquet_path(store, snapshot)
     path = _keyed_path(parquet)
     found = Keyed.read(path) if path.exists() else None
     if found is None:

@@ -156,3 +156,12 @@ def test_the_readme_store_examples_run(tmp_path, settings):
         done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"{line}\n{done.stdout}\n{done.stderr}"
     assert (tmp_path / "report.xlsx").exists()
+
+
+def test_runs_on_spark_without_pyspark_exit_2_saying_what_to_install(cli, loaded, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyspark", None)  # as where it is not installed
+    monkeypatch.setitem(sys.modules, "pyspark.sql", None)
+    result = cli("runs", "start", "--as-of", AS_OF, "--engine", "spark")
+    assert result.exit_code == 2
+    assert "pip install -e '.[spark]'" in result.output and "Traceback" not in result.output
+    assert cli("runs", "start", "--as-of", AS_OF, "--engine", "duckdb").exit_code == 2  # click's choice

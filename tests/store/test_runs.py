@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import date, timedelta
 
 import polars as pl
@@ -269,3 +270,19 @@ def test_a_run_that_fails_is_recorded_as_failed_and_writes_no_flag(store, delive
     assert (run.status, run.error) == ("failed", "the engine broke") and flags(store) == {}
     monkeypatch.undo()
     assert start_run(store, AS_OF).counts.raised > 0  # and the next run completes
+
+
+def test_an_unknown_engine_is_refused_before_anything_is_recorded(store, deliver, city):
+    deliver.all(city)
+    with pytest.raises(SelectionError, match="unknown engine 'duckdb'"):
+        start_run(store, AS_OF, engine="duckdb")
+    assert list_runs(store).height == 0
+
+
+def test_the_spark_engine_without_pyspark_says_what_to_install(store, deliver, city, monkeypatch):
+    deliver.all(city)
+    monkeypatch.setitem(sys.modules, "pyspark", None)  # as where it is not installed
+    monkeypatch.setitem(sys.modules, "pyspark.sql", None)
+    with pytest.raises(SelectionError, match=r"pip install -e '\.\[spark\]'"):
+        start_run(store, AS_OF, engine="spark")
+    assert list_runs(store)["status"].to_list() == ["failed"]
