@@ -43,6 +43,8 @@ the table saying so, not a crash. Steps:
 * run:indexed — the nightly path of store.runs: engine.indexed.run_indexed on the keyed files,
                 memory-mapped (the roll's people looked up by binary search, never a scan) and
                 the roll snapshot, its ID validity re-judged at the as-of date;
+* run:spark   — `runs start --engine spark`'s path: engine.spark on PySpark in local mode over the
+                snapshots' Parquet (opt-in: needs `pip install -e '.[spark]'` and Java);
 * polars      — not crosscheck: a bare lazy polars scan + inner join of the roll against every
                 source on the ID column, the floor the engine's joins stand on (in-memory engine);
 * polars:streaming — the same joins on polars' streaming engine;
@@ -292,6 +294,50 @@ def step_run_indexed(directory: Path) -> dict:
     return {"wall": wall, "cpu": cpu, "note": note, "phases": phases}
 
 
+def step_run_spark(directory: Path) -> dict:
+    """engine.spark on PySpark in local mode (both cores): Spark reads the validated snapshots'
+    Parquet, as `crosscheck runs start --engine spark` reads the store's. Its peak is the Python
+    driver's; the JVM's own is in the note (a process of its own)."""
+    import polars as pl
+    import pypinyin  # noqa: F401
+    from pyspark.sql import SparkSession
+
+    from engine.ids import rejudged
+    from engine.policy import load_policy
+    from engine.spark import run_spark
+    from fixtures.generator import DEFAULT_AS_OF
+
+    held = directory / "snapshots"
+    if not (held / "done.json").exists():
+        raise SystemExit("the run:spark step needs the snapshots step first (--steps snapshots,run:spark)")
+    policy = load_policy(directory / "policy.toml")
+    started, cpu = time.perf_counter(), time.process_time()
+    # Shuffles into 8 partitions, not Spark's 200: on one machine's small joined frames each task
+    # costs more than its rows (the rules took ~170 s with 200, ~80 s with 8).
+    spark = (SparkSession.builder.master("local[2]").appName("crosscheck-bench").config("spark.ui.enabled", "false")
+             .config("spark.ui.showConsoleProgress", "false").config("spark.sql.shuffle.partitions", "8")
+             .config("spark.driver.memory", "8g").getOrCreate())
+    session_s = time.perf_counter() - started
+    roll = rejudged(pl.read_parquet(held / "roll.parquet"), DEFAULT_AS_OF, DEFAULT_AS_OF)
+    sources = {path.stem: spark.read.parquet(str(path)) for path in sorted(held.glob("*.parquet"))
+               if path.stem != "roll"}
+    steps: list[tuple[str, float]] = []
+    on_step = lambda text: steps.append((text.split(" ", 1)[1], time.perf_counter()))  # noqa: E731
+    result = run_spark(roll, sources, DEFAULT_AS_OF, policy, session=spark, on_step=on_step)
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    ends = [t for _, t in steps[1:]] + [started + wall]
+    phases = {_phase(text): end - t for (text, t), end in zip(steps, ends, strict=True)}
+    jvm = spark.sparkContext._gateway.proc.pid  # the JVM Spark runs in
+    jvm_kib = _status_kib(jvm).get("VmHWM", 0)
+    jvm_cpu = sum(int(v) for v in Path(f"/proc/{jvm}/stat").read_text().rsplit(")", 1)[1].split()[11:13])
+    spark.stop()
+    note = (f"{result.flags.height:,} flags; Spark's session {session_s:.1f} s, "
+            + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items()) + "; the JVM: "
+            f"{jvm_cpu / os.sysconf('SC_CLK_TCK'):.1f} s CPU, peak {jvm_kib / 1024:,.0f} MiB; "
+            + _truth_note(result.flags, directory))
+    return {"wall": wall, "cpu": cpu, "note": note, "phases": phases}
+
+
 def step_polars(directory: Path, engine: str = "auto") -> dict:
     import polars as pl
 
@@ -350,6 +396,8 @@ def child(step: str, directory: Path, parts: int) -> dict:
         return step_keyed(directory)
     if step == "run:indexed":
         return step_run_indexed(directory)
+    if step == "run:spark":
+        return step_run_spark(directory)
     if step.startswith("run:"):
         return step_run(directory, step.split(":", 1)[1])
     if step == "polars:streaming":
@@ -585,6 +633,7 @@ LABELS = {
     "run:partitioned": "crosscheck full run from validated snapshots, narrowed + partitioned",
     "keyed": "write every source snapshot keyed by ID (per delivery)",
     "run:indexed": "crosscheck full run on keyed snapshots (store.runs' path)",
+    "run:spark": "crosscheck full run on PySpark, local mode, from validated snapshots",
     "polars": "(floor) bare polars joins, no engine",
     "polars:streaming": "(floor) bare polars joins, streaming engine",
     "duckdb": "DuckDB exact joins, roll x every source",
