@@ -6,7 +6,8 @@ from datetime import date
 
 import polars as pl
 
-from engine.hukou_lookup import ScanLookup, blocks, collect
+from engine import names
+from engine.hukou_lookup import SPELLED_NAME, ScanLookup, blocks, collect
 from engine.scores import reading
 
 from .casebook import person
@@ -47,3 +48,10 @@ def test_a_scan_finds_by_id_by_birth_and_by_name_in_the_township_including_names
 
 def test_collect_takes_a_frame_as_it_is():
     assert collect(HUKOU, 3) is HUKOU
+
+
+def test_a_spelled_name_holds_white_space_or_a_middle_dot_look_alike() -> None:
+    characters = pl.Series([chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF])
+    either = characters.str.contains(names.SPACE) | characters.str.contains(names.DOTS)
+    assert characters.str.contains(SPELLED_NAME).equals(either)
+    assert either.sum() == 33  # 25 white space, 8 dots
