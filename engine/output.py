@@ -1,7 +1,8 @@
 """Flags and rejects to disk: Parquet, CSV or XLSX, chosen by the output file's extension.
 
     write_flags(flags, path)      .parquet / .csv: the contract's columns (CONTRACTS §4), data as is
-                                  .xlsx: a workbook for people (预警明细 + 汇总)
+                                  .xlsx: the same data first (sheet `flags`), then for people
+                                  预警明细 + 汇总
     write_rejects(rejects, path)  `<out stem>.rejects.csv` beside the output
     summary(flags)                flags, households and overpayment per rule and township
 
@@ -13,11 +14,17 @@ Two audiences, two treatments:
   names turn into mojibake; every CSV reader we know skips the BOM. CSV values are not altered
   against formula injection: that would change the data for the programs reading it, and the
   cells come from the input files, which already hold the same text.
-* XLSX is for caseworkers. Chinese headers and labels, IDs as text cells (an ID written as a
-  number loses its last three digits in Excel), and every string cell that Excel or WPS could
-  take for a formula — one starting with ``= + - @``, a tab or a carriage return — gets a
-  leading single quote ``'``. The quote is stored in the cell and stays visible: it survives
-  copy-paste and re-export to CSV, which a hidden "quote prefix" cell style would not.
+* XLSX serves both. The contract names XLSX as a flags format like the other two, so its first
+  sheet, `flags`, is that data: the canonical headers in the contract's order, the values as
+  the engine made them (codes, not labels), IDs as text cells (an ID written as a number loses
+  its last three digits in Excel). A program reading the first sheet gets what the CSV holds.
+  The sheets after it are for caseworkers: 预警明细 with Chinese headers and labels, where
+  every string cell that Excel or WPS could take for a formula — one starting with
+  ``= + - @``, a tab or a carriage return — gets a leading single quote ``'`` (stored and
+  visible: it survives copy-paste and re-export to CSV, which a hidden "quote prefix" cell
+  style would not), and 汇总. Pages and reports made for people only leave out `flags`.
+  A cell holds at most 32,767 characters: evidence longer than that is shortened to the
+  records that fit, still JSON, with `records_total` saying how many there were.
 
 Every file is written to a temporary name beside the target and renamed over it, so a failed
 run never leaves half a file and a file held open by Excel produces a clear message.
@@ -25,6 +32,7 @@ run never leaves half a file and a file held open by Excel produces a clear mess
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import unicodedata
@@ -48,6 +56,8 @@ __all__ = [
     "rejects_path",
     "summary",
     "neutralise",
+    "fitted_evidence",
+    "DATA_SHEET",
 ]
 
 FORMATS = (".parquet", ".csv", ".xlsx")
@@ -62,6 +72,7 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _XLSX_MAX_ROWS = 1_048_576
 _XLSX_MAX_CHARS = 32_767  # Excel's limit for one cell
 _TRUNCATED = "…（已截断，完整内容见 CSV/Parquet 输出）"
+DATA_SHEET = "flags"
 
 _LEVEL_ZH = {"person": "个人", "household": "家庭"}
 _SOURCE_ZH = {"roll": "救助对象名册", **{key: d.zh for key, d in SOURCES.items()}}
@@ -162,12 +173,13 @@ def summary(flags: pl.DataFrame, by: str = "township") -> pl.DataFrame:
 
 
 def write_flags(flags: pl.DataFrame, path: Path, *, summary_by: str = "township",
-                extra_sheets: Mapping[str, pl.DataFrame] | None = None) -> Path:
+                extra_sheets: Mapping[str, pl.DataFrame] | None = None, data_sheet: bool = True) -> Path:
     """Write `flags` to `path` in the format its extension names; returns the path.
 
-    `extra_sheets` ({sheet name: table}, XLSX only) are written after the two standard sheets,
-    with their column names as headers (give them in Chinese): the store's report adds its
-    recovery list and status counts this way."""
+    XLSX: the `flags` sheet (the contract's data; `data_sheet=False` leaves it out of a workbook
+    made for people only), 预警明细 and 汇总. `extra_sheets` ({sheet name: table}) are written
+    after them, with their column names as headers (give them in Chinese): the store's report
+    adds its recovery list and status counts this way."""
     path = Path(path)
     suffix = check_format(path)
     flags = _ordered(flags)
@@ -179,7 +191,7 @@ def write_flags(flags: pl.DataFrame, path: Path, *, summary_by: str = "township"
         elif suffix == ".csv":
             flags.write_csv(temporary, include_bom=True, date_format="%Y-%m-%d")
         else:
-            _write_xlsx(flags, temporary, summary_by, extra_sheets or {})
+            _write_xlsx(flags, temporary, summary_by, extra_sheets or {}, data_sheet)
     return path
 
 
@@ -188,11 +200,38 @@ def _display_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
-def _xlsx_text(value: str) -> str:
-    text = neutralise(value)
+def _xlsx_text(value: str, neutralised: bool = True) -> str:
+    text = neutralise(value) if neutralised else value
     if len(text) > _XLSX_MAX_CHARS:
         text = text[: _XLSX_MAX_CHARS - len(_TRUNCATED)] + _TRUNCATED
     return text
+
+
+def fitted_evidence(evidence: str, limit: int = _XLSX_MAX_CHARS) -> str:
+    """Evidence JSON within `limit` characters and still JSON: as many of its records as fit,
+    in order, and `records_total` (how many there were). A household with 1,500 deposit
+    accounts would otherwise be cut mid-record, which no program can read back."""
+    if len(evidence) <= limit:
+        return evidence
+    try:
+        body = json.loads(evidence)
+    except ValueError:
+        return evidence[:limit]
+    records = body.get("records") if isinstance(body, dict) else None
+    if not isinstance(records, list):
+        return json.dumps({"records_total": None}, ensure_ascii=False)
+
+    def shown(count: int) -> str:
+        return json.dumps({**body, "records": records[:count], "records_total": len(records)},
+                          ensure_ascii=False, separators=(",", ":"))
+
+    fewest, most = 0, len(records)  # the most records that fit: shown(fewest) always fits
+    if len(shown(0)) > limit:
+        return json.dumps({"records": [], "records_total": len(records)}, separators=(",", ":"))
+    while fewest < most:
+        middle = (fewest + most + 1) // 2
+        fewest, most = (middle, most) if len(shown(middle)) <= limit else (fewest, middle - 1)
+    return shown(fewest)
 
 
 def _people_columns(flags: pl.DataFrame) -> list[tuple[str, str, Mapping[str, str] | None]]:
@@ -226,7 +265,7 @@ def _label(value: str, labels: Mapping[str, str] | None) -> str:
 
 
 def _write_xlsx(flags: pl.DataFrame, path: Path, summary_by: str,
-                extra_sheets: Mapping[str, pl.DataFrame] | None = None) -> None:
+                extra_sheets: Mapping[str, pl.DataFrame] | None = None, data_sheet: bool = True) -> None:
     import xlsxwriter
 
     if flags.height + 1 > _XLSX_MAX_ROWS:
@@ -257,7 +296,9 @@ def _write_xlsx(flags: pl.DataFrame, path: Path, summary_by: str,
             "total": workbook.add_format({"bold": True}),
             "total_money": workbook.add_format({"bold": True, "num_format": "#,##0.00"}),
         }
-        _detail_sheet(workbook.add_worksheet("预警明细"), flags, formats)
+        if data_sheet:
+            _rows_sheet(workbook.add_worksheet(DATA_SHEET), flags, _data_columns(flags), formats, people=False)
+        _rows_sheet(workbook.add_worksheet("预警明细"), flags, _people_columns(flags), formats, people=True)
         _summary_sheet(workbook.add_worksheet("汇总"), grouped, summary_by, formats)
         for name, table in (extra_sheets or {}).items():
             _table_sheet(workbook.add_worksheet(name), table, formats)
@@ -295,8 +336,16 @@ def _table_sheet(sheet, table: pl.DataFrame, formats: dict) -> None:  # type: ig
                 sheet.write_string(row_index, col, _xlsx_text(str(value)))
 
 
-def _detail_sheet(sheet, flags: pl.DataFrame, formats: dict) -> None:  # type: ignore[no-untyped-def]
-    columns = _people_columns(flags)
+def _data_columns(flags: pl.DataFrame) -> list[tuple[str, str, Mapping[str, str] | None]]:
+    """(column, header, no labels) of the `flags` sheet: every column under its own name, in the
+    contract's order (`flags` comes ordered)."""
+    return [(name, name, None) for name in flags.columns]
+
+
+def _rows_sheet(sheet, flags: pl.DataFrame, columns: list[tuple[str, str, Mapping[str, str] | None]],  # type: ignore[no-untyped-def]
+                formats: dict, people: bool) -> None:
+    """One row a flag: `people` shows labels for codes and neutralises formula-like text; the
+    data sheet writes the values as they are."""
     kinds = {c.name: c.kind for c in FLAGS.columns}
     widths = []
     for name, header, labels in columns:
@@ -320,13 +369,16 @@ def _detail_sheet(sheet, flags: pl.DataFrame, formats: dict) -> None:  # type: i
     money = {c.name for c in FLAGS.columns if c.kind == "money"}
     names = [name for name, _, _ in columns]
     label_maps = [labels for _, _, labels in columns]
+    evidence = names.index("evidence")
     for row_index, row in enumerate(flags.select(names).iter_rows(), start=1):
         for col, value in enumerate(row):
             if value is None:
                 continue  # constant_memory: an unwritten cell is blank
-            if isinstance(value, str):
+            if col == evidence:
+                sheet.write_string(row_index, col, _xlsx_text(fitted_evidence(value), people))
+            elif isinstance(value, str):
                 # IDs, household numbers and region codes are strings: always text cells.
-                sheet.write_string(row_index, col, _xlsx_text(_label(value, label_maps[col])))
+                sheet.write_string(row_index, col, _xlsx_text(_label(value, label_maps[col]), people))
             elif isinstance(value, bool):
                 sheet.write_boolean(row_index, col, value)
             elif isinstance(value, int | float):
@@ -335,7 +387,7 @@ def _detail_sheet(sheet, flags: pl.DataFrame, formats: dict) -> None:  # type: i
             elif isinstance(value, datetime | date):
                 sheet.write_datetime(row_index, col, value, formats["date"])
             else:
-                sheet.write_string(row_index, col, _xlsx_text(str(value)))
+                sheet.write_string(row_index, col, _xlsx_text(str(value), people))
 
 
 def _summary_sheet(sheet, grouped: pl.DataFrame, by: str, formats: dict) -> None:  # type: ignore[no-untyped-def]

@@ -116,7 +116,7 @@ def write_report(store: Store, out: Path, run_id: int | None = None, region: str
         "处理状态": _status_sheet(flags),
         "比对信息": _run_sheet(run, inputs, rules),
     }
-    return write_flags(detail, out, summary_by="township", extra_sheets=sheets)
+    return write_flags(detail, out, summary_by="township", extra_sheets=sheets, data_sheet=False)
 
 
 def _recovery_sheet(store: Store, flags: pl.DataFrame) -> pl.DataFrame:

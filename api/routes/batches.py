@@ -99,8 +99,15 @@ def get_batch(batch_id: RowId, state: StateDep, user: Allowed("batches:read")) -
                        **error_responses(404)})
 def batch_flags(batch_id: RowId, state: StateDep, user: Allowed("batches:read"),  # type: ignore[valid-type]
                 format: Annotated[Literal["json", "csv", "xlsx"], Query()] = "json"):  # noqa: A002
-    """JSON (default), CSV with the contract's columns (UTF-8 with BOM), or XLSX with Chinese
-    headers. Only the flags within your region."""
+    """JSON (default), CSV with the contract's columns (UTF-8 with BOM), or XLSX: the same columns
+    on its first sheet, then a sheet with Chinese headers and a summary. Only the flags within
+    your region."""
+    return flags_answer(batch_id, state, user, format)
+
+
+def flags_answer(batch_id: int, state: StateDep, user: Allowed("batches:read"),  # type: ignore[valid-type]
+                 format: str, data_sheet: bool = True):  # noqa: A002
+    """batch_flags' answer; the batch page's download (`data_sheet=False`) is for people only."""
     import polars as pl
 
     batch = _visible(state, batch_id, user.region)
@@ -117,7 +124,7 @@ def batch_flags(batch_id: RowId, state: StateDep, user: Allowed("batches:read"),
     from engine.output import write_flags
 
     directory = Path(tempfile.mkdtemp(prefix="flags-", dir=state.settings.data_dir))
-    path = write_flags(flags, directory / f"batch-{batch_id}-flags.{format}")
+    path = write_flags(flags, directory / f"batch-{batch_id}-flags.{format}", data_sheet=data_sheet)
     media = "text/csv; charset=utf-8" if format == "csv" else \
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     from starlette.background import BackgroundTask

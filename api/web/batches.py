@@ -87,4 +87,4 @@ def batch_status(request: Request, user: PageUser, batch_id: RowId) -> Response:
 @router.get("/batches/{batch_id}/flags.xlsx")
 def batch_flags_xlsx(request: Request, user: PageUser, batch_id: RowId) -> Response:
     need(user, "batches:read")
-    return api_batches.batch_flags(batch_id, request.app.state.crosscheck, user, format="xlsx")
+    return api_batches.flags_answer(batch_id, request.app.state.crosscheck, user, "xlsx", data_sheet=False)

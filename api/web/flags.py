@@ -157,7 +157,7 @@ def flags_xlsx(request: Request, user: PageUser, rule: str = "", status: str = "
                         "处理状态": STATUS_ZH.get(flag.status, flag.status), "核查人": flag.assignee})
     schema = {**FLAG_COLUMNS, "预警编号": pl.Int64, "处理状态": pl.String, "核查人": pl.String}
     frame = pl.DataFrame(records, schema=schema, orient="row") if records else pl.DataFrame(schema=schema)
-    return xlsx_download(state.settings.data_dir, lambda path: write_flags(frame, path),
+    return xlsx_download(state.settings.data_dir, lambda path: write_flags(frame, path, data_sheet=False),
                          f"预警列表-{user.region}.xlsx")
 
 

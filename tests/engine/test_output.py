@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from engine import ids
 from engine.errors import CrosscheckError
-from engine.output import neutralise, rejects_path, summary, write_flags, write_rejects
+from engine.output import fitted_evidence, neutralise, rejects_path, summary, write_flags, write_rejects
 from engine.run import FLAG_COLUMNS
 from schemas import FLAGS
 
@@ -91,7 +92,7 @@ def _sheet_rows(path: Path, title: str) -> list[tuple[openpyxl.cell.cell.Cell, .
 def test_xlsx_detail_sheet_for_people(tmp_path: Path, flags: pl.DataFrame) -> None:
     path = write_flags(flags, tmp_path / "flags.xlsx")
     book = openpyxl.load_workbook(path)
-    assert book.sheetnames == ["预警明细", "汇总"]
+    assert book.sheetnames == ["flags", "预警明细", "汇总"]
     sheet = book["预警明细"]
     headers = [c.value for c in next(sheet.iter_rows(max_row=1))]
     expected = [c.zh for c in FLAGS.columns]
@@ -122,6 +123,55 @@ def test_xlsx_detail_sheet_for_people(tmp_path: Path, flags: pl.DataFrame) -> No
     assert first[col["核对基准日"]].value.date() == AS_OF
     assert body[3][col["匹配方式"]].value == "15位转换"
     assert body[1][col["救助类别"]].value == "特困"
+
+
+def test_xlsx_first_sheet_is_the_contracts_data(tmp_path: Path, flags: pl.DataFrame) -> None:
+    """CONTRACTS §4 names XLSX beside Parquet and CSV: a program reading the first sheet gets
+    the contract's columns in order and the values the CSV holds, codes and not labels."""
+    write_flags(flags, tmp_path / "flags.xlsx")
+    write_flags(flags, tmp_path / "flags.csv")
+    book = openpyxl.load_workbook(tmp_path / "flags.xlsx")
+    rows = list(book.worksheets[0].iter_rows())
+    headers = [c.value for c in rows[0]]
+    assert headers[: len(FLAGS.names)] == list(FLAGS.names)
+    assert headers[len(FLAGS.names):] == [c for c in flags.columns if c not in FLAGS.names]
+    csv = pl.read_csv(tmp_path / "flags.csv", infer_schema=False)
+    assert len(rows) - 1 == csv.height
+    for cells, expected in zip(rows[1:], csv.iter_rows(named=True), strict=True):
+        got = dict(zip(headers, cells, strict=True))
+        for name in ("rule_id", "severity", "cadence", "program", "household_id", "id_number", "roll_id_number",
+                     "name", "region_code", "source", "match_method", "evidence"):
+            assert got[name].value == expected[name], name  # no labels, no quote prefix
+            assert got[name].data_type == "s", name
+        assert got["as_of"].value.date() == AS_OF
+        assert got["match_score"].value == float(expected["match_score"])
+        assert (got["overpayment"].value is None) == (expected["overpayment"] is None)
+    assert rows[1][headers.index("overpayment")].value == 2400
+
+
+def test_xlsx_long_evidence_stays_json(tmp_path: Path, flags: pl.DataFrame) -> None:
+    records = [{"bank": "银行", "balance": float(n), "account": f"{n:020d}"} for n in range(2000)]
+    evidence = json.dumps({"records": records, "total": 123.0}, ensure_ascii=False)
+    assert len(evidence) > 32_767
+    write_flags(flags.with_columns(pl.lit(evidence).alias("evidence")), tmp_path / "flags.xlsx")
+    book = openpyxl.load_workbook(tmp_path / "flags.xlsx")
+    for title in ("flags", "预警明细"):
+        sheet = book[title]
+        column = [c.value for c in next(sheet.iter_rows(max_row=1))].index(
+            "evidence" if title == "flags" else "证据")
+        cell = next(sheet.iter_rows(min_row=2, max_row=2))[column].value
+        assert len(cell) <= 32_767
+        shown = json.loads(cell)
+        assert shown["records_total"] == 2000 and shown["total"] == 123.0
+        assert 0 < len(shown["records"]) < 2000 and shown["records"] == records[: len(shown["records"])]
+        one_more = {**shown, "records": records[: len(shown["records"]) + 1]}
+        assert len(json.dumps(one_more, ensure_ascii=False, separators=(",", ":"))) > 32_767  # as many as fit
+    assert fitted_evidence('{"records":[1]}') == '{"records":[1]}'
+
+
+def test_xlsx_for_people_only_leaves_out_the_data(tmp_path: Path, flags: pl.DataFrame) -> None:
+    path = write_flags(flags, tmp_path / "flags.xlsx", data_sheet=False)
+    assert openpyxl.load_workbook(path).sheetnames == ["预警明细", "汇总"]
 
 
 def test_xlsx_neutralises_formula_injection(tmp_path: Path, flags: pl.DataFrame) -> None:
@@ -230,7 +280,7 @@ def test_xlsx_extra_sheets_are_plain_tables(tmp_path: Path, flags: pl.DataFrame)
                           "日期": [AS_OF, None]})
     out = write_flags(flags, tmp_path / "report.xlsx", extra_sheets={"追缴": table})
     book = openpyxl.load_workbook(out)
-    assert book.sheetnames == ["预警明细", "汇总", "追缴"]
+    assert book.sheetnames == ["flags", "预警明细", "汇总", "追缴"]
     rows = list(book["追缴"].iter_rows(values_only=True))
     assert rows[0] == ("预警编号", "身份证号", "金额（元）", "日期")
     assert rows[1][:3] == (1, pid(1), 12.5) and rows[2][1] == "'=1+1"  # IDs as text, formulas neutralised

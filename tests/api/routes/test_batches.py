@@ -92,9 +92,10 @@ def test_its_flags_as_csv_have_the_contracts_columns_first(api, done):
 def test_its_flags_as_xlsx(api, done):
     response = api.get(f"/batches/{done['id']}/flags?format=xlsx", "sys")
     assert response.status_code == 200 and response.headers["content-type"] == XLSX
-    sheet = openpyxl.load_workbook(io.BytesIO(response.content), read_only=True).worksheets[0]
-    rows = list(sheet.iter_rows(values_only=True))
-    assert rows[0][0] == "规则" and len(rows) == done["flags"] + 1
+    book = openpyxl.load_workbook(io.BytesIO(response.content), read_only=True)
+    rows = list(book.worksheets[0].iter_rows(values_only=True))
+    assert list(rows[0][:len(CONTRACT_COLUMNS)]) == CONTRACT_COLUMNS and len(rows) == done["flags"] + 1
+    assert book.sheetnames[1:] == ["预警明细", "汇总"]
 
 
 def test_an_unknown_format_is_refused(api, done):
