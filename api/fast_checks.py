@@ -143,7 +143,7 @@ def _parsed(body: bytes, route: APIRoute) -> Any:
         return None
     try:
         value = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested 100,000 deep
         return None
     parsed, errors = route.body_field.validate(value, {}, loc=("body",))
     return None if errors else parsed
