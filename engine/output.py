@@ -97,11 +97,14 @@ def check_format(path: Path) -> str:
 def _replacing(path: Path) -> Iterator[Path]:
     """A temporary path beside `path` that replaces it when the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    temporary = Path(name)
+    temporary: Path | None = None
     try:
+        # Inside the try: a directory that cannot be made or written (a read-only disk, /proc)
+        # is the user's to fix, not a crash.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+        os.close(handle)
+        temporary = Path(name)
         yield temporary
         os.replace(temporary, path)
     except OSError as error:
@@ -110,7 +113,8 @@ def _replacing(path: Path) -> Iterator[Path]:
             f"(无法写入输出文件；如果它在 Excel/WPS 中打开，请先关闭)"
         ) from None
     finally:
-        temporary.unlink(missing_ok=True)
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
 
 
 def _ordered(flags: pl.DataFrame) -> pl.DataFrame:

@@ -173,6 +173,10 @@ def test_bad_as_of_policy_and_out(tmp_path: Path) -> None:
     result = invoke(*run_args(roll, tmp_path / "nowhere", out))
     assert result.exit_code == 2
     assert not out.exists()
+    # A directory that cannot be made (here a file stands in its way) is the user's to fix.
+    (tmp_path / "taken").write_text("a file")
+    result = invoke(*run_args(roll, sources, tmp_path / "taken" / "flags.csv"))
+    assert result.exit_code == 2 and "cannot write" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_unexpected_error_is_exit_1_with_a_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
