@@ -8,6 +8,8 @@ nothing and do nothing the API would refuse.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -226,6 +228,8 @@ def _household(request: Request, user: Principal, household_id: str, status: int
 def household_page(request: Request, user: PageUser, household_id: str, done: str | None = None,
                    flag: int | None = None) -> Response:
     need(user, "flags:read")
+    if not household_id.strip():  # flag_query reads an empty household as "any": every flag of the region
+        raise NotFound("没有指定家庭 (no household given)")
     message = f"预警 {flag}：{DONE_ZH[done]}" if done in DONE_ZH and flag else None
     return _household(request, user, household_id, done=message)
 
@@ -238,14 +242,25 @@ def flag_page(request: Request, user: PageUser, flag_id: RowId) -> Response:
     return RedirectResponse(f"/households/{quote(flag.household_id or '', safe='')}#flag-{flag_id}", status_code=303)
 
 
-def _number(label: str, text: str) -> float | None:
-    text = text.strip().replace(",", "").replace("，", "")
-    if not text:
+# Yuan as a person types them: ¥/￥ before or 元 after, full-width digits, thousands grouped by
+# commas. A comma anywhere else ("1,2,3", "600，50") is a typo, not a separator to drop.
+_YUAN = re.compile(r"[¥￥]?\s*([+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)\s*元?")
+
+
+def _number(label: str, text: str, most: float = 1e8) -> float | None:
+    """A form's amount in yuan, or None when left empty; a ValueError in Chinese otherwise."""
+    shown = text.strip()
+    if not shown:
         return None
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"{label}须为数字（元），而不是“{text}”") from None
+    matched = _YUAN.fullmatch(unicodedata.normalize("NFKC", shown))
+    if matched is None:
+        raise ValueError(f"{label}须为金额（元），如 1200 或 1,200.50，而不是“{shown}”")
+    value = float(matched.group(1).replace(",", ""))
+    if value < 0:
+        raise ValueError(f"{label}不能为负数（“{shown}”）")
+    if value > most:
+        raise ValueError(f"{label}不能超过 {most:,.0f} 元（“{shown}”）")
+    return value
 
 
 @router.post("/flags/{flag_id}/review")
@@ -267,7 +282,7 @@ def review(request: Request, user: PageUser, flag_id: RowId, csrf: Annotated[str
     try:
         body = EventIn(action=action, to=to.strip() or None, income=_number("核实月收入", income),
                        expenditure=_number("核实月支出", expenditure), living=living.strip() or None,
-                       confirm_action=confirm_action or None, amount=_number("金额", amount),
+                       confirm_action=confirm_action or None, amount=_number("金额", amount, 1e9),
                        reason=reason.strip() or None, note=note.strip() or None)
         event = api_flags.add_event(flag_id, body, request, state, user)
     except ValueError as error:  # pydantic's ValidationError is one
@@ -287,10 +302,24 @@ _FIELD_ZH = {"action": "操作", "income": "核实月收入", "expenditure": "�
 
 
 def _invalid(error: ValueError) -> str:
-    if isinstance(error, ValidationError):
-        parts = []
-        for item in error.errors():
-            field = str(item["loc"][0]) if item.get("loc") else ""
-            parts.append(f"{_FIELD_ZH.get(field, field)}：{item.get('msg', '')}")
-        return "输入有误 — " + "；".join(parts)
-    return str(error)
+    """The form's problems in Chinese: pydantic's messages are English."""
+    if not isinstance(error, ValidationError):
+        return str(error)
+    parts = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item.get("loc") else ""
+        label, kind, context = _FIELD_ZH.get(field, field), item.get("type", ""), item.get("ctx") or {}
+        if kind == "missing" and "names" in context:
+            needed = "、".join(_FIELD_ZH.get(n, n) for n in str(context["names"]).split(" or "))
+            parts.append(f"请填写{needed}" + ("（至少一项）" if "、" in needed else ""))
+        elif kind == "missing":
+            parts.append(f"请填写{label}")
+        elif kind == "string_pattern_mismatch":
+            parts.append(f"{label}不能只有空白")
+        elif kind == "string_too_long":
+            parts.append(f"{label}过长（至多 {context.get('max_length')} 字）")
+        elif kind in ("literal_error", "enum"):
+            parts.append(f"{label}的选项无效")
+        else:
+            parts.append(f"{label}：{item.get('msg', '')}")
+    return "输入有误 — " + "；".join(parts)
