@@ -76,15 +76,29 @@ def mask_id(value: str | None) -> str | None:
     return text[:6] + "*" * (len(text) - 10) + text[-4:]
 
 
-# 15 to 18 ID characters inside a JSON string: every ID-shaped value in evidence (the person's,
-# a cadre's, a suggested one), wherever the record put it.
-_ID_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])(\d{6})(\d{5,8}\d{0,3})(\d{3}[\dXx])(?![0-9A-Za-z])")
+# 15 to 18 ID characters inside text (evidence JSON, a problem's cell as written): every
+# ID-shaped value, wherever the record put it, and written as people write IDs: with spaces or
+# hyphens between the digits (which normalization drops), an x anywhere, full-width digits.
+_SEPARATOR = r"[ \t\u3000\-\u2010-\u2015\u2212\uFF0D]"
+_ID_CHAR = r"[\dXx\uFF38\uFF58]"  # \d: every Unicode digit, full-width ones too
+_ID_IN_TEXT = re.compile(
+    rf"(?<![0-9A-Za-z])\d{_SEPARATOR}*(?:{_ID_CHAR}{_SEPARATOR}*){{13,16}}{_ID_CHAR}(?![0-9A-Za-z])")
+# A birth date beside a masked ID gives the ID back (elderly_underage shows the age as well).
+_BIRTH_DATE = re.compile(r'("birth_date"\s*:\s*")[^"]*(")')
+
+
+def _masked_match(match: re.Match[str]) -> str:
+    """The region of birth (first 6 ID characters) and the last 4 kept, separators as written."""
+    text = match.group(0)
+    positions = [i for i, ch in enumerate(text) if re.fullmatch(_ID_CHAR, ch)]
+    hidden = set(positions[6:-4])
+    return "".join("*" if i in hidden else ch for i, ch in enumerate(text))
 
 
 def mask_evidence(evidence: str | None) -> str | None:
     if evidence is None:
         return None
-    return _ID_IN_TEXT.sub(lambda m: m.group(1) + "*" * len(m.group(2)) + m.group(3), evidence)
+    return _BIRTH_DATE.sub(r"\1****-**-**\2", _ID_IN_TEXT.sub(_masked_match, evidence))
 
 
 def masked(role: str, row: dict[str, Any], id_fields: tuple[str, ...] = ("id_number", "roll_id_number")) -> dict[str, Any]:

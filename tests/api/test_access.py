@@ -199,3 +199,29 @@ def test_masking_keeps_the_region_of_birth_and_the_last_four(api, ids):
         stored = session.get(Flag, ids["flag_out"])
     flag = api.get(f"/flags/{ids['flag_out']}", "aud").json()
     assert flag["id_number"] == stored.id_number[:6] + "********" + stored.id_number[-4:]
+
+
+MASKING = [  # {description, text, expected}
+    {"description": "an ID in a record", "text": '{"id_number":"320303198105141096"}',
+     "expected": '{"id_number":"320303********1096"}'},
+    {"description": "a legacy 15-digit ID", "text": '"810514109" 320303810514109',
+     "expected": '"810514109" 320303*****4109'},
+    {"description": "hyphens between the digits", "text": "320303-19810514-1096",
+     "expected": "320303-********-1096"},
+    {"description": "spaces, full-width digits and a lowercase x",
+     "text": "３２０３０３ 1981 0514 109x", "expected": "３２０３０３ **** **** 109x"},
+    {"description": "an x inside a mistyped ID", "text": "3203031981x5141096",
+     "expected": "320303********1096"},
+    {"description": "a birth date beside the masked ID", "text": '{"birth_date": "1946-07-01","age":79}',
+     "expected": '{"birth_date": "****-**-**","age":79}'},
+    {"description": "amounts, dates and phone numbers stay", "text":
+     '{"balance":123456.78,"settled_on":"2026-06-30","phone":"13812345678","records":[1200.0,300.5]}',
+     "expected": '{"balance":123456.78,"settled_on":"2026-06-30","phone":"13812345678","records":[1200.0,300.5]}'},
+]
+
+
+@pytest.mark.parametrize("case", MASKING, ids=[c["description"] for c in MASKING])
+def test_ids_are_masked_however_they_are_written(case):
+    from api.access import mask_evidence
+
+    assert mask_evidence(case["text"]) == case["expected"]
