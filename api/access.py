@@ -14,7 +14,7 @@ from typing import Any
 
 from engine.errors import AccessDenied
 
-__all__ = ["PERMISSIONS", "SUPERVISOR_ACTIONS", "allowed", "require", "narrow", "in_scope", "mask_id",
+__all__ = ["PERMISSIONS", "SUPERVISOR_ACTIONS", "needs_supervisor", "allowed", "require", "narrow", "in_scope", "mask_id",
            "mask_evidence", "masked", "parse_evidence", "sees_full_ids"]
 
 CASEWORKER, SUPERVISOR, AUDITOR, SYSTEM = "caseworker", "supervisor", "auditor", "system"
@@ -34,7 +34,16 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 # Review actions that decide a household's benefit, and the recording that it was carried out:
 # a supervisor's (审核把关), never the caseworker who visited alone.
 SUPERVISOR_ACTIONS = {("confirm", "stop"), ("confirm", "recover"), ("resolve", None)}
+# Undoing or overruling a decision is one too: reopening a confirmed or resolved flag, and
+# deciding an appeal against a confirmation (confirming or dismissing the appealed flag).
+_SUPERVISOR_ON = {("reopen", "confirmed"), ("reopen", "resolved"), ("confirm", "appealed"), ("dismiss", "appealed")}
 _FULL_IDS = frozenset({CASEWORKER, SUPERVISOR, SYSTEM})  # they act on the person; an auditor reads
+
+
+def needs_supervisor(action: str, confirm_action: str | None, status: str) -> bool:
+    """Whether review `action` on a flag in `status` is a supervisor's alone."""
+    decision = (action, confirm_action if action == "confirm" else None)
+    return decision in SUPERVISOR_ACTIONS or (action, status) in _SUPERVISOR_ON
 
 
 def allowed(role: str, permission: str) -> bool:

@@ -100,11 +100,13 @@ def add_event(flag_id: RowId, body: EventIn, request: Request, state: StateDep,
               user: Allowed("flags:review")) -> EventOut:  # type: ignore[valid-type]
     """assign · visit (三核查: income, expenditure, living) · confirm (stop, reduce or recover) ·
     dismiss (with a reason) · appeal · resolve · reopen. Only what the flag's status allows is
-    accepted (409 otherwise). Stopping, recovering and resolving are a supervisor's decisions."""
-    _visible(state, flag_id, user.region)
-    decision = (body.action, body.confirm_action if body.action == "confirm" else None)
-    if user.role != "supervisor" and decision in access.SUPERVISOR_ACTIONS:
-        raise AccessDenied("停发、追缴和办结须由审核主管确认 (stop, recover and resolve are a supervisor's decision)")
+    accepted (409 otherwise). Stopping, recovering and resolving are a supervisor's decisions, and
+    so are undoing them (reopening a confirmed or resolved flag) and deciding an appeal."""
+    flag = _visible(state, flag_id, user.region)
+    if user.role != "supervisor" and access.needs_supervisor(body.action, body.confirm_action, flag.status):
+        raise AccessDenied("停发、追缴、办结，重新打开已确认或已处理的预警，以及对申诉作出决定，须由审核主管进行 "
+                           "(stop, recover, resolve, reopening a decided flag and deciding an appeal are a "
+                           "supervisor's decisions)")
     with state.store.write(lock=f"review of flag {flag_id} by {user.name}") as session:
         event = review(session, flag_id, body.action, user.name, utcnow(), to=body.to, income=body.income,
                        expenditure=body.expenditure, living=body.living, action=body.confirm_action,

@@ -187,7 +187,7 @@ def _review_actions(user: Principal, status: str) -> list[str]:
     if not access.allowed(user.role, "flags:review"):
         return []
     return [action for action, (_, after) in REVIEWS.items() if status in after
-            and ((action, None) not in access.SUPERVISOR_ACTIONS or user.role == "supervisor")]
+            and (user.role == "supervisor" or not access.needs_supervisor(action, None, status))]
 
 
 def _confirm_actions(user: Principal) -> list[str]:

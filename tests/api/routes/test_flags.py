@@ -203,6 +203,39 @@ def test_resolving_is_a_supervisors_and_appeals_reopen_it(api):
     assert _events(api, flag_id) == ["raised", "confirmed", "resolved", "appealed"]
 
 
+OVERRULING = [  # {description, decided: the supervisor's events first, action: the caseworker's}
+    {"description": "reopening a stop", "decided": [{"action": "confirm", "confirm_action": "stop"}],
+     "action": {"action": "reopen", "reason": "再看看"}},
+    {"description": "reopening a resolution", "decided": [{"action": "confirm", "confirm_action": "recover",
+                                                           "amount": 100}, {"action": "resolve", "amount": 100}],
+     "action": {"action": "reopen", "reason": "再看看"}},
+    {"description": "dismissing an appeal's flag",
+     "decided": [{"action": "confirm", "confirm_action": "stop"}, {"action": "appeal", "note": "家属申诉"}],
+     "action": {"action": "dismiss", "reason": "申诉成立"}},
+    {"description": "confirming an appeal's flag",
+     "decided": [{"action": "confirm", "confirm_action": "stop"}, {"action": "appeal", "note": "家属申诉"}],
+     "action": {"action": "confirm", "confirm_action": "reduce", "amount": 10}},
+]
+
+
+@pytest.mark.parametrize("case", OVERRULING, ids=[c["description"] for c in OVERRULING])
+def test_a_caseworker_cannot_undo_or_overrule_a_supervisors_decision(api, case):
+    flag_id = api.fresh_flag(api.city.township_b)  # township A's few are kept for others
+    for body in case["decided"]:
+        assert api.post(f"/flags/{flag_id}/events", "sup", json=body).status_code == 201
+    before = _events(api, flag_id)
+    assert "supervisor" in assert_error(api.post(f"/flags/{flag_id}/events", "cw_b", json=case["action"]), 403)
+    assert _events(api, flag_id) == before
+    assert api.post(f"/flags/{flag_id}/events", "sup", json=case["action"]).status_code == 201
+
+
+def test_a_caseworker_reopens_what_a_caseworker_decided(api):
+    flag_id = api.fresh_flag(api.city.township_b)  # township A's few are kept for others
+    assert api.post(f"/flags/{flag_id}/events", "cw_b", json={"action": "dismiss", "reason": "无误"}).status_code == 201
+    assert api.post(f"/flags/{flag_id}/events", "cw_b", json={"action": "reopen", "reason": "新线索"}).status_code == 201
+    assert api.get(f"/flags/{flag_id}", "cw_b").json()["status"] == "open"
+
+
 def test_assigning_sets_the_assignee(api):
     flag_id = _county_flag(api)
     assert api.post(f"/flags/{flag_id}/events", "sup", json={"action": "assign", "to": "王芳"}).status_code == 201

@@ -52,3 +52,28 @@ def test_problems_are_chinese(case):
     message = _invalid(refused.value)
     assert case["expected"] in message
     assert not any("a" <= ch.lower() <= "z" for ch in message), message
+
+
+OFFERED = [  # {description, role, status, expected: the review actions the page offers}
+    {"description": "an open flag, caseworker", "role": "caseworker", "status": "open",
+     "expected": ["assign", "visit", "confirm", "dismiss"]},
+    {"description": "a confirmed flag, caseworker: appeal only", "role": "caseworker", "status": "confirmed",
+     "expected": ["appeal"]},
+    {"description": "a confirmed flag, supervisor", "role": "supervisor", "status": "confirmed",
+     "expected": ["appeal", "resolve", "reopen"]},
+    {"description": "an appealed flag, caseworker: gathers facts, does not decide", "role": "caseworker",
+     "status": "appealed", "expected": ["assign", "visit"]},
+    {"description": "a dismissed flag, caseworker", "role": "caseworker", "status": "dismissed",
+     "expected": ["reopen"]},
+    {"description": "a resolved flag, caseworker", "role": "caseworker", "status": "resolved",
+     "expected": ["appeal"]},
+    {"description": "an auditor acts on nothing", "role": "auditor", "status": "open", "expected": []},
+]
+
+
+@pytest.mark.parametrize("case", OFFERED, ids=[c["description"] for c in OFFERED])
+def test_the_page_offers_what_the_role_may_do(case):
+    from api.deps import Principal
+    from api.web.flags import _review_actions
+
+    assert _review_actions(Principal("某人", case["role"], "320303001"), case["status"]) == case["expected"]
