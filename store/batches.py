@@ -32,6 +32,7 @@ from engine import loaders
 from engine.errors import CrosscheckError, InputError, NotFound, Problem
 from engine.output import write_rejects
 
+from . import lifecycle
 from .checks import Checker, flag_ids, foreign_households, record
 from .db import Store
 from .models import Batch, utcnow
@@ -125,7 +126,13 @@ def process(store: Store, checker: Checker | CheckProcess, batch_id: int) -> Bat
                 warnings=[p.as_dict() for p in loaded.warnings[:PROBLEMS_KEPT]])
         result, held = checker.check(frame, batch.as_of)
         _update(store, batch_id, status="recording", step="保存预警 recording the flags", progress=0.8)
-        run_id, _ = record(store, result, households, "upload", held, {"batch": batch_id}, region=region)
+        # A household some of whose rows were rejected was seen only in part: its flags stay
+        # (a rejected row is not "not found any more"), and so do a rejected person's.
+        rejected = (loaded.rejects.get_column("household_id").cast(pl.String).str.strip_chars().to_list()
+                    if "household_id" in loaded.rejects.columns else [])
+        run_id, _ = record(store, result, households, "upload", held, {"batch": batch_id}, region=region,
+                           persons=lifecycle.looked_at(frame, result.resolutions),
+                           partial=set(rejected) & set(households))
         flags = result.flags.with_columns(flag_ids(store, result.flags))
         flags.write_parquet(path.with_name("flags.parquet"))
         _update(store, batch_id, status="completed", step="完成 completed", progress=1.0, flags=flags.height,

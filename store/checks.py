@@ -132,9 +132,11 @@ def foreign_households(store: Store, households: list[str], region: str) -> set[
 
 def record(store: Store, result: RunResult, households: list[str], trigger: str, held: dict[str, Snapshot],
            requested: dict[str, Any] | None = None, now: datetime | None = None,
-           region: str = "") -> tuple[int, lifecycle.Counts]:
+           region: str = "", persons: set[str] | None = None, partial: set[str] | None = None,
+           ) -> tuple[int, lifecycle.Counts]:
     """Record a check's findings: a completed Run of `trigger` over `households` only, by a user
-    of `region` (AccessDenied when one of the households has flags outside it)."""
+    of `region` (AccessDenied when one of the households has flags outside it). `persons` and
+    `partial` are lifecycle.apply's: who was checked, and households checked only in part."""
     at = now or utcnow()
     found = identify(result.flags)
     run = Run(trigger=trigger, status="running", as_of=result.as_of, started_at=at, host=socket.gethostname()[:255],
@@ -148,7 +150,8 @@ def record(store: Store, result: RunResult, households: list[str], trigger: str,
                                f"(household {listed} cannot be recorded from your region {region})")
         session.add(run)
         session.flush()
-        counts = lifecycle.apply(session, run.id, at, found, result.ran, households=households)
+        counts = lifecycle.apply(session, run.id, at, found, result.ran, households=households, persons=persons,
+                                 partial=partial or set())
         per_rule = dict(found.group_by("rule_id").len().iter_rows()) if found.height else {}
         inputs = {key: snap.id for key, snap in held.items() if key != "roll"}
         if inputs:

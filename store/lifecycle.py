@@ -40,6 +40,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from engine import ids
 from engine.errors import NotFound, ReviewError
 
 from .models import Flag, FlagEvent
@@ -56,6 +57,7 @@ __all__ = [
     "derive_status",
     "decide",
     "apply",
+    "looked_at",
     "review",
 ]
 
@@ -160,18 +162,34 @@ _LATEST = ("id_number", "roll_id_number", "name", "region_code", "source", "matc
            "evidence", "fingerprint", "overpayment", "as_of", "severity", "cadence", "level")
 
 
+def looked_at(roll: pl.DataFrame, resolutions: pl.DataFrame | None = None) -> set[str]:
+    """The people a run over `roll` looked at, as flags name them: each roll ID in its canonical
+    spelling, and the ID it was resolved to (`resolutions`, engine.run's)."""
+    persons = {ids.normalize(value) or "" for value in roll.get_column("id_number").unique().to_list()}
+    if resolutions is not None and resolutions.height:
+        persons.update(v for v in resolutions.get_column("id_number").unique().to_list() if v)
+    persons.discard("")
+    return persons
+
+
 def apply(session: Session, run_id: int, at: datetime, found: pl.DataFrame, rules: list[str],
-          households: Iterable[str] | None = None) -> Counts:
+          households: Iterable[str] | None = None, persons: Iterable[str] | None = None,
+          partial: Iterable[str] = ()) -> Counts:
     """Apply the lifecycle for the findings `found` (engine flags with store.identity's columns)
     of `rules`; inserts and updates in `session`'s transaction, commits nothing.
 
-    `households` narrows a run that saw only part of the roll (an uploaded batch, a stored
-    check): only those households' flags can be cleared; without it, the whole roll was seen."""
+    A run clears only what it looked at ("not found any more" is otherwise untrue):
+    `households`, the households it looked at (a roll snapshot's, a batch's, a check's; None:
+    every household with a flag); `persons`, the people it looked at (their IDs as given and as
+    resolved): a person's flag is cleared only when they were among them, so that a member left
+    out of a check or whose row was rejected keeps theirs; `partial`, households the run saw only
+    in part (some of their rows rejected): none of their flags is cleared."""
     counts = Counts(found=found.height)
     if not rules:
         return counts
     existing_rows = session.execute(
-        sa.select(Flag.id, Flag.key, Flag.status, Flag.fingerprint, Flag.household_id).where(Flag.rule_id.in_(rules))
+        sa.select(Flag.id, Flag.key, Flag.status, Flag.fingerprint, Flag.household_id, Flag.person)
+        .where(Flag.rule_id.in_(rules))
     ).all()
     if households is not None:
         seen_households = set(households)
@@ -180,6 +198,11 @@ def apply(session: Session, run_id: int, at: datetime, found: pl.DataFrame, rule
     ids = {r.key: r.id for r in existing_rows}
     rows = {r["key"]: r for r in found.iter_rows(named=True)}
     decisions = decide({k: r["fingerprint"] for k, r in rows.items()}, existing)
+    seen_persons, partly_seen = (None if persons is None else set(persons)), set(partial)
+    unseen = {r.key for r in existing_rows
+              if r.household_id in partly_seen or (seen_persons is not None and r.person and r.person not in seen_persons)}
+    decisions = {key: decision for key, decision in decisions.items()
+                 if not (decision[0] == "cleared" and key in unseen)}
 
     new = [
         {

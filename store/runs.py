@@ -223,6 +223,8 @@ def _execute(store: Store, run: Run, selected: list[Rule], held: dict[str, Snaps
 
     timings: dict[str, float] = {}
     found = identify(_empty_flags())
+    households: list[str] | None = None  # what the run looked at (lifecycle.apply): the roll's
+    persons: set[str] | None = None
     if to_run:
         mark = time.perf_counter()
         keys = {key for rid in to_run for key in inputs[rid]}
@@ -244,6 +246,8 @@ def _execute(store: Store, run: Run, selected: list[Rule], held: dict[str, Snaps
             mark = time.perf_counter()
             result = run_indexed(roll, sources, as_of, policy_settings, rules=to_run)
         found = identify(result.flags)
+        households = roll.get_column("household_id").unique().to_list()
+        persons = lifecycle.looked_at(roll, result.resolutions)
         timings["rules"] = round(time.perf_counter() - mark, 3)
 
     mark = time.perf_counter()
@@ -258,7 +262,8 @@ def _execute(store: Store, run: Run, selected: list[Rule], held: dict[str, Snaps
         per_rule = dict(found.group_by("rule_id").len().iter_rows()) if found.height else {}
         for rid in applied:
             outcomes[rid] = RuleOutcome(rid, "ran", flags=per_rule.get(rid, 0))
-        counts = lifecycle.apply(session, run.id, at, found.filter(pl.col("rule_id").is_in(applied)), applied)
+        counts = lifecycle.apply(session, run.id, at, found.filter(pl.col("rule_id").is_in(applied)), applied,
+                                 households=households, persons=persons)
 
         used = {key: sid for rid in hashes for key, sid in inputs[rid].items()}
         if used:

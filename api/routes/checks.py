@@ -11,6 +11,7 @@ import polars as pl
 from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
 
+from engine import ids
 from engine.errors import AccessDenied, StoreBusy
 from engine.run import RunResult
 from starlette.concurrency import run_in_threadpool
@@ -135,8 +136,10 @@ async def check_household(body: CheckIn, state: StateDep, user: Allowed("checks:
 
         found = answer.flags_frame()
         result = RunResult(flags=found, as_of=as_of, ran=answer.ran, skipped=answer.skipped)
+        # Only the members sent were checked: another member's flags are not "not found any more".
+        members = {ids.normalize(m.id_number) or "" for m in body.members}
         run_id, _ = await run_in_threadpool(record, state.store, result, [body.household_id], "api", answer.held,
-                                            {"check": body.household_id}, region=user.region)
+                                            {"check": body.household_id}, region=user.region, persons=members)
         flags = found.with_columns(await run_in_threadpool(flag_ids, state.store, found))
     return CheckOut(
         household_id=body.household_id, as_of=as_of, flags=flag_rows(flags, user.role), ran=answer.ran,

@@ -170,6 +170,27 @@ def test_not_found_any_more_is_cleared_and_found_again_reopened(store, deliver, 
     assert [e.kind for e in events(store, flag.id)] == ["raised", "assigned", "cleared", "reopened"]
 
 
+def test_a_run_clears_only_what_it_looked_at(store, deliver, city):
+    """A person gone from the roll (their row rejected at ingest, or removed) and a household
+    gone from it were not looked at: their flags are not "not found any more". A finding gone
+    while its person is still on the roll is cleared, as before."""
+    deliver.all(city)
+    start_run(store, AS_OF)
+    dead = one(store, "deceased")
+    owner = next(f for f in sorted(flags(store, "vehicle_owned").values(), key=lambda f: f.id)
+                 if f.household_id != dead.household_id)
+    jailed = next(f for f in sorted(flags(store, "incarcerated").values(), key=lambda f: f.id)
+                  if f.household_id not in (dead.household_id, owner.household_id))
+    roll = city.roll.filter((pl.col("id_number") != dead.roll_id_number) & (pl.col("household_id") != owner.household_id))
+    assert roll.height < city.roll.height and dead.household_id in roll.get_column("household_id").to_list()
+    deliver("roll", roll, NEXT_MONTH)
+    released = city.sources["prisoners"].filter(pl.col("id_number") != jailed.id_number)
+    deliver("prisoners", released, NEXT_MONTH)
+    outcome = start_run(store, NEXT_MONTH, rules=["deceased", "vehicle_owned", "incarcerated"])
+    assert status(store, dead.id) == "open" and status(store, owner.id) == "open"
+    assert status(store, jailed.id) == "cleared" and outcome.counts.cleared >= 1
+
+
 def test_confirmed_stays_until_resolved(store, deliver, city):
     deliver.all(city)
     start_run(store, AS_OF)

@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
-from store.models import Batch
+from store.models import Batch, Flag, FlagEvent
 
 from ..conftest import AS_OF, assert_error, open_api
 
@@ -223,6 +223,32 @@ def test_bad_rows_are_listed_with_their_values_and_the_rest_is_checked(api, roll
     flags = api.get(f"/batches/{batch['id']}/flags", "sys").json()
     rejected = set(api.city.roll.filter(pl.col("_row").is_in(list(spoilt))).get_column("household_id"))
     assert {p for p in _truth(api) if p[0] not in rejected} <= _pairs(flags)
+
+
+def test_a_rejected_row_clears_nothing_of_its_household(api, roll_bytes, done):
+    """A row the batch rejected was not looked at: its person's flag, and its household's, are
+    not "not found any more" (they were cleared before, and the caseworker was told to upload
+    the row again)."""
+    sizes = api.city.roll.group_by("household_id").len()
+    shared = sizes.filter(pl.col("len") > 1).get_column("household_id").to_list()  # others' rows are checked
+    with api.store.read() as session:
+        flag = session.scalars(sa.select(Flag).where(Flag.status == "open", Flag.level == "person",
+                                                     Flag.rule_id != "id_invalid", Flag.household_id.in_(shared))
+                               .order_by(Flag.id)).first()
+    assert flag is not None
+    row = api.city.roll.filter(pl.col("id_number") == flag.roll_id_number).get_column("_row")[0]
+    lines = roll_bytes.decode("gb18030").splitlines()
+    cells = lines[row - 1].split(",")
+    cells[5] = "八百元"
+    lines[row - 1] = ",".join(cells)
+    response = _upload(api, "sys", "roll-one-bad.csv", ("\r\n".join(lines) + "\r\n").encode("gb18030"))
+    batch = api.wait(f"/batches/{response.json()['id']}")
+    assert batch["status"] == "completed" and batch["rejects"] == 1
+    with api.store.read() as session:
+        cleared = session.scalars(sa.select(Flag.id).join(FlagEvent, FlagEvent.flag_id == Flag.id).where(
+            FlagEvent.run_id == batch["run_id"], FlagEvent.kind == "cleared",
+            Flag.household_id == flag.household_id)).all()
+        assert cleared == [] and session.get(Flag, flag.id).status == "open"
 
 
 def test_rows_kept_with_a_warning_and_rows_passed_over_are_listed_as_warnings(api, roll_bytes):

@@ -77,6 +77,28 @@ def test_record_stores_the_findings_as_flags_of_an_api_run(api):
     assert [e["kind"] for e in stored["events"]] == ["raised"]
 
 
+def test_a_recorded_check_of_some_members_clears_nothing_of_the_others(api):
+    """Only the members sent were checked: another member's flag is not "not found any more"."""
+    from engine.rules import RULES
+
+    # Sent again under an application's own id, every member is also enrolled twice: other rules.
+    twice = ("duplicate_enrollment", "program_conflict")
+
+    def person_flagged(household: str) -> bool:
+        rules = api.city.truth_rules(household) - set(twice)
+        return len(api.city.members(household)) > 1 and any(RULES[r].level == "person" for r in rules)
+
+    household = next(h for h in _households(api, api.city.township_b) if person_flagged(h))
+    body = {**_body(api, household), "household_id": "APP-2026-0003", "record": True}
+    answer = api.post("/checks", "sys", json=body).json()
+    flagged = next(f for f in answer["flags"] if f["level"] == "person" and f["rule_id"] not in twice)
+    others = [m for m in body["members"] if m["id_number"] != flagged["roll_id_number"]]
+    assert others and len(others) < len(body["members"])
+    again = api.post("/checks", "sys", json={**body, "members": others})
+    assert again.status_code == 200, again.text
+    assert api.get(f"/flags/{flagged['flag_id']}", "sys").json()["status"] == "open"
+
+
 def test_rules_and_cadences_narrow_the_check(api):
     household = next(h for h in _households(api, api.city.county) if "deceased" in api.city.truth_rules(h))
     body = api.post("/checks", "sys", json=_body(api, household, rules=["deceased"])).json()
