@@ -79,13 +79,20 @@ class Decision:
     next_due: date | None = None
 
 
+# Runs store.checks.record makes of a batch or a stored check: a few households, no snapshots
+# recorded. They cover no rule for the roll: counted, every input would look newer.
+PARTIAL_TRIGGERS = ("upload", "api")
+
+
 def _last_covering(store: Store) -> dict[str, tuple[int, date, dict[str, int]]]:
-    """rule_id → (run id, as-of, snapshots used) of the last completed run that covered it."""
+    """rule_id → (run id, as-of, snapshots used) of the last completed run of the roll that
+    covered it."""
     with store.read() as session:
         rows = session.execute(
             sa.select(RunRule.rule_id, RunRule.run_id, Run.as_of, RunRule.snapshots)
             .join(Run, Run.id == RunRule.run_id)
-            .where(Run.status == "completed", RunRule.outcome.in_(("ran", "unchanged")))
+            .where(Run.status == "completed", RunRule.outcome.in_(("ran", "unchanged")),
+                   Run.trigger.not_in(PARTIAL_TRIGGERS))
             .order_by(Run.as_of, RunRule.run_id)
         ).all()
     return {r.rule_id: (r.run_id, r.as_of, {k: int(v) for k, v in (r.snapshots or {}).items()}) for r in rows}

@@ -105,6 +105,25 @@ def test_a_manual_run_counts_as_a_run(store, deliver, city):
     assert "deceased" not in due_ids(store, AS_OF)
 
 
+@pytest.mark.parametrize("trigger", ["upload", "api"])
+def test_a_batch_or_a_stored_check_is_not_a_run_of_the_roll(store, deliver, city, trigger):
+    """A township's batch or an application's check covers a few households: after one, the
+    nightly job neither re-runs every rule nor says a newer snapshot is held."""
+    from engine.run import RunResult, empty_flags
+    from store.checks import record
+
+    deliver.all(city)
+    today = date(2026, 7, 10)
+    _, outcome = run_due(store, today=today)
+    assert outcome is not None
+    later = RunResult(flags=empty_flags(), as_of=today + timedelta(days=20), ran=[r.id for r in CATALOGUE])
+    record(store, later, ["APP-1"], trigger, {})
+    decisions = decide_due(store, today + timedelta(days=1))
+    assert {d.rule_id for d in decisions if d.due} == set()
+    assert {d.last_run_id for d in decisions} == {outcome.run_id}
+    assert not any("newer" in reason for d in decisions for reason in d.reasons)
+
+
 def test_the_in_process_job(settings, store, deliver, city):
     from apscheduler.schedulers.background import BackgroundScheduler
 
