@@ -36,7 +36,7 @@ import polars as pl
 from engine.errors import FileUnreadable, Problem, SchemaError
 from schemas import SOURCES
 
-__all__ = ["SUFFIXES", "HeaderTest", "TITLE_ROWS", "read_table", "read_located", "read_csv", "csv_header",
+__all__ = ["SUFFIXES", "EXTRA", "HeaderTest", "TITLE_ROWS", "read_table", "read_located", "read_csv", "csv_header",
            "readable_suffix", "find_sources", "to_text", "unreadable", "first_line", "check_duplicates", "apply_header",
            "header_at", "excel_15"]
 
@@ -46,6 +46,8 @@ _INT64_SAFE = 9.2e18  # beyond this a float cannot be written through Int64
 # Does a row name the dataset's columns? (engine.headers.header_test)
 HeaderTest = Callable[[Sequence[object]], bool]
 TITLE_ROWS = 10  # rows from the first that is not blank in which the header is looked for
+# A CSV row's fields beyond the header's, joined (files._read_ragged); engine.loaders rejects it.
+EXTRA = "\x00extra fields"
 
 
 def unreadable(path: Path, message: str, row: int | None = None) -> FileUnreadable:
@@ -206,10 +208,18 @@ def read_csv(path: Path, is_header: HeaderTest | None = None) -> tuple[pl.DataFr
         try:  # polars refuses a quote inside an unquoted field (张"三); Arrow reads it as text
             df = _read_csv_arrow(utf8, separator, len(header), blank + 1)
         except Exception as error:  # noqa: BLE001 - any failure here means a malformed file
-            raise _csv_error(path, text, separator, len(header), error) from None
+            # Usually a row with more fields than the header: that row is the problem, not the file.
+            ragged = _read_ragged(text, separator, len(header), blank)
+            if ragged is None:
+                raise _csv_error(path, text, separator, len(header), error) from None
+            df = ragged
+    extra = df.get_column(EXTRA) if EXTRA in df.columns else None
+    if extra is not None:
+        df = df.drop(EXTRA)
     if df.width != len(header):
         raise unreadable(path, "表头无法解析 (the header row could not be parsed)", row=blank + 1)
-    return apply_header(path, df, header), blank + 2
+    df = apply_header(path, df, header)
+    return (df if extra is None else df.with_columns(extra)), blank + 2
 
 
 def csv_header(path: Path, head: str, is_header: HeaderTest | None = None) -> tuple[int, str, list[str]]:
@@ -249,6 +259,30 @@ def _read_csv_arrow(utf8: bytes, separator: str, width: int, skip: int) -> pl.Da
         ),
     )
     return pl.from_arrow(table)  # type: ignore[return-value]
+
+
+def _read_ragged(text: str, separator: str, width: int, blank: int) -> pl.DataFrame | None:
+    """The records after the header when some have more fields than it (slow: only on the
+    error path). Extra fields that are all empty (a spreadsheet's trailing commas) are dropped;
+    a row with more in them keeps its first `width` cells and the rest, joined, in the EXTRA
+    column, for engine.loaders to reject that row alone. None when no row is longer."""
+    try:
+        records = list(csv.reader(io.StringIO(text), delimiter=separator))[blank + 1:]
+    except csv.Error:
+        return None
+    if not any(len(record) > width for record in records):
+        return None
+    cells: list[list[str | None]] = [[] for _ in range(width)]
+    extras: list[str | None] = []
+    for record in records:
+        for at in range(width):
+            cells[at].append(record[at] if at < len(record) and record[at] != "" else None)
+        extra = record[width:]
+        extras.append(separator.join(extra) if any(c.strip() for c in extra) else None)
+    columns = {f"c{at}": pl.Series(values, dtype=pl.String) for at, values in enumerate(cells)}
+    if any(e is not None for e in extras):
+        columns[EXTRA] = pl.Series(extras, dtype=pl.String)
+    return pl.DataFrame(columns)
 
 
 def _csv_error(path: Path, text: str, separator: str, width: int, error: Exception) -> Exception:

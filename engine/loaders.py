@@ -97,8 +97,36 @@ def load_frame(
     """Read an in-memory table as dataset `key`; `first_row` is the spreadsheet row number of
     df's first row. Non-String columns are first turned to text as `files.to_text` does, but
     for amounts and numbers held as plain numbers (`_plain_numbers`). Totals rows and the header
-    again are passed over (`_passed_over`)."""
-    return _merged_hint(_passed_over(_load_frame(df, key, file_label, as_of, first_row)))
+    again are passed over (`_passed_over`). A CSV row with more fields than the header
+    (`files.EXTRA`) is rejected alone (`_overlong`)."""
+    extra = df.get_column(files.EXTRA) if files.EXTRA in df.columns else None
+    if extra is not None:
+        df = df.drop(files.EXTRA)
+    loaded = _merged_hint(_passed_over(_load_frame(df, key, file_label, as_of, first_row)))
+    return loaded if extra is None else _overlong(loaded, df, extra, first_row)
+
+
+def _overlong(loaded: Loaded, df: pl.DataFrame, extra: pl.Series, first_row: int) -> Loaded:
+    """Rows that had more fields than the header: their cells are not where the header says
+    (a comma typed inside a name, say), so each is rejected, whatever its first cells hold."""
+    positions = extra.is_not_null().arg_true()
+    rows = [first_row + at for at in positions.to_list()]
+    names, _ = map_headers(df, dataset(loaded.key), loaded.file)
+    reasons = []
+    problems = []
+    for row, cells_beyond in zip(rows, extra.gather(positions).to_list(), strict=True):
+        message = (f"该行的字段比表头多，多出“{cells_beyond}”：可能是某个单元格中有未加引号的逗号，请核对后重新提交 "
+                   f"(the row has more fields than the header: a comma inside a cell?)")
+        reasons.append(message)
+        problems.append(Problem(loaded.file, message, row, value=cells_beyond))
+    # The row's other problems come of its cells standing one place off: not said.
+    shifted = set(rows)
+    problems += [p for p in loaded.problems if p.row not in shifted]
+    as_given = df[positions].rename(names).select(
+        pl.Series("_row", rows, dtype=pl.Int64), pl.all().cast(pl.String), pl.Series("reason", reasons, dtype=pl.String))
+    rejects = pl.concat([loaded.rejects.filter(~pl.col("_row").is_in(rows)), as_given], how="diagonal_relaxed")
+    return replace(loaded, frame=loaded.frame.filter(~pl.col("_row").is_in(rows)), rejects=rejects.sort("_row"),
+                   problems=sorted(problems, key=lambda p: p.row or 0))
 
 
 # A cell that labels a totals row: 合计, 合 计, 总计：, 小计 (a village's subtotal), 共计, 累计.

@@ -177,9 +177,10 @@ def _csv_pieces(path: Path, piece_bytes: int, is_header: files.HeaderTest | None
             table = reader.table(piece, len(header_line), offset, last=at_end)
             offset += len(piece) - len(header_line)
             del piece
+            extra = table.get_column(files.EXTRA) if files.EXTRA in table.columns else None
             if keep is None:
-                keep = _kept(path, table, list(header))
-            table = table.select(pl.nth(i).alias(name) for i, name in keep)
+                keep = _kept(path, table.drop(files.EXTRA, strict=False), list(header))
+            table = table.select([pl.nth(i).alias(name) for i, name in keep] + ([] if extra is None else [extra]))
             yield table, first_row
             first_row += table.height
             if at_end:
@@ -244,9 +245,12 @@ class _Decoder:
             try:  # as engine.files: Arrow reads a quote inside an unquoted cell as text
                 table = files._read_csv_arrow(utf8, self.separator, len(self.header), 1)
             except Exception as error:  # noqa: BLE001 - any failure here means a malformed file
-                text = piece.decode(self.encoding or "ascii")
-                raise self._located(files._csv_error(self.path, text, self.separator, len(self.header), error))
-        if table.width != len(self.header):
+                text = utf8.decode()
+                ragged = files._read_ragged(text, self.separator, len(self.header), 0)  # rows too long: each rejected
+                if ragged is None:
+                    raise self._located(files._csv_error(self.path, text, self.separator, len(self.header), error))
+                table = ragged
+        if table.width - (files.EXTRA in table.columns) != len(self.header):
             raise files.unreadable(self.path, "表头无法解析 (the header row could not be parsed)", row=self.lines)
         if not last:  # (for a later piece's messages)
             self.lines += piece.count(b"\n", start)

@@ -241,6 +241,16 @@ def test_a_roll_saved_as_csv_from_merged_household_cells_says_how_to_mend_it(tmp
     assert [p.row for p in one.problems] == [3]
 
 
+def test_a_comma_typed_in_a_name_rejects_that_row_and_the_rest_is_read(tmp_path: Path) -> None:
+    shifted = ROLL_ROW.replace("H1", "H2").replace("张三", "张三,李四")  # every cell after it one to the right
+    loaded = _roll(tmp_path, ROLL_ROW, shifted, ROLL_ROW.replace("H1", "H3") + ",,")
+    assert loaded.frame.get_column("household_id").to_list() == ["H1", "H3"]
+    assert loaded.rejects.get_column("_row").to_list() == [3]
+    assert loaded.rejects.get_column("household_id").to_list() == ["H2"]  # its cells as written
+    (problem,) = loaded.problems
+    assert (problem.row, problem.value) == (3, "2026-01-15") and "多" in problem.message
+
+
 def test_header_only_file_gives_typed_empty_frame(tmp_path: Path) -> None:
     loaded = _roll(tmp_path)
     assert loaded.ok and loaded.frame.height == 0 and loaded.rejects.height == 0
