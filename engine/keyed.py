@@ -24,7 +24,8 @@ apart in memory and found by a filter; written, they go to a second file beside 
 
 With `names`, the index engine.resolve's name block asks for: the hash of each row's (township,
 name key), sorted, with the row it came from. polars' hash is stable for one polars version
-only: the file records the version, and another one recomputes the hashes on reading.
+only, and the key is engine.names.KEY_VERSION's: the file records both, and another version of
+either recomputes the hashes on reading.
 """
 
 from __future__ import annotations
@@ -160,7 +161,8 @@ def _write(path: Path, coded: pl.DataFrame, name_index: tuple[np.ndarray, np.nda
            odd: pl.DataFrame) -> None:
     """The file: `coded` (_CODE first, sorted by it) with the name index beside it, in batches of
     BATCH rows (one for a city's sources: its columns are then mapped as they are, no copy)."""
-    meta = {"format": FORMAT, "polars": pl.__version__, "names": name_index is not None}
+    meta = {"format": FORMAT, "polars": pl.__version__, "names": name_index is not None,
+            "name_key": names.KEY_VERSION}
     writer = None
     with pa.OSFile(str(path), "wb") as sink:
         for start in range(0, max(coded.height, 1), BATCH):
@@ -256,7 +258,8 @@ class Keyed:
             pl.lit(None, pl.String).alias("id_number"), *frame.columns)
         name_index = None
         if meta.get("names"):
-            same_hash = meta.get("polars") == pl.__version__
+            # The same hash function over the same keys (files before KEY_VERSION 2 say none).
+            same_hash = meta.get("polars") == pl.__version__ and meta.get("name_key", 1) == names.KEY_VERSION
             name_index = ((mapped.get_column(_HASH).to_numpy(), mapped.get_column(_AT).to_numpy()) if same_hash
                           else _name_index(frame))
         keyed = cls(mapped.get_column(_CODE).to_numpy(), frame, odd, name_index, whole)

@@ -1,6 +1,7 @@
 """Personal names: the one normalization every comparison uses, and how alike two names are.
 
     key("阿卜杜 • 热合曼") == "阿卜杜·热合曼"        (white space dropped, middle dots folded)
+    key("ＪＯＨＮ　Ｌｉ") == "JOHNLi"                (full-width forms as ASCII, as in an ID)
     homophones("张伟", "章玮") is True                 (every character can be read the same)
     similarity("张伟", "章伟") == 95.0                 (0–100, see below)
 
@@ -24,10 +25,18 @@ from functools import lru_cache
 import polars as pl
 from rapidfuzz import fuzz
 
-__all__ = ["DOTS", "SPACE", "COMPATIBLE", "key", "key_expr", "load", "readings", "homophones", "similarity", "key_similarity"]
+__all__ = ["DOTS", "SPACE", "FULL_WIDTH", "HALF_WIDTH", "KEY_VERSION", "COMPATIBLE", "key", "key_expr", "load", "readings", "homophones", "similarity", "key_similarity"]
 
-# Middle-dot look-alikes that other systems write instead of U+00B7 (folded to '·').
-DOTS = r"[•‧・･‐\.．·]"
+# Middle-dot look-alikes that other systems write instead of U+00B7 (folded to '·'): bullets,
+# katakana and Greek middle dots, operators, small and half-width stops, the sinological dot.
+DOTS = r"[•‧・･‐\.．·\u0387\u02d9\u16eb\u2024\u2219\u22c5\u2e31\u2e33\ufe52\ua78f]"
+# Full-width forms of ASCII (Ｊｏｈｎ, １): folded to ASCII first, as an ID's digits are.
+FULL_WIDTH = "".join(chr(c) for c in range(0xFF01, 0xFF5F))
+HALF_WIDTH = "".join(chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F))
+_HALVED = str.maketrans(FULL_WIDTH, HALF_WIDTH)
+# What `key` folds changed in version 2 (full width, more dots): keyed snapshots' name indexes
+# made with another version are made again on reading (engine.keyed).
+KEY_VERSION = 2
 # White space: the characters polars' (Rust's) \s matches, spelled out. Python's \s also matches
 # \x1c-\x1f, and Java's (Spark's) only the ASCII six, so U+3000, the space a Chinese input method
 # types, would stay in a name on Spark: spelled out, the three engines agree.
@@ -42,15 +51,17 @@ _OTHER = 0.9  # a scale below COMPATIBLE for names that are neither
 
 
 def key(name: str | None) -> str:
-    """The name as compared: no white space, middle-dot variants folded to '·'."""
+    """The name as compared: full-width forms as ASCII, no white space, middle-dot variants
+    folded to '·'."""
     if name is None:
         return ""
-    return _DOT.sub("·", _SPACE.sub("", name))
+    return _DOT.sub("·", _SPACE.sub("", name.translate(_HALVED)))
 
 
 def key_expr(name: pl.Expr) -> pl.Expr:
     """Column version of `key`."""
-    return name.str.replace_all(SPACE, "").str.replace_all(DOTS, "·")
+    halved = name.str.replace_many(list(FULL_WIDTH), list(HALF_WIDTH))
+    return halved.str.replace_all(SPACE, "").str.replace_all(DOTS, "·")
 
 
 def load() -> None:

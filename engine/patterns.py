@@ -65,11 +65,13 @@ def person_match(
     where: Where | None = None,
     programs: tuple[str, ...] | None = None,
     roll_columns: tuple[str, ...] = (),
+    kept: tuple[str, ...] = (),
 ) -> Plan:
     """Roll rows whose person has a record in `key` satisfying `where`.
 
     `roll_columns` are roll values the condition compares against, renamed `roll_<name>` so
-    they never clash with the source's columns of the same name.
+    they never clash with the source's columns of the same name; `kept`, hit columns beyond the
+    evidence that the rule's native post-step (Rule.annotate) reads.
     """
 
     def plan(ctx: Context) -> nw.LazyFrame:
@@ -79,7 +81,7 @@ def person_match(
         hits = rows.join(_source_side(ctx, key, evidence), on=ctx.key, how="inner")
         if where is not None:
             hits = hits.filter(where(ctx))
-        return hits.select("_order", *evidence)
+        return hits.select("_order", *evidence, *kept)
 
     return requires_records(key)(plan)
 

@@ -34,7 +34,7 @@ import polars as pl
 from .context import Context
 from .errors import SelectionError
 from .hukou_lookup import SPELLED_NAME
-from .names import DOTS, SPACE
+from .names import DOTS, FULL_WIDTH, HALF_WIDTH, SPACE
 from .policy import DEFAULT_POLICY, Policy
 from .resolve import resolve
 from .run import (
@@ -121,7 +121,6 @@ class SparkLookup:
     def near(self, edit_ids: pl.Series, born14: pl.Series, named: pl.DataFrame) -> pl.DataFrame:
         records = self.hukou.select("id_number", "name", "region_code")
         town = nw.col("region_code").str.slice(0, 9).alias("town")
-        name_key = nw.col("name").str.replace_all(SPACE, "").str.replace_all(DOTS, "·").alias("name_key")
         by_id = records.join(self._keys(edit_ids.unique().to_frame("id_number")), on="id_number", how="semi")
         by_birth = (records.with_columns(nw.col("id_number").str.slice(0, 14).alias("born14"))
                     .join(self._keys(born14.unique().to_frame("born14")), on="born14", how="semi")
@@ -131,9 +130,19 @@ class SparkLookup:
         # spaces or dots.
         by_name = (records.with_columns(nw.col("name").alias("name_key"), town)
                    .join(wanted, on=["name_key", "town"], how="semi").select("id_number", "name", "region_code"))
-        by_key = (records.filter(nw.col("name").str.contains(SPELLED_NAME)).with_columns(name_key, town)
+        by_key = (_name_keyed(records.filter(nw.col("name").str.contains(SPELLED_NAME))).with_columns(town)
                   .join(wanted, on=["name_key", "town"], how="semi").select("id_number", "name", "region_code"))
         return _collected(nw.concat([by_id, by_birth, by_name, by_key], how="vertical"))
+
+
+def _name_keyed(records: nw.LazyFrame) -> nw.LazyFrame:
+    """`records` with engine.names.key_expr's `name_key`, in Spark SQL: Narwhals has no
+    per-character mapping for the full-width fold, Spark has translate()."""
+    from pyspark.sql import functions as F
+
+    halved = F.translate(F.col("name"), FULL_WIDTH, HALF_WIDTH)
+    key = F.regexp_replace(F.regexp_replace(halved, SPACE, ""), DOTS, "·")
+    return nw.from_native(nw.to_native(records).withColumn("name_key", key))
 
 
 def _narrowed(sources: dict[str, Any], rows: pl.DataFrame, session: Any) -> dict[str, Any]:

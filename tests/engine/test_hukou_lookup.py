@@ -50,8 +50,12 @@ def test_collect_takes_a_frame_as_it_is():
     assert collect(HUKOU, 3) is HUKOU
 
 
-def test_a_spelled_name_holds_white_space_or_a_middle_dot_look_alike() -> None:
+def test_a_spelled_name_is_one_whose_key_is_not_the_name_as_written() -> None:
+    """White space, a full-width form or a middle-dot look-alike: exactly the characters the
+    name key changes ('·' itself stays, and a name of it alone is looked up as written too)."""
     characters = pl.Series([chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF])
-    either = characters.str.contains(names.SPACE) | characters.str.contains(names.DOTS)
-    assert characters.str.contains(SPELLED_NAME).equals(either)
-    assert either.sum() == 33  # 25 white space, 8 dots
+    changed = pl.Series([names.key(f"张{c}") != f"张{c}" for c in characters.to_list()])
+    spelled = characters.str.contains(SPELLED_NAME)
+    assert (spelled & ~changed).to_list().count(True) == 1 and "·" in characters.filter(spelled & ~changed)
+    assert not (changed & ~spelled).any()
+    assert spelled.sum() == 25 + 94 + 17  # white space, full-width forms, dots (．is both)

@@ -44,6 +44,20 @@ def test_keyed_lookups_give_the_rows_of_each_id(tmp_path: Path) -> None:
         assert keyed.named(["110105001\x1f李四"]).filter(pl.col("name") == "李四").height == 0  # another township
 
 
+def test_a_name_index_of_another_name_key_is_made_again_on_reading(tmp_path: Path, monkeypatch) -> None:
+    """A file written before names.key folded full-width forms indexed 'ＪＯＨＮ' under its own
+    key: read with today's key, the name block still finds it as 'JOHN'."""
+    import engine.keyed as keyed_module
+
+    frame = _frame().with_columns(pl.Series("name", ["ＪＯＨＮ", "李四", "张伟", "王五", "赵六", "钱七"]))
+    monkeypatch.setattr(keyed_module.names, "key_expr", lambda name: name)  # as an old writer keyed names
+    monkeypatch.setattr(keyed_module.names, "KEY_VERSION", 1)
+    Keyed.of(frame, names=True).write(tmp_path / "old.arrow")
+    monkeypatch.undo()
+    old = Keyed.read(tmp_path / "old.arrow")
+    assert old is not None and old.named(["110105001\x1fJOHN"]).get_column("name").to_list() == ["ＪＯＨＮ"]
+
+
 _BIG = 2_000_000
 
 

@@ -11,7 +11,8 @@ from engine import names
 from fixtures.population import HOMOPHONES
 
 
-@given(st.lists(st.text(alphabet="张伟王 \u3000\t·•‧・･‐.．阿卜杜热合曼x", max_size=8), min_size=1, max_size=10))
+@given(st.lists(st.text(alphabet="张伟王 \u3000\t·•‧・･‐.．阿卜杜热合曼xＸｘ１Ｊｏ\u0387\u2219\ua78f\ufe52",
+                        max_size=8), min_size=1, max_size=10))
 def test_key_and_key_expr_agree(values: list[str]) -> None:
     column = pl.select(names.key_expr(pl.lit(pl.Series(values, dtype=pl.String)))).to_series().to_list()
     assert column == [names.key(v) for v in values]
@@ -31,6 +32,11 @@ def test_space_is_polars_white_space_spelled_out() -> None:
     "a, b, expected",
     [
         ("张伟", "张伟", 100.0),
+        ("ＪＯＨＮ", "JOHN", 100.0),  # full-width forms, as CONTRACTS §3 name_mismatch folds them
+        ("李１", "李1", 100.0),
+        ("阿卜杜\u0387热合曼", "阿卜杜·热合曼", 100.0),  # Greek ano teleia
+        ("阿卜杜\ua78f热合曼", "阿卜杜·热合曼", 100.0),  # sinological dot
+        ("阿卜杜\u2219热合曼", "阿卜杜·热合曼", 100.0),  # bullet operator
         ("张 伟", "张\u3000伟", 100.0),
         ("阿卜杜·热合曼", "阿卜杜•热合曼", 100.0),
         ("张伟", "章伟", 95.0),  # homophone surname

@@ -34,12 +34,15 @@ A, B = person(11), person(22)
 
 
 def _hits(rule, roll: pl.DataFrame, sources: dict[str, pl.DataFrame], as_of: date, policy) -> pl.DataFrame:
-    """The rule's plan over these rows and records, as engine.check_plan runs it."""
+    """The rule's plan over these rows and records, as engine.check_plan runs it, with its native
+    post-step (a screen is a necessary condition of a finding: name_mismatch's plan finds a
+    superset that its post-step narrows)."""
     rows = prepare_roll(roll).lazy()
     households = households_of(nw.from_native(rows)).to_native()
     context = context_of(rows, households, {key: frame.lazy() for key, frame in sources.items()}, as_of, policy,
                          context=SharedContext)
-    return rule.plan(context).to_native().collect()
+    found = rule.plan(context).to_native().collect()
+    return found if rule.annotate is None else rule.annotate(found)
 
 
 def test_most_rules_have_a_screen():
@@ -204,6 +207,10 @@ EDGES = [
     ("names differing only in spaces and dots are the same name", "name_mismatch",
      [roll_row("H1", A, name="阿依 古丽•买买提")],
      {"hukou": [{"id_number": A, "name": "阿依古丽·买买提", "region_code": "320303001", "status": "normal"}]},
+     POLICY, False),
+    ("names differing in full-width forms only are the same name", "name_mismatch",
+     [roll_row("H1", A, name="李１")],
+     {"hukou": [{"id_number": A, "name": "李1", "region_code": "320303001", "status": "normal"}]},
      POLICY, False),
     ("names differing by a character run the rule", "name_mismatch", [roll_row("H1", A, name="张 三")],
      {"hukou": [{"id_number": A, "name": "张山", "region_code": "320303001", "status": "normal"}]}, POLICY, True),
