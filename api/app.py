@@ -63,7 +63,7 @@ class UploadLimit:
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send)
+            await self._refuse(send, scope)
             return
         seen = 0
 
@@ -83,12 +83,26 @@ class UploadLimit:
     def _message(self) -> str:
         return f"上传文件过大 the upload is larger than {self.max_bytes / 2**20:g} MB (CROSSCHECK_MAX_UPLOAD_MB)"
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, send: Send, scope: Scope) -> None:
         import json
 
-        body = json.dumps(errors.error_body("too_large", self._message()), ensure_ascii=False).encode()
+        from .web import wants_page
+
+        headers = dict(scope.get("headers", []))
+        if wants_page(scope.get("path", ""), headers.get(b"accept", b"").decode("latin-1")):
+            # The upload page's form: a page in Chinese, not the API's JSON.
+            limit = f"{self.max_bytes / 2**20:g} MB"
+            body = (f'<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>文件过大</title>'
+                    f'<link rel="stylesheet" href="/static/style.css"><main><h1>文件过大</h1>'
+                    f'<p role="alert">上传的文件超过 {limit} 的上限（CROSSCHECK_MAX_UPLOAD_MB），未予接收。'
+                    f'请拆分名册（例如按乡镇）后分别上传。</p><p><a href="/upload">返回上传名册</a></p></main></html>'
+                    ).encode()
+            kind = b"text/html; charset=utf-8"
+        else:
+            body = json.dumps(errors.error_body("too_large", self._message()), ensure_ascii=False).encode()
+            kind = b"application/json"
         await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                    "headers": [(b"content-type", kind), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
 
@@ -170,6 +184,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from . import web
 
     app.include_router(web.router)  # the caseworkers' pages (api/web)
+    web.install(app)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     # Inside the two below: limited and audited as every request is.
     app.add_middleware(FastChecks, path=f"{API_PREFIX}/checks", route=checks.check_route)

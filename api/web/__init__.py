@@ -22,14 +22,36 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI, Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import auth, batches, dashboard, flags
 
-__all__ = ["router", "STATIC_DIR"]
+__all__ = ["router", "STATIC_DIR", "install", "wants_page"]
 
 STATIC_DIR = Path(__file__).parent / "static"
 
 router = APIRouter(include_in_schema=False)
 for _module in (auth, batches, flags, dashboard):
     router.include_router(_module.router)
+
+
+def wants_page(path: str, accept: str) -> bool:
+    """A browser's request outside the API: its errors are pages, not JSON."""
+    return not path.startswith("/api/") and "text/html" in accept
+
+
+def install(app: FastAPI) -> None:
+    """A browser that asks for a path no route has (/batches/, a mistyped link) gets the site's
+    page saying so; the API's clients keep their JSON error (api.errors)."""
+    api_answer = app.exception_handlers[StarletteHTTPException]
+
+    async def answer(request: Request, exc: Exception):  # noqa: ANN202 - a page or the API's JSON
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code in (404, 405) and wants_page(request.url.path, request.headers.get("accept", "")):
+            from .render import not_found_page
+
+            return not_found_page(request)
+        return api_answer(request, exc)
+
+    app.add_exception_handler(StarletteHTTPException, answer)

@@ -55,6 +55,9 @@ def login(request: Request, state: StateDep, token: Annotated[str, Form()] = "",
 
 @router.post("/logout")
 def logout(request: Request, state: StateDep, csrf: Annotated[str, Form()] = "") -> Response:
+    if not session_token(request):  # signed out already (in another tab): nothing to refuse
+        check_origin(request)
+        return RedirectResponse("/login", status_code=303)
     check_form(request, csrf)
     try:
         request.state.principal = state.principal(session_token(request))  # recorded in the audit log

@@ -17,7 +17,7 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -127,6 +127,26 @@ def xlsx_download(scratch: Path, write: Callable[[Path], Path], filename: str) -
                         background=BackgroundTask(shutil.rmtree, directory, ignore_errors=True))
 
 
+def _invalid_request(request: Request, error: RequestValidationError) -> Response:
+    """A page asked for with values its route cannot take. A path that names nothing (/flags/abc)
+    is not found; a link's query a person edited (page=abc, page=-1) is dropped: the page comes
+    without it, as a caseworker would expect; anything else is said in Chinese."""
+    places = [tuple(e.get("loc", ())) for e in error.errors()]
+    if any(place[:1] == ("path",) for place in places):
+        return _error_page(request, 404, _TITLES[404], "该页面或记录不存在，或不在您的辖区内。")
+    bad = {str(place[1]) for place in places if len(place) > 1 and place[0] == "query"}
+    if request.method == "GET" and bad and len(bad) == len(set(places)):
+        kept = [(name, value) for name, value in request.query_params.multi_items() if name not in bad]
+        return RedirectResponse(request.url.path + (f"?{urlencode(kept)}" if kept else ""), status_code=303)
+    fields = "、".join(sorted({str(place[-1]) for place in places if place}))
+    return _error_page(request, 422, _TITLES[422], f"请求中的内容无法识别（{fields}），请返回上一页重试。")
+
+
+def not_found_page(request: Request) -> HTMLResponse:
+    """The answer to a browser asking for a page the server does not have."""
+    return _error_page(request, 404, _TITLES[404], "该页面或记录不存在，或不在您的辖区内。")
+
+
 def _error_page(request: Request, status: int, title: str, message: str) -> HTMLResponse:
     user = getattr(request.state, "principal", None)
     return page(request, user, "error.html", status=status, title=title, message=message)
@@ -167,9 +187,7 @@ class PageRoute(APIRoute):
                     message = error.message
                 return _error_page(request, status, _TITLES.get(status, "出错了"), message)
             except RequestValidationError as error:
-                fields = "；".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:])}: {e.get('msg', '')}"
-                                  for e in error.errors())
-                return _error_page(request, 422, _TITLES[422], f"请求参数有误：{fields}")
+                return _invalid_request(request, error)
             except StarletteHTTPException as error:
                 return _error_page(request, error.status_code, _TITLES.get(error.status_code, "出错了"),
                                    str(error.detail))

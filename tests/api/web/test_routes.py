@@ -1,0 +1,72 @@
+"""The pages' answers to what a browser sends outside the happy path, without a browser: the
+app driven through its ASGI interface (tests/api/conftest's `api`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from ..conftest import assert_error, open_api
+
+PAGE = {"Accept": "text/html,application/xhtml+xml"}
+
+
+def signed_in(api, user: str = "cw_a"):
+    client = api.client
+    client.cookies.clear()
+    response = client.post("/login", data={"token": api.tokens[user], "next": "/flags"}, follow_redirects=False)
+    assert response.status_code == 303
+    return client
+
+
+def test_a_path_no_page_has_is_a_page_for_a_browser_and_json_for_a_program(api):
+    client = signed_in(api)
+    for path in ("/batches/", "/no-such-page", "/static/none.css"):
+        answer = client.get(path, headers=PAGE)
+        assert answer.status_code == 404 and answer.headers["content-type"].startswith("text/html"), path
+        assert "未找到" in answer.text and "not_found" not in answer.text
+    assert_error(api.get("/no-such-endpoint", "sys"), 404, "not_found")  # the API's clients: JSON
+
+
+LINKS = [  # {description, asked, expected: where the page is then asked for}
+    {"description": "a page number that is not one", "asked": "/flags?page=abc&status=all",
+     "expected": "/flags?status=all"},
+    {"description": "a page number below the first", "asked": "/flags?page=-1", "expected": "/flags"},
+    {"description": "a flag mark that is not a number", "asked": "/login?expired=abc", "expected": "/login"},
+]
+
+
+@pytest.mark.parametrize("case", LINKS, ids=[c["description"] for c in LINKS])
+def test_a_query_a_person_edited_is_dropped_not_an_english_error(api, case):
+    client = signed_in(api)
+    answer = client.get(case["asked"], headers=PAGE, follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == case["expected"]
+    assert client.get(case["expected"], headers=PAGE).status_code == 200
+
+
+def test_a_path_that_names_nothing_is_not_found(api):
+    client = signed_in(api)
+    answer = client.get("/flags/abc", headers=PAGE)
+    assert answer.status_code == 404 and "未找到" in answer.text and "Input should" not in answer.text
+
+
+def test_signing_out_again_in_another_tab_lands_on_the_sign_in_page(api):
+    client = signed_in(api)
+    client.cookies.clear()  # signed out in the other tab: the cookie is gone, this tab's form is old
+    answer = client.post("/logout", data={"csrf": "an old tab's token"}, follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == "/login"
+
+
+@pytest.fixture(scope="module")
+def small(template, city, tmp_path_factory) -> Iterator:
+    yield from open_api(template, city, tmp_path_factory.mktemp("small-pages"), max_upload_mb=1 / 64)
+
+
+def test_an_upload_over_the_limit_is_a_page_saying_so(small):
+    client = signed_in(small)
+    content = b"x" * (1 << 15)
+    answer = client.post("/upload", files={"file": ("roll.csv", content, "text/csv")}, headers=PAGE)
+    assert answer.status_code == 413 and answer.headers["content-type"].startswith("text/html")
+    assert "文件过大" in answer.text and "/upload" in answer.text
+    assert_error(small.post("/batches", "sys", files={"file": ("roll.csv", content, "text/csv")}), 413, "too_large")
