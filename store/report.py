@@ -114,7 +114,7 @@ def write_report(store: Store, out: Path, run_id: int | None = None, region: str
     sheets = {
         "追缴": _recovery_sheet(store, flags),
         "处理状态": _status_sheet(flags),
-        "比对信息": _run_sheet(run, inputs, rules),
+        "比对信息": _run_sheet(run, inputs, rules, _counts(store, run, region)),
     }
     return write_flags(detail, out, summary_by="township", extra_sheets=sheets, data_sheet=False)
 
@@ -158,13 +158,28 @@ def _status_sheet(flags: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
 
 
-def _run_sheet(run: Any, inputs: list[Any], rules: list[Any]) -> pl.DataFrame:
+def _counts(store: Store, run: Any, region: str | None) -> dict[str, int]:
+    """What the run raised, reopened, saw again and cleared: within `region` when the report is
+    narrowed to it (a township's report does not count the others' flags)."""
+    if not region:
+        return {"raised": run.raised or 0, "reopened": run.reopened or 0, "seen": run.seen or 0,
+                "cleared": run.cleared or 0}
+    with store.read() as session:
+        rows = session.execute(
+            sa.select(FlagEvent.kind, sa.func.count()).join(Flag, Flag.id == FlagEvent.flag_id)
+            .where(FlagEvent.run_id == run.id, Flag.region_code.startswith(region, autoescape=True))
+            .group_by(FlagEvent.kind)).all()
+    found = dict(rows)
+    return {kind: int(found.get(kind, 0)) for kind in ("raised", "reopened", "seen", "cleared")}
+
+
+def _run_sheet(run: Any, inputs: list[Any], rules: list[Any], counts: dict[str, int]) -> pl.DataFrame:
     lines: list[tuple[str, str]] = [
         ("比对编号", str(run.id)), ("核对基准日", run.as_of.isoformat()), ("触发方式", run.trigger),
         ("状态", run.status), ("开始时间 (UTC)", f"{run.started_at:%Y-%m-%d %H:%M:%S}"),
         ("结束时间 (UTC)", f"{run.finished_at:%Y-%m-%d %H:%M:%S}" if run.finished_at else ""),
-        ("新发现", str(run.raised or 0)), ("重新打开", str(run.reopened or 0)), ("再次发现", str(run.seen or 0)),
-        ("自动消除", str(run.cleared or 0)),
+        ("新发现", str(counts["raised"])), ("重新打开", str(counts["reopened"])), ("再次发现", str(counts["seen"])),
+        ("自动消除", str(counts["cleared"])),
     ]
     for run_input, snapshot in inputs:
         held = f"#{snapshot.id} {snapshot.snapshot_date} {snapshot.file_name} ({snapshot.rows} 行, {snapshot.rejects} 行拒收)"

@@ -177,9 +177,15 @@ def due_households(state: AppState, region: str, limit: int = 10) -> dict[str, A
 
 
 def recent_runs(state: AppState, by_run: dict[int, dict[str, int]], limit: int = 8) -> list[dict[str, Any]]:
-    """The latest completed runs with what they found and cleared within the region."""
+    """The latest completed runs with what they found and cleared within the region: the runs of
+    the roll, and batches and stored checks that touched the region (another township's upload
+    is not the user's to see, nor to push theirs off the list)."""
+    from store.schedule import PARTIAL_TRIGGERS
+
+    mine = Run.trigger.not_in(PARTIAL_TRIGGERS) | Run.id.in_(list(by_run))
     with state.store.read() as session:
-        runs = session.scalars(sa.select(Run).where(Run.status == "completed").order_by(Run.id.desc()).limit(limit))
+        runs = session.scalars(sa.select(Run).where(Run.status == "completed", mine)
+                               .order_by(Run.id.desc()).limit(limit))
         return [{"run": run, "found": sum(by_run.get(run.id, {}).get(k, 0) for k in FOUND),
                  "new": by_run.get(run.id, {}).get("raised", 0) + by_run.get(run.id, {}).get("reopened", 0),
                  "cleared": by_run.get(run.id, {}).get("cleared", 0)} for run in runs]

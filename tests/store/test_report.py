@@ -75,3 +75,15 @@ def test_report_errors(store, reported, tmp_path):
         write_report(store, tmp_path / "r.xlsx", 999)
     with pytest.raises(CrosscheckError, match="xlsx"):
         write_report(store, tmp_path / "r.csv")
+
+
+def test_a_townships_report_counts_the_townships_flags_only(store, reported, tmp_path):
+    first, _ = reported
+    with store.read() as session:
+        towns = session.scalars(sa.select(sa.func.substr(Flag.region_code, 1, 9))).all()
+    town = max(set(towns), key=towns.count)
+    assert towns.count(town) < first.counts.raised  # other townships' flags exist
+    _, rows = sheet(write_report(store, tmp_path / "town.xlsx", first.run_id, region=town), "比对信息")
+    assert ("新发现", str(towns.count(town))) in rows
+    _, rows = sheet(write_report(store, tmp_path / "all.xlsx", first.run_id), "比对信息")
+    assert ("新发现", str(first.counts.raised)) in rows

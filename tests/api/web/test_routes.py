@@ -70,3 +70,14 @@ def test_an_upload_over_the_limit_is_a_page_saying_so(small):
     assert answer.status_code == 413 and answer.headers["content-type"].startswith("text/html")
     assert "文件过大" in answer.text and "/upload" in answer.text
     assert_error(small.post("/batches", "sys", files={"file": ("roll.csv", content, "text/csv")}), 413, "too_large")
+
+
+def test_another_townships_upload_is_not_among_the_dashboards_runs(api):
+    content = api.city.paths["roll"].read_bytes()
+    sent = api.post("/batches", "cw_b", files={"file": ("roll.csv", content, "text/csv")}, data={"as_of": "2026-06-30"})
+    theirs = api.wait(f"/batches/{sent.json()['id']}", "cw_b")
+    assert theirs["status"] == "completed" and theirs["run_id"]
+    client = signed_in(api, "cw_a")
+    page = client.get("/dashboard", headers=PAGE).text
+    assert f"/runs/{theirs['run_id']}/report.xlsx" not in page
+    assert "/runs/1/report.xlsx" in page  # the roll's run is everyone's
