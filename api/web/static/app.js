@@ -3,6 +3,7 @@
 //   [data-poll]   a block that replaces itself with a fresh copy from its URL until the copy
 //                 has no data-poll any more (a batch that finished)
 //   forms         the submit button is disabled while the form is sent (no double posts)
+//   [data-error]  a form's problem, sent back with the page: scrolled into view and focused
 (function () {
   "use strict";
 
@@ -66,7 +67,14 @@
     });
   }
 
+  // A form sent back with a problem: the page reloads at its top; bring the problem into view.
+  function showError() {
+    var error = document.querySelector("[data-error]");
+    if (error) { error.scrollIntoView({ block: "center" }); error.focus({ preventScroll: true }); }
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    showError();
     dropZones();
     document.querySelectorAll("[data-poll]").forEach(poll);
     oneSubmit();

@@ -131,6 +131,8 @@ def test_caseworker_uploads_reviews_and_sees_the_status_change(browse: Any, serv
         stale_card.get_by_role("button", name="记录入户核查").click()
     assert answer.value.status == 409
     expect(stale.locator(f"#flag-{flag_id} [data-error]")).to_contain_text("当前状态为“已排除”")
+    expect(stale.locator(f"#flag-{flag_id} [data-error]")).to_be_in_viewport()  # not left far below the top
+    expect(stale.get_by_role("alert").first).to_contain_text(f"预警 {flag_id}")
     expect(stale.locator(f"#flag-{flag_id} [data-status]")).to_have_text("已排除")
     assert "Traceback" not in stale.content()
 
