@@ -102,6 +102,14 @@ def process(store: Store, checker: Checker | CheckProcess, batch_id: int) -> Bat
                     error=message, problems=[p.as_dict() for p in problems[:PROBLEMS_KEPT]],
                     finished_at=utcnow(), rows=0, rejects=0)
             return get(store, batch_id)
+        if loaded.frame.height == 0 and loaded.rejects.height == 0:
+            # A header alone (a template saved before it was filled in): nothing was checked,
+            # which "no findings" would misstate.
+            message = "名册中没有数据行：只有表头 (the file has a header but no rows)"
+            _update(store, batch_id, status="failed", step="文件无法使用 the file cannot be used", progress=1.0,
+                    error=message, problems=[Problem(batch.file_name, message).as_dict()],
+                    finished_at=utcnow(), rows=0, rejects=0)
+            return get(store, batch_id)
         # Rows a user of the batch's region may not record: another region's (a caseworker cannot
         # create flags in another township), and households that have flags outside the region
         # (recording them would clear, reopen or take over those flags).

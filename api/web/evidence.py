@@ -50,7 +50,8 @@ class Side:
 def _labels(sources: list[str]) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
     """Column → Chinese label and column → {code: label}, from the flag's source datasets."""
     labels: dict[str, str] = dict(_METRIC_ZH)
-    codes: dict[str, dict[str, str]] = {"record_source": SOURCE_ZH, "enrolled_program": PROGRAMS,
+    codes: dict[str, dict[str, str]] = {"record_source": SOURCE_ZH, "searched_source": SOURCE_ZH,
+                                        "enrolled_program": PROGRAMS,
                                         "program": PROGRAMS, "component": _COMPONENT_ZH}
     for key in sources:
         dataset = ROLL if key == "roll" else SOURCES.get(key)

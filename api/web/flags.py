@@ -19,6 +19,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
+from engine import ids
 from engine.errors import CrosscheckError, NotFound
 from engine.rules import RULES
 from schemas import PROGRAMS
@@ -199,10 +200,10 @@ def _household(request: Request, user: Principal, household_id: str, status: int
                done: str | None = None) -> Response:
     state = _state(request)
     with state.store.read() as session:
-        ids = list(session.scalars(
+        flag_ids = list(session.scalars(
             flag_query(FlagFilter(region=user.region, household=household_id), utcnow())
             .with_only_columns(Flag.id).order_by(*PRIORITY)))
-    flags = [api_flags.get_flag(flag_id, state, user) for flag_id in ids]
+    flags = [api_flags.get_flag(flag_id, state, user) for flag_id in flag_ids]
     members = _members(state, user, household_id)
     if not flags and not members:
         raise NotFound(f"没有家庭 {household_id} (no household {household_id})")
@@ -215,7 +216,15 @@ def _household(request: Request, user: Principal, household_id: str, status: int
                                   "region_code": flag.region_code})
         members = list(seen.values())
     by_person = {(m.get("id_number"), m.get("program")): m for m in members}
-    cards = [{"flag": flag, "side": sides(flag, by_person.get((flag.id_number, flag.program))),
+
+    def member_of(flag: Any) -> dict[str, Any] | None:
+        # The roll holds the ID as given; a repaired or resolved flag names the person found.
+        return next((by_person[key] for key in ((flag.id_number, flag.program),
+                                                 (flag.roll_id_number, flag.program),
+                                                 (ids.normalize(flag.roll_id_number), flag.program))
+                     if key in by_person), None)
+
+    cards = [{"flag": flag, "side": sides(flag, member_of(flag)),
               "actions": _review_actions(user, flag.status)} for flag in flags]
     region = next((m.get("region_code") for m in members if m.get("region_code")), None)
     return page(request, user, "household.html", status=status, household_id=household_id, members=members,

@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from engine.errors import CrosscheckError, NotAuthenticated
 from engine.rules import CATALOGUE
 from schemas import PROGRAMS
+from store.batches import PROBLEMS_KEPT
 from store.batches import STATUS_ZH as BATCH_ZH
 from store.lifecycle import EVENT_ZH, STATUS_ZH
 
@@ -78,7 +79,7 @@ templates.env.filters.update(yuan=yuan, local=local_time, urlquote=lambda s: quo
 templates.env.globals.update(
     STATUS_ZH=STATUS_ZH, EVENT_ZH=EVENT_ZH, PROGRAMS=PROGRAMS, SEVERITY_ZH=SEVERITY_ZH, ROLE_ZH=ROLE_ZH,
     CONFIRM_ZH=CONFIRM_ZH, BATCH_ZH=BATCH_ZH, ACTION_ZH=ACTION_ZH, TRIGGER_ZH=TRIGGER_ZH, MATCH_ZH=MATCH_ZH,
-    RULE_ZH={r.id: r.label_zh for r in CATALOGUE}, CATALOGUE=CATALOGUE,
+    RULE_ZH={r.id: r.label_zh for r in CATALOGUE}, CATALOGUE=CATALOGUE, PROBLEMS_KEPT=PROBLEMS_KEPT,
 )
 
 

@@ -251,6 +251,13 @@ def test_a_rejected_row_clears_nothing_of_its_household(api, roll_bytes, done):
         assert cleared == [] and session.get(Flag, flag.id).status == "open"
 
 
+def test_a_header_alone_fails_saying_there_are_no_rows(api, roll_bytes):
+    header = roll_bytes.decode("gb18030").splitlines()[0]
+    response = _upload(api, "sys", "template.csv", (header + "\r\n").encode("gb18030"))
+    batch = api.wait(f"/batches/{response.json()['id']}")
+    assert batch["status"] == "failed" and "没有数据行" in batch["error"] and batch["run_id"] is None
+
+
 def test_rows_kept_with_a_warning_and_rows_passed_over_are_listed_as_warnings(api, roll_bytes):
     text = roll_bytes.decode("gb18030").splitlines()
     header, first, second = text[0], text[1].split(","), text[2]

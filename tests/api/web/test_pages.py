@@ -367,6 +367,10 @@ def test_members_come_from_the_roll_snapshot_when_one_is_held(browse: Any, uploa
     relations = members.locator("td:nth-child(3)").all_inner_texts()
     assert "户主" in relations
     expect(page.locator("section[aria-labelledby=members-h]")).not_to_contain_text("取自预警记录")
+    # A flag whose ID was mended names the person found; the roll's side still shows their row.
+    mended = next(f for f in server.flags("cw_a") if f["match_method"] in ("repaired", "fuzzy"))
+    page.goto(server.base + f"/households/{mended['household_id']}")
+    expect(page.locator(f"#flag-{mended['id']}")).to_contain_text("月保障金额")
 
 
 # ---- helpers -----------------------------------------------------------------------------------
