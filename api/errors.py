@@ -1,7 +1,7 @@
 """Engine and store errors → one JSON shape, `{"error": ..., "detail": ...}`, in one place.
 
     NotAuthenticated 401 · AccessDenied 403 · NotFound 404 · StoreBusy 503 (Retry-After)
-    ReviewError 409 · TooLarge 413 · InputError 422 (detail: every problem, with file, row,
+    ReviewIncomplete 422 · ReviewError 409 · TooLarge 413 · InputError 422 (detail: every problem, with file, row,
     column, value) · SelectionError, PolicyError 422 · other StoreError 500 · request
     validation 422 (detail: each field as the client writes it, `members[0].name`, where it was
     — body, query, path — and the message) · HTTP errors of the framework with their status
@@ -28,6 +28,7 @@ from engine.errors import (
     NotFound,
     PolicyError,
     ReviewError,
+    ReviewIncomplete,
     SelectionError,
     StoreBusy,
     TooLarge,
@@ -43,6 +44,7 @@ STATUS_OF: list[tuple[type[CrosscheckError], int, str]] = [
     (AccessDenied, 403, "forbidden"),
     (NotFound, 404, "not_found"),
     (StoreBusy, 503, "busy"),
+    (ReviewIncomplete, 422, "invalid_review"),
     (ReviewError, 409, "review_not_allowed"),
     (TooLarge, 413, "too_large"),
     (InputError, 422, "invalid_input"),

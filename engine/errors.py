@@ -12,6 +12,7 @@
         ├── StoreBusy               another run holds the store's run lock; try again later
         ├── NotFound                no run, flag, snapshot or household with that id
         ├── ReviewError             a review action the flag's current status does not allow
+        │   └── ReviewIncomplete    a review that lacks what its action needs (a reason, an amount)
         └── AccessDenied            the user's role does not allow this action
             └── NotAuthenticated    no token, an unknown token or a disabled user
 
@@ -36,6 +37,7 @@ __all__ = [
     "StoreBusy",
     "NotFound",
     "ReviewError",
+    "ReviewIncomplete",
     "TooLarge",
     "AccessDenied",
     "NotAuthenticated",
@@ -129,8 +131,12 @@ class NotFound(StoreError):
 
 
 class ReviewError(StoreError):
-    """A review action that the flag's current status does not allow, or that lacks a detail it
-    needs (a dismissal without a reason, a recovery without an amount)."""
+    """A review action that the flag's current status does not allow."""
+
+
+class ReviewIncomplete(ReviewError):
+    """A review action that lacks a detail it needs (a dismissal without a reason, a recovery
+    without an amount), or whose detail is not valid: the input, not the flag's status."""
 
 
 class TooLarge(InputError):

@@ -41,7 +41,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from engine import ids
-from engine.errors import NotFound, ReviewError
+from engine.errors import NotFound, ReviewError, ReviewIncomplete
 
 from .models import Flag, FlagEvent
 
@@ -267,15 +267,18 @@ def apply(session: Session, run_id: int, at: datetime, found: pl.DataFrame, rule
     return counts
 
 
+_FIELD_ZH = {"income": "核实月收入", "expenditure": "核实月支出", "amount": "金额"}
+
+
 def _number(name: str, value: Any) -> float | None:
     if value is None or value == "":
         return None
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ReviewError(f"--{name} must be a number of yuan, not {value!r}") from None
+        raise ReviewIncomplete(f"{_FIELD_ZH[name]}须为金额（元），而不是 {value!r} ({name} must be a number of yuan)") from None
     if number < 0:
-        raise ReviewError(f"--{name} must not be negative")
+        raise ReviewIncomplete(f"{_FIELD_ZH[name]}不能为负数 ({name} must not be negative)")
     return round(number, 2)
 
 
@@ -284,7 +287,7 @@ def _detail(action: str, flag: Flag, given: Mapping[str, Any]) -> dict[str, Any]
     text = {k: str(v).strip() for k, v in given.items() if v is not None and str(v).strip()}
     if action == "assign":
         if "to" not in text:
-            raise ReviewError("assign needs --to: the caseworker the flag is given to")
+            raise ReviewIncomplete("分派需写明核查人 (assign needs to: the caseworker the flag is given to)")
         return {"to": text["to"]}
     if action == "visit":
         detail = {k: text[k] for k in ("living", "note") if k in text}
@@ -292,24 +295,27 @@ def _detail(action: str, flag: Flag, given: Mapping[str, Any]) -> dict[str, Any]
             if (value := _number(name, given.get(name))) is not None:
                 detail[name] = value
         if not detail:
-            raise ReviewError("visit needs the findings of the visit: --income, --expenditure, --living and/or --note")
+            raise ReviewIncomplete("入户核查需至少填写核实月收入、核实月支出、生活状况或备注之一 "
+                                   "(visit needs its findings: income, expenditure, living and/or note)")
         return detail
     if action == "confirm":
         what = text.get("action")
         if what not in CONFIRM_ACTIONS:
-            raise ReviewError(f"confirm needs --action, one of {', '.join(CONFIRM_ACTIONS)}")
+            raise ReviewIncomplete(f"确认需选择处理方式：停发、减发或追缴 (confirm needs an action, one of "
+                                   f"{', '.join(CONFIRM_ACTIONS)})")
         detail = {"action": what, **{k: text[k] for k in ("note",) if k in text}}
         amount = _number("amount", given.get("amount"))
         if what == "recover" and amount is None:
             if flag.overpayment is None:
-                raise ReviewError("confirm --action recover needs --amount: this flag has no overpayment estimate")
+                raise ReviewIncomplete("追缴需填写金额：此预警没有多发金额估算 (recover needs an amount: this flag "
+                                       "has no overpayment estimate)")
             amount = flag.overpayment  # the engine's estimate, recorded as what is to be recovered
         if amount is not None:
             detail["amount"] = amount
         return detail
     if action in ("dismiss", "reopen"):
         if "reason" not in text:
-            raise ReviewError(f"{action} needs --reason")
+            raise ReviewIncomplete(f"{'排除' if action == 'dismiss' else '重新打开'}需写明理由 ({action} needs a reason)")
         return {"reason": text["reason"], **{k: text[k] for k in ("note",) if k in text}}
     detail = {k: text[k] for k in ("note", "reason") if k in text}
     if (amount := _number("amount", given.get("amount"))) is not None:
@@ -322,9 +328,9 @@ def review(session: Session, flag_id: int, verb: str, by: str, at: datetime, **g
     reopen) on a flag, with its details in `given`; raises NotFound or ReviewError."""
     action = verb
     if action not in REVIEWS:
-        raise ReviewError(f"unknown review action {action!r}; one of {', '.join(REVIEWS)}")
+        raise ReviewIncomplete(f"未知的处理操作 {action!r} (unknown review action; one of {', '.join(REVIEWS)})")
     if not by or not by.strip():
-        raise ReviewError("a review needs --by: who did it")
+        raise ReviewIncomplete("处理记录需写明处理人 (a review needs by: who did it)")
     flag = session.get(Flag, flag_id)
     if flag is None:
         raise NotFound(f"没有编号为 {flag_id} 的预警 (no flag {flag_id})")

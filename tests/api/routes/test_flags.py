@@ -192,6 +192,14 @@ def test_stopping_and_recovering_are_a_supervisors_decision(api, body, caseworke
     assert api.get(f"/flags/{flag_id}", "sup").json()["status"] == "confirmed"
 
 
+def test_a_recovery_without_an_amount_or_estimate_is_the_inputs_fault_not_the_status(api):
+    flag_id = api.fresh_flag(api.city.county, where=Flag.overpayment.is_(None))
+    body = {"action": "confirm", "confirm_action": "recover"}
+    detail = assert_error(api.post(f"/flags/{flag_id}/events", "sup", json=body), 422, "invalid_review")
+    assert "追缴需填写金额" in detail and "--" not in detail
+    assert _events(api, flag_id) == ["raised"]
+
+
 def test_resolving_is_a_supervisors_and_appeals_reopen_it(api):
     flag_id = api.fresh_flag(api.city.township_a)  # the caseworker's own flag: the role refuses, not the scope
     assert api.post(f"/flags/{flag_id}/events", "sup", json={"action": "confirm", "confirm_action": "stop"}).status_code == 201
