@@ -24,7 +24,7 @@ class MemberIn(BaseModel):
                            description="身份证号, as written (it is normalized)")
     name: str = Field(min_length=1, max_length=100, pattern=r"\S", description="姓名")
     program: Program = Field(description="救助类别")  # type: ignore[valid-type]
-    region_code: str = Field(pattern=r"^\d{6,12}$", description="行政区划代码, 6–12 digits")
+    region_code: str = Field(pattern=r"^[0-9]{6,12}$", description="行政区划代码, 6–12 digits")
     benefit_monthly: float = Field(ge=0, le=1e7, strict=True, description="月保障金额 (yuan)")
     declared_income_monthly: float = Field(0, ge=0, le=1e8, strict=True, description="申报月收入 (yuan)")
     relation: str | None = Field(None, max_length=32, description="与户主关系, e.g. 户主, 配偶, 子女")

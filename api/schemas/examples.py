@@ -27,7 +27,7 @@ ERROR_EXAMPLES: dict[int, list[dict[str, Any]]] = {
                      "that are open, assigned, visited, appealed)"}],
     413: [{"error": "too_large", "detail": "上传文件过大 the upload is larger than 50 MB (CROSSCHECK_MAX_UPLOAD_MB)"}],
     422: [{"error": "invalid_request", "detail": [
-              {"field": "members[0].region_code", "in": "body", "message": "String should match pattern '^\\d{6,12}$'"},
+              {"field": "members[0].region_code", "in": "body", "message": "String should match pattern '^[0-9]{6,12}$'"},
               {"field": "members[1].benefit_monthly", "in": "body", "message": "Input should be a valid number"}]},
           {"error": "invalid_input", "detail": {
               "message": "vehicles.csv: 表头不符合“车辆”的要求 (header does not fit vehicles)",

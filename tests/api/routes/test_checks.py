@@ -111,6 +111,8 @@ def test_rules_and_cadences_narrow_the_check(api):
     ("a program that does not exist", {"program": "pension"}, "members[0].program"),
     ("a negative benefit", {"benefit_monthly": -1}, "members[0].benefit_monthly"),
     ("a region code of letters", {"region_code": "32AB"}, "members[0].region_code"),
+    # Not "outside your region": the code is refused as a code, as a roll file's would be.
+    ("a region code of full-width digits", {"region_code": "３２０３０３００１"}, "members[0].region_code"),
     ("a date that is not one", {"enrolled_on": "2024-02-30"}, "members[0].enrolled_on"),
     ("no name", {"name": ""}, "members[0].name"),
 ])
