@@ -59,6 +59,8 @@ class FileRun:
     rejects: pl.DataFrame = field(default_factory=pl.DataFrame)  # file, row, reason, cells
     missing_sources: list[str] = field(default_factory=list)  # used by a selected rule, no file
     unused_sources: list[str] = field(default_factory=list)  # a file, but no selected rule uses it
+    # a file that cannot be used at all (its problems are in `problems`): its rules are skipped
+    unusable_sources: list[str] = field(default_factory=list)
     # 'roll' and each loaded source: a source's usable rows of the roll's people (as given and as
     # resolved), in its contract's columns only; usable_rows counts all of them
     loaded: dict[str, Loaded] = field(default_factory=dict)
@@ -67,6 +69,17 @@ class FileRun:
     def ok(self) -> bool:
         """True when every input row was usable."""
         return not self.problems
+
+
+def _unusable_reason(rule_id: str, unusable: list[str]) -> str | None:
+    """Why a skipped rule did not run, when a file it needs could not be used (rather than the
+    engine's "not provided": the file was there)."""
+    from .rules import RULES
+
+    named = [key for key in RULES[rule_id].sources if key in unusable]
+    if not named:
+        return None
+    return f"source file {', '.join(named)} cannot be used (数据源文件无法使用，见问题列表)"
 
 
 def _rejects(loaded: dict[str, Loaded]) -> pl.DataFrame:
@@ -116,9 +129,11 @@ def run_files(
     *,
     resolve_ids: bool = True,
 ) -> FileRun:
-    """Load, check and run; raises InputError (every file problem at once), PolicyError or
-    SelectionError. `on_step` is told what is being done, for a progress display.
-    `resolve_ids=False` runs without ID resolution (for comparison)."""
+    """Load, check and run; raises InputError when the roll (or the sources' directory) cannot be
+    used (every file problem at once), PolicyError or SelectionError. A source file that cannot
+    be used is as good as missing: its problems are listed, its rules skipped, the others run.
+    `on_step` is told what is being done, for a progress display. `resolve_ids=False` runs
+    without ID resolution (for comparison)."""
     step = on_step or (lambda _: None)
     selected = select_rules(rules, cadences)
     if not selected:
@@ -130,7 +145,8 @@ def run_files(
     used = {s for r in selected for s in (*r.sources, *r.optional_sources)}
     needed = used | ({"hukou"} if resolve_ids else set())
 
-    file_problems: list[Problem] = []
+    file_problems: list[Problem] = []  # the roll's and the directory's: nothing can run
+    source_problems: dict[str, list[Problem]] = {}  # a source file's: its rules are skipped
     loaded: dict[str, Loaded] = {}
     step(f"读取名册 reading {Path(roll).name}")
     try:
@@ -153,7 +169,7 @@ def run_files(
             loaded[key] = pieces.load_joined(found[key], key, as_of, RUN_PIECE_BYTES, list(SOURCES[key].names),
                                              people)
         except InputError as error:
-            file_problems.extend(error.problems or [Problem(found[key].name, error.message)])
+            source_problems[key] = error.problems or [Problem(found[key].name, error.message)]
 
     keys = [key for key in SOURCES if key in found and key in needed]  # contract order: stable messages
     roll_frame = loaded["roll"].frame if "roll" in loaded else None
@@ -169,7 +185,9 @@ def run_files(
     for key in keys:
         if key != "hukou":
             read(key, people)
+    unusable = [key for key in keys if key in source_problems]
     if file_problems:
+        file_problems += [p for key in unusable for p in source_problems[key]]
         files_named = sorted({p.file for p in file_problems})
         raise InputError(
             f"输入文件无法使用，未执行比对 (input cannot be used, nothing was run): {', '.join(files_named)}",
@@ -179,9 +197,13 @@ def run_files(
     sources = {key: item.frame for key, item in loaded.items() if key != "roll"}
     result = run(loaded["roll"].frame if resolved is None else resolved, sources, as_of, settings, rules, cadences,
                  resolve_ids=resolve_ids, on_step=step)
+    if unusable:
+        result.skipped = [(rule_id, _unusable_reason(rule_id, unusable) or reason) for rule_id, reason in result.skipped]
     return FileRun(
         result=result,
-        problems=[p for item in loaded.values() for p in item.problems],
+        problems=[*(p for key in unusable for p in source_problems[key]),
+                  *(p for item in loaded.values() for p in item.problems)],
+        unusable_sources=unusable,
         warnings=[p for item in loaded.values() for p in item.warnings],
         rejects=_rejects(loaded),
         missing_sources=[key for key in SOURCES if key in used and key not in found],

@@ -182,8 +182,9 @@ def run_command(ctx: click.Context, roll: Path, sources_dir: Path, as_of: date, 
 
     Every rule whose sources are present runs (narrow with --rules / --cadence); rules whose
     source file is missing are skipped and listed. Exit 0 when every input row was usable;
-    exit 2 when an input file is unusable (nothing is run) or rows were rejected (the rest is
-    run, the flags written, the rejected rows written beside them).
+    exit 2 when the roll is unusable (nothing is run), a source file is unusable (its rules are
+    skipped, the others run) or rows were rejected (the rest is run, the flags written, the
+    rejected rows written beside them).
     """
     from .batch import run_files
     from .output import check_format
@@ -218,6 +219,9 @@ def _report_run(console: Console, file_run: Any, roll: Path, as_of: date, policy
         console.print(f"  {what}: {item.file} — {item.usable_rows} 行可用 usable rows{rejected}")
     if file_run.missing_sources:
         console.print(f"  缺少数据源 missing sources: {', '.join(file_run.missing_sources)}")
+    if file_run.unusable_sources:
+        console.print(f"  无法使用的数据源 unusable sources (their rules skipped, see the problems): "
+                      f"{', '.join(file_run.unusable_sources)}")
     if file_run.unused_sources:
         console.print(f"  未使用 present but not used by the selected rules: {', '.join(file_run.unused_sources)}")
 
@@ -251,11 +255,16 @@ def _finish(file_run: Any, rejects: Path | None) -> int:
             _err(f"  … {len(file_run.warnings) - len(shown)} more (crosscheck validate lists them all)")
     if not file_run.problems:
         return EXIT_OK
-    _err(
-        f"错误 error: {file_run.rejects.height} 行无法使用，已写入 {rejects}，其余数据已处理 "
-        f"({file_run.rejects.height} row(s) could not be used and were written to {rejects}; "
-        "the rest was processed):"
-    )
+    if file_run.unusable_sources:
+        files_named = ", ".join(file_run.unusable_sources)
+        _err(f"错误 error: 数据源 {files_named} 的文件无法使用，其规则已跳过，其余已比对 "
+             f"(source file(s) {files_named} cannot be used: their rules were skipped, the others ran)")
+    if file_run.rejects.height:
+        _err(
+            f"错误 error: {file_run.rejects.height} 行无法使用，已写入 {rejects}，其余数据已处理 "
+            f"({file_run.rejects.height} row(s) could not be used and were written to {rejects}; "
+            "the rest was processed):"
+        )
     _problem_lines(file_run.problems, "问题 problem")
     return EXIT_INPUT
 

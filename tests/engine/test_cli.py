@@ -126,6 +126,20 @@ def test_every_unusable_file_is_reported_together(tmp_path: Path) -> None:
     assert "roll.csv" in result.stderr and "deaths.csv" in result.stderr
 
 
+def test_an_unusable_source_file_skips_its_rules_and_the_others_run(tmp_path: Path) -> None:
+    """A broken vehicles file is as good as missing (CONTRACTS §5: the rest is processed): the
+    other rules run and their flags are written, the file's problems listed, exit 2."""
+    roll, sources = write_inputs(tmp_path)
+    (sources / "vehicles.csv").write_text("身份证号,号牌号码\n1,苏C1\n", encoding="utf-8")  # no 车辆类型
+    out = tmp_path / "flags.csv"
+    result = invoke(*run_args(roll, sources, out))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "vehicles.csv" in result.stderr and "vehicle_type" in result.stderr
+    assert "vehicle_owned" in result.stdout and "cannot be used" in result.stdout
+    flags = pl.read_csv(out, infer_schema=False)
+    assert "deceased" in flags.get_column("rule_id").to_list()  # the deaths file was fine
+
+
 def test_rejected_rows_go_beside_the_output(tmp_path: Path) -> None:
     rows = [*ROLL_ROWS[:1], f"低保,H001,{B},李四,320302001001,abc,配偶", ROLL_ROWS[2]]
     roll, sources = write_inputs(tmp_path, roll_rows=rows,
