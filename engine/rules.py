@@ -345,11 +345,12 @@ CATALOGUE: tuple[Rule, ...] = (
          DIBAO_TEKUN, "household", "medium", ("housing_fund",),
          household_total("housing_fund", ("id_number", "employer", "last_paid_month", "monthly_contribution"),
                          DIBAO_TEKUN,
-                         lambda ctx: (ctx.months_after(nw.col("last_paid_month")) >= 0)
-                         & (ctx.months_after(nw.col("last_paid_month"))
-                            < ctx.setting("housing_fund_lookback_months"))),
+                         # A month after as-of (a delivery made later) is paying still: it fires too.
+                         lambda ctx: ctx.months_after(nw.col("last_paid_month"))
+                         < ctx.setting("housing_fund_lookback_months")),
          ("id_number", "employer", "last_paid_month", "monthly_contribution"),
-         condition="last_paid_month within the lookback months (as-of month counts as the first)",
+         condition="last_paid_month within the lookback months (as-of month counts as the first), "
+                   "or later",
          screen=screens.housing_fund_active),
     Rule("incarcerated", "正在服刑", "In prison", "quarterly", None, "person", "high", ("prisoners",),
          person_match("prisoners", ("admitted_on", "released_on"),

@@ -255,7 +255,7 @@ def public_payroll(few: Few) -> bool:
 def housing_fund_active(few: Few) -> bool:
     now = month_index(few.as_of)
     return any(
-        last is not None and 0 <= now - month_index(last) < few.settings(household).housing_fund_lookback_months
+        last is not None and now - month_index(last) < few.settings(household).housing_fund_lookback_months
         for household, (last,) in few.member_records("housing_fund", DIBAO_TEKUN, "last_paid_month")
     )
 

@@ -129,6 +129,8 @@ CASES = [
      [roll_row("H1", A), roll_row("H2", B)],
      {"housing_fund": [{"id_number": A, "last_paid_month": "2026-06"},
                        {"id_number": B, "last_paid_month": "2026-04"}]}, {"H1", "H2"}),
+    ("housing_fund_active", "paid in a month after as-of (a later delivery): paying still", [roll_row("H1", A)],
+     {"housing_fund": [{"id_number": A, "last_paid_month": "2026-08"}]}, {"H1"}),
     ("housing_fund_active", "three months back is outside the window", [roll_row("H1", A)],
      {"housing_fund": [{"id_number": A, "last_paid_month": "2026-03"}]}, set()),
     ("incarcerated", "serving, or released after as-of", [roll_row("H1", A), roll_row("H2", B, "elderly")],
