@@ -80,8 +80,8 @@ _HOUSEHOLD_COLUMNS = ("household_id", "household_size", "household_region", "hea
 
 def households_in(roll: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
     """engine.run.households_of over the prepared rows of `roll` (a fed roll: `_order` is its row
-    index), in Python: size (distinct IDs, a null one among them), region (the first row's) and
-    head (the first 户主 row, else the first row), in `schema`'s columns and types."""
+    index), in Python: size (distinct IDs, a null one among them), head (the first 户主 row,
+    else the first row) and region (the head's row's), in `schema`'s columns and types."""
     first: dict[str | None, int] = {}
     persons: dict[str | None, set[str | None]] = {}
     head: dict[str | None, int] = {}
@@ -94,7 +94,7 @@ def households_in(roll: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
         if relation == HEAD_RELATION and household is not None:  # a null key joins no head
             head.setdefault(household, order)
     regions = roll.get_column("region_code").to_list()
-    made = [(household, len(persons[household]), regions[order], head.get(household, order))
+    made = [(household, len(persons[household]), regions[head.get(household, order)], head.get(household, order))
             for household, order in first.items()]
     positions = [_HOUSEHOLD_COLUMNS.index(name) for name in schema.names()]
     return frame_of_rows([tuple(row[at] for at in positions) for row in made], schema)

@@ -20,6 +20,7 @@ from .policy import Policy
 __all__ = ["Context", "SharedContext", "month_index", "year_before"]
 
 HOUSEHOLD_REGION = "household_region"
+HEAD_RELATION = "户主"  # the relation that makes a row its household's head
 
 
 def month_index(day: date) -> int:

@@ -25,7 +25,7 @@ from typing import Any
 import narwhals as nw
 import polars as pl
 
-from .context import Context, SharedContext
+from .context import HEAD_RELATION, Context, SharedContext
 from .ids import PERSON, code_expr
 from .policy import DEFAULT_POLICY, Policy
 from .resolve import RESOLUTION, resolve
@@ -69,7 +69,6 @@ FLAG_COLUMNS: dict[str, Any] = {
     "rule_label_en": pl.String,
 }
 
-HEAD_RELATION = "户主"
 
 RESOLUTION_COLUMNS: dict[str, Any] = {
     "_row": pl.Int64,
@@ -158,22 +157,25 @@ def prepared(frame: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def households_of(rows: nw.LazyFrame) -> nw.LazyFrame:
-    """Size (distinct persons), region (the first row's) and head (户主, else the first row)."""
+    """Size (distinct persons), head (户主, else the first row) and region (the head's row's: a
+    household rule's flag names the head, and the standard it applied is the head's region's,
+    whatever order the rows came in)."""
     first = rows.group_by("household_id").agg(
         nw.col("_order").min().alias("first_order"),
         nw.col("id_number").n_unique().alias("household_size"),
     )
-    region = rows.select(nw.col("_order").alias("first_order"), nw.col("region_code").alias("household_region"))
+    region = rows.select(nw.col("_order").alias("head_order"), nw.col("region_code").alias("household_region"))
     head = (
         rows.filter(nw.col("relation") == HEAD_RELATION)
         .group_by("household_id")
         .agg(nw.col("_order").min().alias("head_order"))
     )
     return (
-        first.join(region, on="first_order")
-        .join(head, on="household_id", how="left")
+        first.join(head, on="household_id", how="left")
         .with_columns(nw.coalesce(nw.col("head_order"), nw.col("first_order")).alias("head_order"))
         .drop("first_order")
+        .join(region, on="head_order")
+        .select("household_id", "household_size", "household_region", "head_order")
     )
 
 

@@ -18,7 +18,8 @@ definition; a screen only decides whether to run one.
 
 The rows are those of engine.check's check roll (resolved, not yet prepared), with the semantics
 of engine.context: matchable rows have a valid ID; a household's members are its matchable rows'
-IDs; its size counts the distinct IDs of all its rows, its region is its first row's.
+IDs; its size counts the distinct IDs of all its rows, its region is its head's row's (the
+first 户主, else its first row).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any
 import polars as pl
 
 from . import names
-from .context import month_index, year_before
+from .context import HEAD_RELATION, month_index, year_before
 from .policy import Policy, Settings
 
 __all__ = [
@@ -99,12 +100,19 @@ class Few:
 
     @cached_property
     def households(self) -> dict[str, tuple[int, str | None]]:
-        """Each household's size and region."""
+        """Each household's size and region (its head's row's: the first 户主, else its first row)."""
         persons: dict[str, set[Any]] = {}
         region: dict[str, str | None] = {}
-        for household, id_number, region_code in self.rows("household_id", "id_number", "region_code"):
+        headed: set[str] = set()
+        relations = self.column("relation") if "relation" in self.roll.columns else [None] * self.roll.height
+        for (household, id_number, region_code), relation in zip(
+                self.rows("household_id", "id_number", "region_code"), relations, strict=True):
             persons.setdefault(household, set()).add(id_number)
-            region.setdefault(household, region_code)
+            if relation == HEAD_RELATION and household not in headed:
+                headed.add(household)
+                region[household] = region_code
+            else:
+                region.setdefault(household, region_code)
         return {household: (len(ids), region[household]) for household, ids in persons.items()}
 
     @cached_property

@@ -37,9 +37,11 @@ def test_the_households_are_households_of(rows):
     assert made.sort("household_id", nulls_last=True).equals(expected.sort("household_id", nulls_last=True))
 
 
-def test_the_head_is_the_first_head_else_the_first_row():
+def test_the_head_is_the_first_head_else_the_first_row_and_the_region_is_the_heads():
     roll = _roll([("H1", "A", "子女", "r1"), ("H1", "B", "户主", "r2"), ("H1", "C", "户主", "r3"),
                   ("H2", "D", "子女", "r4"), ("H2", "D", None, "r5")])
     schema = households_of(nw.from_native(prepared(roll.lazy()))).to_native().collect_schema()
     made = households_in(roll, schema).sort("household_id")
-    assert made.rows() == [("H1", 3, "r1", 1), ("H2", 1, "r4", 3)]
+    assert made.rows() == [("H1", 3, "r2", 1), ("H2", 1, "r4", 3)]
+    assert households_of(nw.from_native(prepared(roll.lazy()))).to_native().collect().sort("household_id").rows() \
+        == made.rows()
