@@ -1,6 +1,6 @@
 """The data contracts, declared as data: see model.py for the vocabulary."""
 
-from .datasets import CADENCE_ZH, CADENCES, DATASETS, FLAGS, PROGRAMS, ROLL, SOURCES, dataset
+from .datasets import CADENCE_ZH, CADENCES, DATASETS, FLAGS, PROGRAM_ALIASES, PROGRAMS, ROLL, SOURCES, dataset
 from .model import Column, Dataset, Kind
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "DATASETS",
     "FLAGS",
     "PROGRAMS",
+    "PROGRAM_ALIASES",
     "ROLL",
     "SOURCES",
     "Column",

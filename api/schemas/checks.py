@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.rules import RULES
 
-from .common import STRICT, Cadence, IsoDate, Program, RuleId
+from .common import STRICT, Cadence, IsoDate, ProgramIn, RuleId
 from .examples import DECEASED_FLAG, ID_EXAMPLE, SKIPPED, SNAPSHOT_DATES, VEHICLE_FLAG
 
 __all__ = ["MemberIn", "CheckIn", "FlagOut", "SkippedOut", "CheckOut"]
@@ -23,7 +23,8 @@ class MemberIn(BaseModel):
     id_number: str = Field(min_length=1, max_length=64, pattern=r"\S",
                            description="身份证号, as written (it is normalized)")
     name: str = Field(min_length=1, max_length=100, pattern=r"\S", description="姓名")
-    program: Program = Field(description="救助类别")  # type: ignore[valid-type]
+    program: ProgramIn = Field(description="救助类别: the code, or its Chinese name as rolls write it "  # type: ignore[valid-type]
+                                           "(低保, 城市低保, 特困供养人员, 五保…)")
     region_code: str = Field(pattern=r"^[0-9]{6,12}$", description="行政区划代码, 6–12 digits")
     benefit_monthly: float = Field(ge=0, le=1e7, strict=True, description="月保障金额 (yuan)")
     declared_income_monthly: float = Field(0, ge=0, le=1e8, strict=True, description="申报月收入 (yuan)")

@@ -10,15 +10,20 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from engine.rules import RULES
-from schemas import PROGRAMS
+from schemas import PROGRAM_ALIASES, PROGRAMS
 from store.lifecycle import STATUS_ZH
 
 from .examples import ERROR_EXAMPLES, ID_EXAMPLE, ID_EXAMPLE_X
 
-__all__ = ["Program", "Severity", "Cadence", "RuleId", "Status", "ErrorOut", "error_responses", "AUTH_ERRORS",
+__all__ = ["Program", "ProgramIn", "Severity", "Cadence", "RuleId", "Status", "ErrorOut", "error_responses", "AUTH_ERRORS",
            "RowId", "IsoDate", "IsoDateTime", "FormDate", "BINARY", "ROLL_CSV_EXAMPLE", "SOURCE_CSV_EXAMPLE", "STRICT"]
 
 Program = Literal[tuple(PROGRAMS)]  # type: ignore[valid-type]
+# As roll files are read (schemas.PROGRAM_ALIASES): 低保, 城市低保, 五保… are taken for their code.
+_PROGRAM_CODES = {**{label: code for code, label in PROGRAMS.items()},
+                  **{alias: code for code, aliases in PROGRAM_ALIASES.items() for alias in aliases}}
+ProgramIn = Annotated[Program, BeforeValidator(  # type: ignore[valid-type]
+    lambda value: _PROGRAM_CODES.get(value.strip(), value) if isinstance(value, str) else value)]
 Severity = Literal["high", "medium", "low"]
 Cadence = Literal["monthly", "quarterly", "semiannual", "annual"]
 RuleId = Literal[tuple(RULES)]  # type: ignore[valid-type]

@@ -23,6 +23,7 @@ from .session import PageUser, check_form, need
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 PROBLEMS_SHOWN = 500  # rows of problems on the page; the count says how many there are
+FLAGS_SHOWN = 300  # flags listed on a batch's page, in priority order; the XLSX has every one
 DONE = ("completed", "failed")
 SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}
 
@@ -69,8 +70,9 @@ def _batch_context(request: Request, user: PageUser, batch_id: RowId) -> dict:
     batch = api_batches.get_batch(batch_id, state, user)
     flags = api_batches.batch_flags(batch_id, state, user) if batch.status == "completed" else []
     flags.sort(key=lambda f: (SEVERITY_RANK.get(f.severity, 3), -(f.overpayment or 0)))  # the list's priority
-    return {"batch": batch, "flags": flags, "done": batch.status in DONE, "problems_shown": PROBLEMS_SHOWN,
-            "reports": may_download_report(user)}
+    # A county's roll finds thousands: the page lists the first, the download has them all.
+    return {"batch": batch, "flags": flags[:FLAGS_SHOWN], "flags_total": len(flags), "done": batch.status in DONE,
+            "problems_shown": PROBLEMS_SHOWN, "reports": may_download_report(user)}
 
 
 @router.get("/batches/{batch_id}")

@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
+from schemas import PROGRAMS
 from store.models import Flag, Run
 
 from ..conftest import AS_OF, assert_error
@@ -122,6 +123,17 @@ def test_an_invalid_member_field_is_named(api, description, change, field):
     detail = assert_error(api.post("/checks", "sys", json={"as_of": AS_OF.isoformat(), "members": members}),
                           422, "invalid_request")
     assert [item["field"] for item in detail] == [field], description
+
+
+def test_a_program_as_rolls_name_it_is_taken_for_its_code(api):
+    household = next(h for h in _households(api, api.city.township_a) if api.city.truth_rules(h))
+    body = _body(api, household)
+    coded = api.post("/checks", "sys", json=body).json()
+    named = {"dibao": "城市低保", "tekun": "五保"}
+    body["members"] = [{**m, "program": named.get(m["program"], PROGRAMS[m["program"]])} for m in body["members"]]
+    answer = api.post("/checks", "sys", json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["flags"] == coded["flags"]  # the codes come back
 
 
 def test_a_member_without_a_required_field_is_named(api):

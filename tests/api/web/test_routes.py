@@ -81,3 +81,18 @@ def test_another_townships_upload_is_not_among_the_dashboards_runs(api):
     page = client.get("/dashboard", headers=PAGE).text
     assert f"/runs/{theirs['run_id']}/report.xlsx" not in page
     assert "/runs/1/report.xlsx" in page  # the roll's run is everyone's
+
+
+def test_a_batch_page_lists_the_first_flags_and_says_the_download_has_all(api, monkeypatch):
+    import api.web.batches as batch_pages
+
+    monkeypatch.setattr(batch_pages, "FLAGS_SHOWN", 3)
+    content = api.city.paths["roll"].read_bytes()
+    sent = api.post("/batches", "sys", files={"file": ("roll.csv", content, "text/csv")}, data={"as_of": "2026-06-30"})
+    batch = api.wait(f"/batches/{sent.json()['id']}")
+    assert batch["flags"] > 3
+    client = signed_in(api, "sys")
+    page = client.get(f"/batches/{batch['id']}", headers=PAGE).text
+    listed = page.split('aria-label="本批发现的预警"', 1)[1].split("</table>", 1)[0]
+    assert listed.count("<tr>") == 1 + 3 and f"发现的预警（{batch['flags']} 条）" in page
+    assert "按优先顺序列出前 3 条" in page
