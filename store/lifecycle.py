@@ -40,7 +40,6 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from engine import ids
 from engine.errors import NotFound, ReviewError, ReviewIncomplete
 
 from .models import Flag, FlagEvent
@@ -163,13 +162,13 @@ _LATEST = ("id_number", "roll_id_number", "name", "region_code", "source", "matc
 
 
 def looked_at(roll: pl.DataFrame, resolutions: pl.DataFrame | None = None) -> set[str]:
-    """The people a run over `roll` looked at, as flags name them: each roll ID in its canonical
-    spelling, and the ID it was resolved to (`resolutions`, engine.run's)."""
-    persons = {ids.normalize(value) or "" for value in roll.get_column("id_number").unique().to_list()}
+    """The people a run over `roll` (a loaded roll: its IDs in their canonical spelling already)
+    looked at, as flags name them: each roll ID, and the ID it was resolved to (`resolutions`,
+    engine.run's)."""
+    found = [roll.get_column("id_number")]
     if resolutions is not None and resolutions.height:
-        persons.update(v for v in resolutions.get_column("id_number").unique().to_list() if v)
-    persons.discard("")
-    return persons
+        found.append(resolutions.get_column("id_number"))
+    return set(pl.concat(found).drop_nulls().unique().to_list()) - {""}
 
 
 def apply(session: Session, run_id: int, at: datetime, found: pl.DataFrame, rules: list[str],
