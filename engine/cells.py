@@ -306,6 +306,16 @@ def _checks(ds: Dataset, as_of: date | None, small: bool) -> list[list[pl.Expr]]
     return [_named(values), _named(errors)]
 
 
+def _read_as_empty(columns: list[Column]) -> list[pl.Expr]:
+    """A lenient column's value where its cell had an error: empty, or the column's default."""
+    kept = []
+    for c in columns:
+        fallback = pl.lit(None) if c.default is None else pl.lit(float(c.default) if c.kind in ("money", "number")
+                                                                  else c.default)
+        kept.append(pl.when(pl.col(ERR + c.name).is_null()).then(pl.col(c.name)).otherwise(fallback).alias(c.name))
+    return kept
+
+
 def _named(exprs: dict[str, pl.Expr]) -> list[pl.Expr]:
     return [e.alias(n) for n, e in exprs.items()]
 
@@ -323,6 +333,7 @@ class Plan:
     rejected: pl.Expr
     id_columns: list[Column]
     rejecting: list[Column]  # ID columns whose invalid IDs reject the row
+    lenient: list[Column]  # columns whose bad cell is read as empty (its default), with a warning
     no_rejects: pl.DataFrame  # `rejects` when no row is rejected (cloned)
 
 
@@ -338,19 +349,24 @@ def plan(key: str, given: tuple[str, ...], as_of: date | None, small: bool,
     # An invalid ID in a source can match nobody: the row is rejected. The roll keeps it (and
     # so do secondary ID columns) with a warning.
     rejecting = [c for c in id_columns if key != "roll" and c.name == "id_number"]
-    failed = [pl.col(ERR + c.name).is_not_null() for c in ds.columns]
+    # The roll's optional cells (relation, declared income, enrolled on) do not reject the person:
+    # a roll row is someone every rule checks, so a bad one is read as empty (or its default)
+    # with a warning. A source's are part of its record: that record is rejected, as before.
+    lenient = [c for c in ds.columns if key == "roll" and not c.required and c.kind != "id"]
+    failed = [pl.col(ERR + c.name).is_not_null() for c in ds.columns if c not in lenient]
     failed += [pl.col(BAD + c.name) for c in rejecting]
     extras = [f"{c.name}_raw" for c in id_columns]
     extras += ["id_valid", "id_method"] if "id_number" in ds.names else []
     return Plan(
         first=_first_pass(ds, given, unknown, plain),
-        checks=_checks(ds, as_of, small),
+        checks=_checks(ds, as_of, small) + ([_read_as_empty(lenient)] if lenient else []),
         outputs=["_row", *ds.names, *extras, *unknown],
         scratch=[*[RAW + n for n in given], *[ERR + c.name for c in ds.columns],
                  *[BAD + c.name for c in id_columns]],
         rejected=pl.any_horizontal(failed).alias(REJECTED),
         id_columns=id_columns,
         rejecting=rejecting,
+        lenient=lenient,
         no_rejects=pl.DataFrame(
             schema={"_row": pl.Int64, **dict.fromkeys(given, pl.String), "reason": pl.String}
         ),

@@ -249,7 +249,8 @@ def _finish(file_run: Any, rejects: Path | None) -> int:
     """Warnings and row problems on stderr; the exit code."""
     if file_run.warnings:
         shown = file_run.warnings[:WARNINGS_SHOWN]
-        _err(f"警告 {len(file_run.warnings)} warning(s) — rows kept (invalid roll IDs are flagged as id_invalid):")
+        _err(f"警告 {len(file_run.warnings)} warning(s) — rows kept (invalid roll IDs are flagged as id_invalid; "
+             "a bad optional roll cell is read as empty):")
         _problem_lines(shown, "警告 warning")
         if len(file_run.warnings) > len(shown):
             _err(f"  … {len(file_run.warnings) - len(shown)} more (crosscheck validate lists them all)")

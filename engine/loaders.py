@@ -271,6 +271,8 @@ def _read(df: pl.DataFrame, ds: Dataset, file_label: str, as_of: date | None, fi
         if c not in plan.rejecting:
             warnings += _id_warnings(full, c, file_label, as_of)
     rejected = full.get_column(cells.REJECTED)
+    for c in plan.lenient:
+        warnings += _read_as_empty(full.filter(~rejected), c, file_label, given)
     if not rejected.any():
         return Loaded(key, file_label, full[plan.outputs], plan.no_rejects.clone(), [], warnings)
     # (df[names], not df.select(names), which copies every column of a large frame.)
@@ -304,6 +306,26 @@ def _id_messages(bad: pl.DataFrame, c: Column, as_of: date | None) -> pl.DataFra
     error = pl.col(cells.ERR + c.name)
     filled = pl.when(invalid & error.is_null()).then(found).otherwise(error)
     return bad.with_columns(filled.alias(cells.ERR + c.name))
+
+
+def _read_as_empty(kept: pl.DataFrame, c: Column, label: str, given: tuple[str, ...]) -> list[Problem]:
+    """Kept rows whose lenient cell had an error (cells.Plan.lenient): warnings, capped."""
+    failing = kept.filter(pl.col(cells.ERR + c.name).is_not_null())
+    if not failing.height:
+        return []
+    shown = failing.head(PROBLEM_CAP)
+    if c.name in given:  # the cell as the text path spells it (an amount held as a number too)
+        raw = shown.select(cells.RAW + c.name)
+        values = (raw if raw.dtypes[0] == pl.String else files.to_text(raw)).to_series().to_list()
+    else:
+        values = [None] * shown.height
+    read_as = f"已按 {c.default} 处理 (read as {c.default})" if c.default is not None else "已按空值处理 (read as empty)"
+    warnings = [Problem(label, f"{error}；{read_as}", row, c.name, c.zh, value)
+                for (row, error), value in zip(shown.select("_row", cells.ERR + c.name).iter_rows(), values,
+                                               strict=True)]
+    if failing.height > PROBLEM_CAP:
+        warnings.append(summary(label, c, failing.height - PROBLEM_CAP))
+    return warnings
 
 
 def _id_warnings(full: pl.DataFrame, c: Column, label: str, as_of: date | None) -> list[Problem]:

@@ -277,11 +277,6 @@ def test_unknown_columns_do_not_shadow_added_columns() -> None:
 # ---- bad cells: rejected with every problem, valid rows kept ---------------------------------
 
 BAD_CELLS = [
-    ("enrolled_on", "2026-13-01", "not a valid date"),
-    ("enrolled_on", "abc", "not a valid date"),
-    ("enrolled_on", "2026.2.30", "not a valid date"),
-    ("enrolled_on", "1.5", "not a valid date"),  # a number, not a date with dots
-    ("enrolled_on", "0226-03-01", "year 1900-2199"),
     ("benefit_monthly", "-5", "must not be negative"),
     ("benefit_monthly", "abc", "not a number"),
     ("benefit_monthly", '"1,5"', "not a number"),  # a decimal comma is not silently 15
@@ -310,6 +305,30 @@ def test_bad_cell_rejects_the_row(tmp_path: Path, column: str, value: str, fragm
     reject = loaded.rejects.row(0, named=True)
     assert reject["_row"] == 3 and column in reject["reason"] and fragment in reject["reason"]
     assert reject[column] == (value.strip('"') or None)  # the cell as given, canonical name
+
+
+OPTIONAL_CELLS = [  # the roll's optional cells: the person is kept, the cell read as empty
+    ("enrolled_on", "2026-13-01", "not a valid date", None),
+    ("enrolled_on", "abc", "not a valid date", None),
+    ("enrolled_on", "2026.2.30", "not a valid date", None),
+    ("enrolled_on", "1.5", "not a valid date", None),  # a number, not a date with dots
+    ("enrolled_on", "0226-03-01", "year 1900-2199", None),
+    ("declared_income_monthly", "六百", "not a number", 0.0),  # its default
+    ("declared_income_monthly", "-5", "must not be negative", 0.0),
+]
+
+
+@pytest.mark.parametrize(("column", "value", "fragment", "read_as"), OPTIONAL_CELLS)
+def test_a_bad_optional_roll_cell_keeps_the_person_with_a_warning(tmp_path: Path, column: str, value: str,
+                                                                 fragment: str, read_as: object) -> None:
+    header = ROLL_HEADER + ",申报月收入"
+    cells = (ROLL_ROW + ",600").split(",")
+    cells[{**COLUMN_INDEX, "declared_income_monthly": 7}[column]] = value
+    loaded = _roll(tmp_path, ROLL_ROW + ",600", ",".join(cells), header=header)
+    assert loaded.ok and loaded.rejects.height == 0  # every check still sees the person
+    assert loaded.frame.get_column(column).to_list()[1] == read_as
+    (warning,) = loaded.warnings
+    assert (warning.row, warning.column, warning.value) == (3, column, value) and fragment in warning.message
 
 
 def test_row_with_several_problems_is_rejected_once_with_all(tmp_path: Path) -> None:
