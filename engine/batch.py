@@ -43,7 +43,7 @@ from .errors import InputError, Problem, SelectionError
 from .loaders import Loaded
 from .policy import load_policy
 from .resolve import resolve
-from .rules import select_rules
+from .rules import RULES, select_rules
 from .run import RunResult, run
 
 __all__ = ["FileRun", "RUN_PIECE_BYTES", "run_files"]
@@ -74,8 +74,6 @@ class FileRun:
 def _unusable_reason(rule_id: str, unusable: list[str]) -> str | None:
     """Why a skipped rule did not run, when a file it needs could not be used (rather than the
     engine's "not provided": the file was there)."""
-    from .rules import RULES
-
     named = [key for key in RULES[rule_id].sources if key in unusable]
     if not named:
         return None

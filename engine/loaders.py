@@ -272,7 +272,7 @@ def _read(df: pl.DataFrame, ds: Dataset, file_label: str, as_of: date | None, fi
             warnings += _id_warnings(full, c, file_label, as_of)
     rejected = full.get_column(cells.REJECTED)
     for c in plan.lenient:
-        warnings += _read_as_empty(full.filter(~rejected), c, file_label, given)
+        warnings += _read_as_empty(full, rejected, c, file_label, given)
     if not rejected.any():
         return Loaded(key, file_label, full[plan.outputs], plan.no_rejects.clone(), [], warnings)
     # (df[names], not df.select(names), which copies every column of a large frame.)
@@ -308,11 +308,16 @@ def _id_messages(bad: pl.DataFrame, c: Column, as_of: date | None) -> pl.DataFra
     return bad.with_columns(filled.alias(cells.ERR + c.name))
 
 
-def _read_as_empty(kept: pl.DataFrame, c: Column, label: str, given: tuple[str, ...]) -> list[Problem]:
-    """Kept rows whose lenient cell had an error (cells.Plan.lenient): warnings, capped."""
-    failing = kept.filter(pl.col(cells.ERR + c.name).is_not_null())
-    if not failing.height:
+def _read_as_empty(full: pl.DataFrame, rejected: pl.Series, c: Column, label: str,
+                   given: tuple[str, ...]) -> list[Problem]:
+    """Kept rows whose lenient cell had an error (cells.Plan.lenient): warnings, capped. (Every
+    roll is read through here: only the failing rows' few columns are copied, not the roll.)"""
+    failed = full.get_column(cells.ERR + c.name).is_not_null() & ~rejected
+    count = int(failed.sum())
+    if not count:
         return []
+    columns = ["_row", cells.ERR + c.name, *([cells.RAW + c.name] if c.name in given else [])]
+    failing = full[columns].filter(failed)
     shown = failing.head(PROBLEM_CAP)
     if c.name in given:  # the cell as the text path spells it (an amount held as a number too)
         raw = shown.select(cells.RAW + c.name)
