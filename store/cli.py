@@ -290,12 +290,14 @@ def flags_group() -> None:
                                                 "CROSSCHECK_OVERDUE_DAYS (or --overdue-days).")
 @click.option("--overdue-days", type=click.IntRange(0), default=None, help="超期天数 override CROSSCHECK_OVERDUE_DAYS.")
 @click.option("--today", type=DATE, default=None, help="按此日期计算超期 judge overdue as of this date.")
+@click.option("--run", "run_id", type=click.IntRange(1), default=None,
+              help="只列该次比对发现的 only what this run found (a batch's: its run id).")
 @click.option("--limit", type=click.IntRange(1), default=200, show_default=True, help="最多显示 show at most this many.")
 @FORMAT
 @_store_options
 def flags_list(region: str | None, rule_ids: tuple[str, ...], statuses: tuple[str, ...], severities: tuple[str, ...],
-               household: str | None, overdue: bool, overdue_days: int | None, today: date | None, limit: int, fmt: str,
-               data_dir: Path | None, database_url: str | None) -> None:
+               household: str | None, overdue: bool, overdue_days: int | None, today: date | None, run_id: int | None,
+               limit: int, fmt: str, data_dir: Path | None, database_url: str | None) -> None:
     """列出预警 flags by severity, oldest first; `overdue` marks those open too long."""
     from .flags import FlagFilter, count_flags, list_flags
     from .lifecycle import STATUS_ZH
@@ -303,7 +305,7 @@ def flags_list(region: str | None, rule_ids: tuple[str, ...], statuses: tuple[st
     with _open(data_dir, database_url) as store:
         days = store.settings.overdue_days if overdue_days is None else overdue_days
         flt = FlagFilter(region, _split(rule_ids), _split(statuses), _split(severities), household,
-                         days if overdue else None)
+                         days if overdue else None, run=run_id)
         now = _now(today)
         with store.read() as session:
             total = count_flags(session, flt, now)

@@ -20,6 +20,7 @@ from .models import Flag, FlagEvent
 __all__ = ["FlagFilter", "flag_query", "list_flags", "count_flags", "get_flag", "LIST_COLUMNS"]
 
 SEVERITIES = ("high", "medium", "low")
+FOUND = ("raised", "seen", "reopened")  # the events a run gives the flags it finds (lifecycle.apply)
 LIST_COLUMNS = ("id", "rule_id", "status", "severity", "program", "household_id", "name", "id_number",
                 "region_code", "opened_at", "days_open", "overdue", "assignee", "overpayment", "last_run_id")
 
@@ -34,6 +35,7 @@ class FlagFilter:
     overdue_days: int | None = None  # only flags needing a person opened longer ago than this
     programs: list[str] | None = None
     since: datetime | None = None  # changed (status_at) at or after
+    run: int | None = None  # only what this run found: raised, seen again or reopened by it (a batch's run)
 
     def check(self) -> None:
         bad = [r for r in self.rules or [] if r not in RULES]
@@ -70,6 +72,11 @@ def _where(query: sa.Select, flt: FlagFilter, now: datetime) -> sa.Select:
         query = query.where(Flag.status_at >= flt.since)
     if flt.overdue_days is not None:
         query = query.where(Flag.status.in_(NEEDS_PERSON), Flag.opened_at < overdue_before(now, flt.overdue_days))
+    if flt.run is not None:
+        # By the run's events, not Flag.last_run_id: a later run that finds a flag again moves
+        # that on, and a batch's flags are still the batch's.
+        found = sa.select(FlagEvent.flag_id).where(FlagEvent.run_id == flt.run, FlagEvent.kind.in_(FOUND))
+        query = query.where(Flag.id.in_(found))
     return query
 
 

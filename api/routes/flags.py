@@ -60,6 +60,8 @@ def list_flags(
     household: Annotated[str | None, Query(max_length=255)] = None,
     since: Annotated[IsoDateTime | None, Query(description="changed at or after (ISO 8601)")] = None,
     overdue: Annotated[bool, Query(description="only flags overdue for review")] = False,
+    run: Annotated[int | None, Query(ge=1, le=2**63 - 1,
+                                     description="only what this run found (a batch's: its run_id)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> FlagPage:
@@ -72,7 +74,8 @@ def list_flags(
     if scope is None:
         return FlagPage(total=0, limit=limit, offset=offset, items=[])
     flt = FlagFilter(region=scope, rules=rule, statuses=status, severities=severity, household=household,
-                     overdue_days=state.settings.overdue_days if overdue else None, programs=program, since=since)
+                     overdue_days=state.settings.overdue_days if overdue else None, programs=program, since=since,
+                     run=run)
     query = flag_query(flt, now)
     with state.store.read() as session:
         total = session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()

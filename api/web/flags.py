@@ -57,10 +57,15 @@ def _state(request: Request) -> AppState:
 class Filters:
     """The list's filters as given in the query string, checked; what they select."""
 
-    def __init__(self, rule: str, status: str, township: str, severity: str, program: str, overdue: bool) -> None:
+    def __init__(self, rule: str, status: str, township: str, severity: str, program: str, overdue: bool,
+                 run: str = "") -> None:
         self.rule, self.status, self.severity, self.program = rule, status or "needs", severity, program
         self.township, self.overdue = township.strip(), overdue
         self.problems: list[str] = []
+        # A batch's page links here with its run: what that upload found, to review in the list.
+        self.run = int(run) if run.isascii() and run.isdigit() and 0 < int(run) < 2**63 else None
+        if run and self.run is None:
+            self.problems.append(f"没有比对“{run}”")
         if self.rule and self.rule not in RULES:
             self.problems.append(f"没有规则“{self.rule}”")
             self.rule = ""
@@ -88,17 +93,17 @@ class Filters:
         return FlagFilter(region=scope, rules=[self.rule] if self.rule and with_rule else None,
                           statuses=self.statuses, severities=[self.severity] if self.severity else None,
                           programs=[self.program] if self.program else None,
-                          overdue_days=settings.overdue_days if self.overdue else None)
+                          overdue_days=settings.overdue_days if self.overdue else None, run=self.run)
 
     def query(self, **change: Any) -> str:
         values = {"rule": self.rule, "status": self.status, "township": self.township, "severity": self.severity,
-                  "program": self.program, "overdue": "1" if self.overdue else "", **change}
+                  "program": self.program, "overdue": "1" if self.overdue else "", "run": self.run or "", **change}
         return urlencode({k: v for k, v in values.items() if v not in ("", None)})
 
 
 def _filters(rule: str = "", status: str = "", township: str = "", severity: str = "", program: str = "",
-             overdue: str = "") -> Filters:
-    return Filters(rule, status, township, severity, program, overdue in ("1", "on", "true"))
+             overdue: str = "", run: str = "") -> Filters:
+    return Filters(rule, status, township, severity, program, overdue in ("1", "on", "true"), run.strip())
 
 
 def _townships(state: AppState, region: str) -> list[str]:
@@ -119,15 +124,15 @@ def _rule_counts(state: AppState, flt: FlagFilter | None) -> list[tuple[str, str
 
 @router.get("/flags")
 def flag_list(request: Request, user: PageUser, rule: str = "", status: str = "", township: str = "",
-              severity: str = "", program: str = "", overdue: str = "",
+              severity: str = "", program: str = "", overdue: str = "", run: str = "",
               page_number: Annotated[int, Query(alias="page", ge=1, le=1_000_000)] = 1) -> Response:
     need(user, "flags:read")
     state = _state(request)
-    filters = _filters(rule, status, township, severity, program, overdue)
+    filters = _filters(rule, status, township, severity, program, overdue, run)
     result = api_flags.list_flags(
         state, user, region=filters.township or None, rule=[filters.rule] if filters.rule else None,
         status=filters.statuses, severity=[filters.severity] if filters.severity else None,
-        program=[filters.program] if filters.program else None, overdue=filters.overdue,
+        program=[filters.program] if filters.program else None, overdue=filters.overdue, run=filters.run,
         limit=PAGE_SIZE, offset=(page_number - 1) * PAGE_SIZE,
     )
     pages = max((result.total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
@@ -138,11 +143,11 @@ def flag_list(request: Request, user: PageUser, rule: str = "", status: str = ""
 
 @router.get("/flags.xlsx")
 def flags_xlsx(request: Request, user: PageUser, rule: str = "", status: str = "", township: str = "",
-               severity: str = "", program: str = "", overdue: str = "") -> Response:
+               severity: str = "", program: str = "", overdue: str = "", run: str = "") -> Response:
     """The list's flags (every page) as the engine's workbook: 预警明细 and 汇总 by township."""
     need(user, "flags:read")
     state = _state(request)
-    filters = _filters(rule, status, township, severity, program, overdue)
+    filters = _filters(rule, status, township, severity, program, overdue, run)
     flt = filters.store_filter(user, state.settings)
     rows: list[Flag] = []
     if flt is not None:

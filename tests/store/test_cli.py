@@ -95,6 +95,11 @@ def test_a_month_of_work_through_the_command_line(cli, loaded, tmp_path):
     listed = json.loads(cli("runs", "list", "--format", "json").output)
     assert [r["id"] for r in listed] == [2, 1] and listed[1]["raised"] > 0 and listed[0]["unchanged"] == 19
     assert cli("runs", "show").exit_code == 0 and cli("runs", "show", 99).exit_code == 2
+    # What each run found: the first everything it raised, the second (inputs unchanged) nothing.
+    by_run = json.loads(cli("flags", "list", "--run", "1", "--limit", "100000", "--format", "json").output)
+    assert len(by_run) == listed[1]["raised"]
+    assert json.loads(cli("flags", "list", "--run", "2", "--format", "json").output) == []
+    assert cli("flags", "list", "--run", "0").exit_code == 2
 
     flags = json.loads(cli("flags", "list", "--severity", "high", "--format", "json").output)
     assert flags and all(f["severity"] == "high" for f in flags)

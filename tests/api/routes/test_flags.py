@@ -88,7 +88,31 @@ def test_household_and_overdue_filters(api):
     assert api.get("/flags?overdue=true", "sys").json()["total"] == 0  # all were raised today
 
 
+def _batch_of(api, lines: int) -> dict:
+    """The first `lines` rows of the roll uploaded as a batch, once it is finished."""
+    text = api.city.paths["roll"].read_bytes().decode("gb18030").splitlines()
+    part = "\r\n".join(text[:lines]).encode("gb18030")
+    sent = api.post("/batches", "sys", files={"file": ("part.csv", part, "text/csv")}, data={"as_of": "2026-06-30"})
+    assert sent.status_code == 202, sent.text
+    batch = api.wait(f"/batches/{sent.json()['id']}")
+    assert batch["status"] == "completed" and batch["run_id"], batch
+    return batch
+
+
+def test_run_selects_what_that_run_found(api):
+    batch = _batch_of(api, 200)
+    found = {f["flag_id"] for f in api.get(f"/batches/{batch['id']}/flags", "sys").json()}
+    assert found and found != _ids(api)  # a few households' flags, not the list's
+    assert {f["id"] for f in _all(api, "sys", f"run={batch['run_id']}")} == found
+    # The roll's run still lists what it raised, though the batch has found some of it again since
+    # (and moved their last_run_id on).
+    assert {f["id"] for f in _all(api, "sys", "run=1")} == _ids(api, Flag.first_run_id == 1) > found
+    assert _ids(api, Flag.last_run_id == batch["run_id"]) == found
+    assert api.get("/flags?run=999999", "sys").json()["total"] == 0
+
+
 @pytest.mark.parametrize(("query", "field"), [
+    ("run=0", "run"), ("run=abc", "run"),
     ("rule=deceased&rule=no_such_rule", "rule[1]"), ("severity=urgent", "severity[0]"), ("status=closed", "status[0]"),
     ("program=pension", "program[0]"), ("region=32a", "region"), ("limit=0", "limit"), ("limit=1001", "limit"),
     ("offset=-1", "offset"), ("since=yesterday", "since"), ("since=0.5", "since"), ("severty=high", "severty"),

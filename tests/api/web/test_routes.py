@@ -96,3 +96,23 @@ def test_a_batch_page_lists_the_first_flags_and_says_the_download_has_all(api, m
     listed = page.split('aria-label="本批发现的预警"', 1)[1].split("</table>", 1)[0]
     assert listed.count("<tr>") == 1 + 3 and f"发现的预警（{batch['flags']} 条）" in page
     assert "按优先顺序列出前 3 条" in page
+
+
+def test_a_batch_links_to_its_own_flags_in_the_list(api):
+    text = api.city.paths["roll"].read_bytes().decode("gb18030").splitlines()
+    part = "\r\n".join(text[:200]).encode("gb18030")
+    sent = api.post("/batches", "sys", files={"file": ("part.csv", part, "text/csv")}, data={"as_of": "2026-06-30"})
+    batch = api.wait(f"/batches/{sent.json()['id']}")
+    assert batch["status"] == "completed" and 0 < batch["flags"]
+    client = signed_in(api, "sys")
+    link = f"/flags?status=all&amp;run={batch['run_id']}"
+    assert link in client.get(f"/batches/{batch['id']}", headers=PAGE).text
+    listed = client.get(link.replace("&amp;", "&"), headers=PAGE).text
+    assert f'共 <span data-total>{batch["flags"]}</span> 条' in listed
+    assert f"只显示第 {batch['run_id']} 次比对发现的预警" in listed
+    assert f'name="run" value="{batch["run_id"]}"' in listed  # kept when the filters change
+    everything = client.get("/flags?status=all", headers=PAGE).text
+    assert f'共 <span data-total>{batch["flags"]}</span> 条' not in everything
+    # an edited query: said, and ignored
+    edited = client.get("/flags?status=all&run=x1", headers=PAGE).text
+    assert "没有比对“x1”" in edited and "只显示第" not in edited
