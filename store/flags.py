@@ -14,13 +14,12 @@ from engine.errors import NotFound, SelectionError
 from engine.rules import RULES
 from schemas import PROGRAMS
 
-from .lifecycle import NEEDS_PERSON, STATUS_ZH, derive_status, overdue_before
+from .lifecycle import FOUND, NEEDS_PERSON, STATUS_ZH, derive_status, overdue_before
 from .models import Flag, FlagEvent
 
 __all__ = ["FlagFilter", "flag_query", "list_flags", "count_flags", "get_flag", "LIST_COLUMNS"]
 
 SEVERITIES = ("high", "medium", "low")
-FOUND = ("raised", "seen", "reopened")  # the events a run gives the flags it finds (lifecycle.apply)
 LIST_COLUMNS = ("id", "rule_id", "status", "severity", "program", "household_id", "name", "id_number",
                 "region_code", "opened_at", "days_open", "overdue", "assignee", "overpayment", "last_run_id")
 

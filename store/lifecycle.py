@@ -46,6 +46,7 @@ from .models import Flag, FlagEvent
 
 __all__ = [
     "EVENT_KINDS",
+    "FOUND",
     "STATUS_ZH",
     "EVENT_ZH",
     "NEEDS_PERSON",
@@ -63,6 +64,7 @@ __all__ = [
 SYSTEM = "system"
 EVENT_KINDS = ("raised", "seen", "cleared", "reopened", "assigned", "visited", "confirmed", "dismissed",
                "appealed", "resolved")
+FOUND = ("raised", "seen", "reopened")  # the events a run gives the flags it finds (apply)
 NEEDS_PERSON = ("open", "assigned", "visited", "appealed")
 CLEARABLE = ("open", "assigned", "visited")
 DECIDED = ("dismissed", "resolved")

@@ -26,12 +26,11 @@ from schemas import PROGRAMS
 
 from . import runs
 from .db import Store
-from .lifecycle import EVENT_ZH, STATUS_ZH
+from .lifecycle import EVENT_ZH, FOUND, STATUS_ZH
 from .models import Flag, FlagEvent
 
 __all__ = ["run_flags", "write_report"]
 
-FOUND = ("raised", "seen", "reopened")
 _OUTCOME_ZH = {"ran": "已运行", "unchanged": "输入未变化（沿用上次结果）", "skipped": "跳过"}
 
 

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 
 from engine.errors import AccessDenied, StoreError
 from engine.rules import CATALOGUE
-from store.lifecycle import NEEDS_PERSON, overdue_before
+from store.lifecycle import FOUND, NEEDS_PERSON, overdue_before
 from store.models import Flag, FlagEvent, Run, utcnow
 
 from .. import access
@@ -27,7 +27,6 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 TOWNSHIP = 9
 RUNS_CHARTED = 24
-FOUND = ("raised", "reopened", "seen")
 
 
 def _state(request: Request) -> AppState:

@@ -113,6 +113,9 @@ def test_a_batch_links_to_its_own_flags_in_the_list(api):
     assert f'name="run" value="{batch["run_id"]}"' in listed  # kept when the filters change
     everything = client.get("/flags?status=all", headers=PAGE).text
     assert f'共 <span data-total>{batch["flags"]}</span> 条' not in everything
+    # The dashboard's count of what the run found opens the same list.
+    dashboard = client.get("/dashboard", headers=PAGE).text
+    assert f'<a href="{link}" aria-label="查看比对 {batch["run_id"]} 发现的 {batch["flags"]} 条预警">' in dashboard
     # an edited query: said, and ignored
     edited = client.get("/flags?status=all&run=x1", headers=PAGE).text
     assert "没有比对“x1”" in edited and "只显示第" not in edited
