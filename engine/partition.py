@@ -6,7 +6,7 @@ then run the rules (per partition of households, if asked).
 Why. engine.run.run on lazy scans of snapshots materializes every projected source column it
 joins (polars' in-memory engine builds its tables from whole columns), so its memory grows with
 the sources: 6.2 GiB for a generated province (100M hukou rows, 277M source rows; see
-benchmarks/RESULTS.md, where both paths take ~46 s). Yet a flag can only ever come from the
+benchmarks/HISTORY.md, where both paths take ~46 s). Yet a flag can only ever come from the
 rows of the roll's own people, and from the hukou rows the resolver may offer as candidates: a
 few percent of the data.
 So the sources are narrowed first, by streaming filters (bounded memory, one pass over each
