@@ -15,8 +15,9 @@ households, 15,030 truth pairs, ~38M first-layer source rows; ~100 s and ~9 GB f
 
 Every source is then padded to its row count with background rows: rows of the generated source
 drawn at random (so every column looks like the real thing) whose IDs are valid IDs of people
-who are on no roll (born elsewhere: region codes 31xxxx, 34xxxx, 37xxxx, never generated). Hukou gets one row per
-background person; the other sources draw their IDs from those people (some several times).
+who are on no roll (born elsewhere: region codes 31xxxx, 34xxxx, 37xxxx, never generated).
+Hukou gets one row per background person; the other sources draw their IDs from those people
+(some several times).
 The padding is inert: the run's flags must still equal the ground truth, which scale.py checks.
 It is written chunk by chunk (CHUNK rows) straight into each source's Parquet file, so the
 province's 100M-row hukou never exists in memory at once.

@@ -24,7 +24,8 @@ on nothing else, so no other row can be flagged or shown (engine.indexed narrows
 the same way). Hukou is read first and kept whole until the roll's IDs are resolved against
 it; then the people are the roll's IDs as given and as resolved, and each other source's pieces
 are narrowed to them as they are validated. At city scale (27.75M source rows) that keeps
-~0.5M rows, and the run's peak fell from 3.6 to 1.9 GiB (benchmarks/HISTORY.md, the narrowing round).
+~0.5M rows, and the run's peak fell from 3.6 to 1.9 GiB (benchmarks/HISTORY.md, the narrowing
+round).
 """
 
 from __future__ import annotations
