@@ -62,7 +62,8 @@ the table saying so, not a crash. Steps:
                 here). bench_api finds its data through bench_run.prepare's cache name, which is
                 linked to this scale's directory (in <data>/scale-...-api/); if that fails it
                 generates its own city and the note says so. If bench_api fails, its rows say so.
-                Run once, whatever `--repeat`.
+                Run once, whatever `--repeat`; `--api-runs N` runs it N times (a server each) and
+                gives every run's p99, the p99 target met only if every run meets it.
 
 Default steps: all of them at city scale and below, `api` only at `--scale city` (`--no-api`
 skips it); at province scale the ones that can fit (snapshots, run:snapshots, run:partitioned,
@@ -583,6 +584,45 @@ def api_rows(found: dict, data_note: str, server_peak_mib: float) -> dict[str, d
     return rows
 
 
+def combined_api_runs(runs: list[dict[str, dict]]) -> dict[str, dict]:
+    """Several runs of the api step as one set of rows. Why: at concurrency 32 the p99 follows
+    the VM's speed, which drifts from one minute to the next (the same build gave 14.8-24.3 ms
+    within an hour), so one run says little about a target on it. A latency row is the run with
+    the median p99 (the higher middle one of an even number), its note led by every run's p99
+    (`p99_runs`) and its non-200 answers all the runs'; the XLSX row is the slowest run (its
+    target is a ceiling), its note led by every run's time. A run that failed counts as not
+    meeting the target."""
+    if len(runs) == 1:
+        return runs[0]
+    combined: dict[str, dict] = {}
+    for key in dict.fromkeys(k for run in runs for k in run):
+        found = [run[key] for run in runs if key in run]
+        if key.startswith("api:c"):
+            timed = sorted((r for r in found if "p99_ms" in r), key=lambda r: r["p99_ms"])
+            if not timed:
+                combined[key] = found[0]
+                continue
+            middle = dict(timed[len(timed) // 2])  # of an even number, the higher of the two
+            p99s = [r["p99_ms"] if "p99_ms" in r else None for r in found]
+            middle["p99_runs"], middle["runs"] = p99s, len(found)
+            failures = sum(r.get("failed_requests", 0) for r in found)
+            if failures:
+                middle["failed_requests"] = failures
+            shown = ", ".join("failed" if v is None else f"{v:.1f}" for v in p99s)
+            middle["note"] = f"{len(found)} runs, p99 {shown} ms; the median run: {middle['note']}"
+            combined[key] = middle
+        else:
+            walls = [r.get("wall") for r in found]
+            done = [r for r in found if r.get("wall") is not None and "failed" not in r]
+            slowest = dict(max(done, key=lambda r: r["wall"]) if len(done) == len(found) else
+                           next(r for r in found if r not in done))
+            shown = ", ".join("failed" if w is None else f"{w:.2f}" for w in walls)
+            slowest["note"] = f"{len(found)} runs, {shown} s; the slowest: {slowest['note']}"
+            slowest["runs"] = len(found)
+            combined[key] = slowest
+    return combined
+
+
 def measure_api(directory: Path, households: int, seed: int, requests: int = API_REQUESTS,
                 xlsx_rows: int = API_XLSX_ROWS, script: Path = API_SCRIPT,
                 timeout_s: float = API_TIMEOUT_S) -> dict[str, dict]:
@@ -695,7 +735,8 @@ def table(results: dict[str, dict]) -> str:
             wall = "—" if r.get("wall") is None else f"{r['wall']:.2f}"
             peak = f"{r['peak_mib']:,.0f}" if r.get("peak_mib") else "—"
             note = f"**did not complete**: {r['failed']}" if "failed" in r and "p50_ms" not in r else r["note"]
-            lines.append(f"| {LABELS[step]} | {wall} | (once) | — | {peak} |  |  |  | {note} |")
+            runs = f"({r['runs']} runs)" if r.get("runs", 1) > 1 else "(once)"
+            lines.append(f"| {LABELS[step]} | {wall} | {runs} | — | {peak} |  |  |  | {note} |")
             continue
         if "failed" in r:
             lines.append(f"| {LABELS[step]} | — | — | — | ≥ {r['peak_mib']:,.0f} |  |  |  "
@@ -732,8 +773,15 @@ def targets(scale: str, results: dict[str, dict]) -> list[str]:
     api = results.get(f"api:c{max(API_LEVELS)}")
     if api is not None:
         ok = "p99_ms" in api and api["p99_ms"] <= 20 and not api.get("failed_requests")
+        runs = api.get("p99_runs")
+        if runs:  # several runs (--api-runs): met only when every one meets it
+            meeting = sum(1 for v in runs if v is not None and v <= 20)
+            ok = meeting == len(runs) and not api.get("failed_requests")
         lines.append(f"API target: POST /checks p99 ≤ 20 ms at concurrency {max(API_LEVELS)}: "
-                     f"{'met' if ok else 'NOT met'}" + ("" if "p99_ms" in api else f" ({api.get('failed')})"))
+                     f"{'met' if ok else 'NOT met'}" + ("" if "p99_ms" in api else f" ({api.get('failed')})")
+                     + (f" (≤ 20 ms in {meeting} of {len(runs)} runs"
+                        + (f"; {api['failed_requests']} answers not 200" if api.get("failed_requests") else "") + ")"
+                        if runs else ""))
     batch = results.get("api:xlsx")
     if batch is not None:
         ok = "failed" not in batch and batch["wall"] is not None and batch["wall"] <= 3
@@ -757,6 +805,9 @@ def main() -> None:
     parser.add_argument("--no-peers", action="store_true", help="skip DuckDB and pandas (not installed)")
     parser.add_argument("--api", action="store_true", help="add the api step (default only at --scale city)")
     parser.add_argument("--no-api", action="store_true", help="skip the api step")
+    parser.add_argument("--api-runs", type=int, default=1,
+                        help="run the api step this many times, each on a server of its own; the table "
+                             "gives every run's p99 and the target is met only if each run meets it")
     parser.add_argument("--api-requests", type=int, default=API_REQUESTS,
                         help=f"POST /checks requests per concurrency level (default {API_REQUESTS})")
     parser.add_argument("--api-xlsx-rows", type=int, default=API_XLSX_ROWS,
@@ -831,14 +882,17 @@ def main() -> None:
                   flush=True)
     results = {step: best_of(found) for step, found in runs.items()}
     if "api" in steps:
-        if args.wait_quiet:
-            wait_quiet(args.wait_quiet)
-        print(f"  {LABELS['api']}: {load_average()}", flush=True)
-        found = measure_api(directory, counts["households"], args.seed, args.api_requests, args.api_xlsx_rows,
-                            args.api_script)
-        results.update(found)
-        for key, r in found.items():
-            print(f"  {LABELS[key]}: {r['note']}", flush=True)
+        api_runs = []
+        for repetition in range(max(1, args.api_runs)):
+            if args.wait_quiet:
+                wait_quiet(args.wait_quiet)
+            print(f"  [{repetition + 1}/{max(1, args.api_runs)}] {LABELS['api']}: {load_average()}", flush=True)
+            found = measure_api(directory, counts["households"], args.seed, args.api_requests, args.api_xlsx_rows,
+                                args.api_script)
+            api_runs.append(found)
+            for key, r in found.items():
+                print(f"  {LABELS[key]}: {r['note']}", flush=True)
+        results.update(combined_api_runs(api_runs))
     print()
     print(table(results))
     for line in targets(name, results):

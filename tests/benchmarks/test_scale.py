@@ -136,3 +136,47 @@ def test_a_failing_api_benchmark_is_a_row_not_a_crash(tmp_path: Path) -> None:
     assert all("bench_api.py failed (exit 1): the server did not start" in r["failed"] for r in results.values())
     assert completed.stdout.count("did not complete") == 3
     assert "POST /checks p99 ≤ 20 ms at concurrency 32: NOT met" in completed.stdout
+
+
+def _with_p99(found: dict, p99: float, xlsx_s: float) -> dict:
+    copy = json.loads(json.dumps(found))
+    copy["checks"][1]["p99_ms"] = p99
+    copy["xlsx_batch"]["elapsed_s"] = xlsx_s
+    return copy
+
+
+def test_several_api_runs_show_every_p99_and_meet_the_target_only_if_each_does() -> None:
+    scale = _scale()
+    runs = [scale.api_rows(_with_p99(_API_JSON, p99, xlsx), "this scale's data", 512.0)
+            for p99, xlsx in ((18.0, 1.0), (21.5, 2.5), (19.0, 1.5))]
+    combined = scale.combined_api_runs(runs)
+    assert combined["api:c32"]["p99_ms"] == 19.0  # the median run's row
+    assert combined["api:c32"]["note"].startswith("3 runs, p99 18.0, 21.5, 19.0 ms; the median run: ")
+    assert combined["api:xlsx"]["wall"] == 2.5  # the slowest: the target is a ceiling
+    assert combined["api:xlsx"]["note"].startswith("3 runs, 1.00, 2.50, 1.50 s; the slowest: ")
+    assert "| (3 runs) |" in scale.table(combined)
+    lines = "\n".join(scale.targets("city", combined))
+    assert "p99 ≤ 20 ms at concurrency 32: NOT met (≤ 20 ms in 2 of 3 runs)" in lines
+    assert "XLSX batch, upload to flags, ≤ 3 s: met" in lines
+
+    meeting = scale.combined_api_runs([runs[0], runs[2]])
+    assert "p99 ≤ 20 ms at concurrency 32: met (≤ 20 ms in 2 of 2 runs)" in "\n".join(scale.targets("city", meeting))
+    assert scale.combined_api_runs([runs[1]]) is runs[1]  # one run: its rows as they are
+
+    refused = json.loads(json.dumps(_with_p99(_API_JSON, 17.0, 1.0)))
+    refused["checks"][1]["failures"] = 3  # under 20 ms, but three answers were not 200
+    some_refused = scale.combined_api_runs([runs[0], scale.api_rows(refused, "this scale's data", 512.0), runs[2]])
+    assert some_refused["api:c32"]["failed_requests"] == 3
+    assert "p99 ≤ 20 ms at concurrency 32: NOT met (≤ 20 ms in 3 of 3 runs; 3 answers not 200)" in "\n".join(scale.targets("city", some_refused))
+
+
+def test_a_failed_api_run_among_several_does_not_meet_the_target() -> None:
+    scale = _scale()
+    good = scale.api_rows(_with_p99(_API_JSON, 15.0, 1.0), "this scale's data", 512.0)
+    failed = {key: {"kind": "api", "failed": "bench_api.py killed after 3600 s", "wall": None, "peak_mib": 0.0,
+                    "note": "bench_api.py killed after 3600 s"} for key in good}
+    combined = scale.combined_api_runs([good, failed])
+    assert combined["api:c32"]["note"].startswith("2 runs, p99 15.0, failed ms")
+    assert "NOT met (≤ 20 ms in 1 of 2 runs)" in "\n".join(scale.targets("city", combined))
+    assert "failed" in combined["api:xlsx"]  # the failed run's row, not the one that completed
+    assert "XLSX batch, upload to flags, ≤ 3 s: NOT met" in "\n".join(scale.targets("city", combined))
