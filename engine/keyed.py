@@ -107,7 +107,10 @@ class Codes:
 
 
 _CODE_OF: dict[str | None, int | None] = {}  # ids.code of the few IDs of recent checks
-_CODE_OF_MAX = 1 << 16
+# A few groups' IDs: a check asks for its IDs' codes again within its group, seldom after. Kept
+# small, so that the table stays in pages the checks keep touching (a 65k-entry one cost more
+# in pages untouched for seconds, slow on this project's VM, than the codes it saved).
+_CODE_OF_MAX = 1 << 11
 
 
 def _code_of(text: str | None) -> int | None:

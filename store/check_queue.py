@@ -40,7 +40,7 @@ from engine.frames import frame_of_series, series
 from engine.loaders import load_frame
 from engine.run import empty_flags
 
-from .checks import Checker
+from .checks import Checker, household_key
 
 __all__ = ["CheckQueue", "CheckAnswer", "settle"]
 
@@ -275,13 +275,13 @@ class CheckQueue:
     def _apart(self, group: list[_Request], persons: dict[int, set[str]]) -> list[list[int]]:
         """The requests (by the IDs of their rows, resolved) split into parts whose checks cannot
         see each other: no person in two of them, no household of one where the roll enrols a
-        person of another."""
+        person of another (households compared by their store.checks.household_key)."""
         everyone = set().union(*persons.values()) if persons else set()
         enrolled = self.checker.enrolled_in(list(everyone))
-        parts: list[tuple[list[int], set[str], set[str], set[str]]] = []  # members, persons, households, enrolled in
+        parts: list[tuple[list[int], set[str], set[int], set[int]]] = []  # members, persons, households, enrolled in
         for index, mine in persons.items():
-            mine_in = set().union(*(enrolled.get(p, set()) for p in mine)) if mine else set()
-            household = group[index].household
+            mine_in = set().union(*(enrolled.get(p, ()) for p in mine)) if mine else set()
+            household = household_key(group[index].household)
             for members, their_persons, their_households, their_in in parts:
                 if not (mine & their_persons) and household not in their_in and not (mine_in & their_households):
                     members.append(index)

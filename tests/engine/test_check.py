@@ -100,6 +100,16 @@ def test_an_applicant_enrolled_in_another_household_is_a_duplicate():
     _same(checked, expected, households)
 
 
+def test_households_whose_keys_collide_are_told_apart_by_their_ids():
+    # A person's roll rows are told in or out of the checked households by a hash of their
+    # household id, then by the id itself: with every key made the same, A's row in H2 is kept.
+    roll, source_frames = frames([roll_row("H1", A), roll_row("H2", A)], {"hukou": HUKOU})
+    checked, _ = frames([roll_row("H1", A)])
+    index = CheckIndex(roll, source_frames, POLICY)
+    index._roll._household_keys[:] = hash("H1")
+    assert _flags(index.check(checked, AS_OF), "duplicate_enrollment") == [("H1", A)]
+
+
 def test_an_applicant_in_tekun_elsewhere_is_a_program_conflict():
     checked, expected, households = _case([roll_row("H1", A, "tekun")], [roll_row("NEW", A, "dibao")])
     assert _flags(checked, "program_conflict") == [("NEW", A)]
