@@ -17,7 +17,7 @@ in all), each page touched a few times a minute at most. Measured here (2026-12-
 untouched for 0.1 s cost ~5–12 µs to touch, for 2 s ~40–60 µs, where a warm one costs well
 under 1 µs. Structures of scattered Python objects (a dict of the roll's 252k IDs to frozensets:
 4–5 pages a lookup) then cost milliseconds a group of checks; compact arrays searched together
-(store.checks.Enrolments) touch fewer pages, and pages the checks keep warm.
+(engine.check's roll index) touch fewer pages, and pages the checks keep warm.
 """
 
 from __future__ import annotations

@@ -54,12 +54,19 @@ from .run import (
     select_ready,
 )
 
-__all__ = ["ROLL_COLUMNS", "CheckIndex", "HukouIndex"]
+__all__ = ["ROLL_COLUMNS", "CheckIndex", "HukouIndex", "household_key"]
 
 # A loaded roll frame's columns (docs/design.md, "Loaded frames"): what a check roll carries.
 ROLL_COLUMNS = ("_row", *ROLL.names, "id_number_raw", "id_valid", "id_method")
 _KEEP = 8  # as-of dates (× rule selections) whose compiled runs and resolved roll rows are kept
 _NO_RESOLUTIONS = pl.DataFrame(schema=RESOLUTION_COLUMNS)
+
+
+def household_key(household_id: str | None) -> int:
+    """A household's key in the roll index: Python's hash of its id, salted per process (so made
+    and compared in one process). Two households may share a key: where that would matter, their
+    ids are compared too."""
+    return hash(household_id)
 
 
 class HukouIndex:
@@ -111,13 +118,13 @@ class _RollIndex:
                 pl.lit(100.0).alias("match_score"),
             )
         self._valid = Keyed.of(valid)
-        # Each valid row's household as a key (Python's hash of its id), so that which of a person's
-        # rows are in the checked households (a re-check's are all of them) is told by array, and
-        # only the rows whose key matches have their household id read, to be sure. A dict of the
-        # roll's households to numbers cost ~0.45 ms a group of 16 in process: each lookup touched
-        # pages no check had touched for seconds, which this VM makes slow (store.checks.Enrolments).
+        # Each valid row's household as a key (household_key), beside its code: which households
+        # enrol a person, and which of a person's rows are in the checked households (a re-check's
+        # are all of them), are told by array. Dicts of the roll's 252k IDs and 120k households
+        # cost ~2.2 ms a group of 16 in process: each lookup touched pages no check had touched for
+        # seconds, which this project's VM makes slow (benchmarks/idle_pages.py).
         self._households = self._valid.frame.get_column("household_id")
-        self._household_keys = np.fromiter(map(hash, self._households.to_list()), dtype=np.int64,
+        self._household_keys = np.fromiter(map(household_key, self._households.to_list()), dtype=np.int64,
                                            count=self._households.len())
         self._invalid = loaded.filter(~pl.col("id_valid"))
         self.empty = loaded.head(0)
@@ -130,12 +137,25 @@ class _RollIndex:
     def schema(self) -> pl.Schema:
         return self._schema
 
+    def enrolled_in(self, ids: list[str]) -> dict[str, frozenset[int]]:
+        """The keys of the households whose valid rows hold each of these IDs (an ID in none is
+        left out): one search of the valid rows' codes for all of them."""
+        codes = codes_of(ids)
+        count = len(codes.values)
+        if not count:
+            return {}
+        bounds = np.searchsorted(self._valid.codes, np.concatenate([codes.values, codes.values + 1])).tolist()
+        texts = codes.texts if codes.texts is not None else codes.ids.to_list()
+        keys = self._household_keys
+        return {text: frozenset(keys[start:end].tolist())
+                for text, start, end in zip(texts, bounds[:count], bounds[count:], strict=True) if end > start}
+
     def rows_of(self, ids: list[str], as_of: date, besides: set[str] | frozenset[str] = frozenset()) -> pl.DataFrame:
         """The roll's rows of these IDs, but for the valid rows of the households `besides`."""
         codes = codes_of(ids)
         positions = self._valid.positions(codes)
         if besides and len(positions):  # in Python: np.isin's setup costs more over a few rows
-            keys = {hash(household) for household in besides}
+            keys = {household_key(household) for household in besides}
             maybe = [at for at, key in enumerate(self._household_keys[positions].tolist()) if key in keys]
             if maybe:
                 named = self._households.gather(positions_series(positions[maybe])).to_list()
@@ -188,6 +208,12 @@ class CheckIndex:
     @property
     def available(self) -> set[str]:
         return set(self._sources)
+
+    def enrolled_in(self, persons: list[str]) -> dict[str, frozenset[int]]:
+        """The keys (`household_key`) of the roll's households enrolling each of `persons` (valid
+        IDs; those enrolled nowhere are left out). store.check_queue keeps checks that could see
+        each other's households apart with it."""
+        return self._roll.enrolled_in(persons) if self._roll is not None else {}
 
     def warm(self, as_of: date, rules: list[str] | None = None, cadences: list[str] | None = None) -> None:
         """Do now what the first check of `as_of` would otherwise wait for: resolve the roll's

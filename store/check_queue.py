@@ -35,12 +35,13 @@ from typing import Any
 
 import polars as pl
 
+from engine.check import household_key
 from engine.errors import Problem
 from engine.frames import frame_of_series, series
 from engine.loaders import load_frame
 from engine.run import empty_flags
 
-from .checks import Checker, household_key
+from .checks import Checker
 
 __all__ = ["CheckQueue", "CheckAnswer", "settle"]
 
@@ -263,7 +264,7 @@ class CheckQueue:
                                warnings=warnings.get(index, []), as_of=first.as_of)
             for index in range(len(group)) if index not in persons  # a problem, or only blank rows
         }
-        parts = self._apart(group, persons)
+        parts = self._apart(index_, group, persons)
         for part in parts:
             frame = resolved if len(parts) == 1 else resolved.filter((pl.col("_row") // _BLOCK).is_in(part))
             answers.update(self._run(index_, held, group, part, frame, warnings))
@@ -272,12 +273,12 @@ class CheckQueue:
             answer.together, answer.engine_seconds = len(group), elapsed
         return [answers[index] for index in range(len(group))]
 
-    def _apart(self, group: list[_Request], persons: dict[int, set[str]]) -> list[list[int]]:
+    def _apart(self, index_: Any, group: list[_Request], persons: dict[int, set[str]]) -> list[list[int]]:
         """The requests (by the IDs of their rows, resolved) split into parts whose checks cannot
         see each other: no person in two of them, no household of one where the roll enrols a
-        person of another (households compared by their store.checks.household_key)."""
+        person of another (households compared by their engine.check.household_key)."""
         everyone = set().union(*persons.values()) if persons else set()
-        enrolled = self.checker.enrolled_in(list(everyone))
+        enrolled = index_.enrolled_in(list(everyone))
         parts: list[tuple[list[int], set[str], set[int], set[int]]] = []  # members, persons, households, enrolled in
         for index, mine in persons.items():
             mine_in = set().union(*(enrolled.get(p, ()) for p in mine)) if mine else set()

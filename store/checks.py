@@ -23,12 +23,11 @@ import time
 from datetime import date, datetime
 from typing import Any
 
-import numpy as np
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from engine import ids, names
+from engine import names
 from engine.errors import AccessDenied
 from engine.policy import load_policy
 from engine.run import RunResult
@@ -38,50 +37,7 @@ from .db import Store
 from .identity import identify
 from .models import Flag, Run, RunInput, RunRule, Snapshot, utcnow
 
-__all__ = ["Checker", "Enrolments", "household_key", "record", "flag_ids", "foreign_households"]
-
-
-def household_key(household_id: str | None) -> int:
-    """A household's key in `Enrolments`: Python's hash of its id, salted per process (so made and
-    compared in one process)."""
-    return hash(household_id)
-
-
-class Enrolments:
-    """Who the roll enrols in which household, as two arrays: each valid roll row's ID code
-    (engine.ids.code), sorted, and beside it its household's `household_key`.
-
-    Why arrays: store.check_queue asks, for every group of checks, which households enrol each
-    of its ~35 persons. Held as a dict of the city roll's 252k IDs to a frozenset of household
-    ids each (~70 MB of objects), each lookup touched 4–5 memory pages that no check had touched
-    for seconds, and on this project's VM such a page costs 10–60 µs to touch again
-    (benchmarks/RESULTS.md, "What limits each figure"): ~1.4 ms of a 13 ms group, in process.
-    The two arrays are 4 MB, and every group's searches keep touching them.
-
-    Keys are hashes, not the ids: two households sharing a key (a hash collision) only make the
-    queue check two requests apart, which is always correct."""
-
-    def __init__(self, enrolments: pl.DataFrame) -> None:
-        coded = (enrolments.select(ids.code_expr(pl.col("id_number")).alias("code"), "household_id")
-                 .drop_nulls("code").sort("code"))
-        self.codes = coded.get_column("code").to_numpy()
-        households = coded.get_column("household_id").to_list()
-        self.households = np.fromiter(map(household_key, households), dtype=np.int64, count=len(households))
-
-    def of(self, persons: list[str]) -> dict[str, frozenset[int]]:
-        """The keys of the households enrolling each of `persons` (valid IDs; those enrolled
-        nowhere are left out)."""
-        found: dict[str, frozenset[int]] = {}
-        wanted = [(code, person) for person in set(persons) if (code := ids.code(person)) is not None]
-        if not wanted or not len(self.codes):
-            return found
-        values = np.array([code for code, _ in wanted], dtype=np.int64)
-        bounds = np.searchsorted(self.codes, np.concatenate([values, values + 1])).tolist()
-        households = self.households
-        for (_, person), start, end in zip(wanted, bounds[:len(wanted)], bounds[len(wanted):], strict=True):
-            if end > start:
-                found[person] = frozenset(households[start:end].tolist())
-        return found
+__all__ = ["Checker", "record", "flag_ids", "foreign_households"]
 
 
 class Checker:
@@ -93,8 +49,6 @@ class Checker:
         self._signature: tuple[tuple[str, int], ...] | None = None
         self._looked_at = 0.0
         self._build = threading.Lock()
-        self.enrolments = pl.DataFrame(schema={"id_number": pl.String, "household_id": pl.String})
-        self._enrolled = Enrolments(self.enrolments)
         self.policy = load_policy(store.settings.policy)
 
     def _latest(self) -> dict[str, Snapshot]:
@@ -131,20 +85,7 @@ class Checker:
         # Mapped, already sorted by ID (engine.keyed): no source is read or sorted here.
         sources = {key: snapshots.keyed(self.store, snap) for key, snap in held.items() if key != "roll"}
         roll = snapshots.scan(self.store, held["roll"]).collect() if "roll" in held else None
-        # Who is enrolled in which household of the roll: store.check_queue keeps checks that
-        # could see each other's households apart.
-        self.enrolments = (roll.filter(pl.col("id_valid")).select("id_number", "household_id").unique()
-                           .sort("id_number")
-                           if roll is not None else pl.DataFrame(schema={"id_number": pl.String,
-                                                                        "household_id": pl.String}))
-        self._enrolled = Enrolments(self.enrolments)
         return CheckIndex(roll, sources, self.policy)
-
-    def enrolled_in(self, persons: list[str]) -> dict[str, frozenset[int]]:
-        """The keys (`household_key`) of the roll's households enrolling each of `persons` (valid
-        IDs), searched for in arrays made with the index (`Enrolments`): a filter of the whole
-        roll per request costs milliseconds."""
-        return self._enrolled.of(persons)
 
     def check(self, households: pl.DataFrame, as_of: date, rules: list[str] | None = None,
               cadences: list[str] | None = None) -> tuple[RunResult, dict[str, Snapshot]]:

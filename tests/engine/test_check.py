@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import polars as pl
 import pytest
 
-from engine.check import CheckIndex
+from engine.check import CheckIndex, household_key
 from engine.run import RunResult, run
 
 from .casebook import AS_OF, POLICY, frames, person, planted_city, roll_row
@@ -100,13 +100,23 @@ def test_an_applicant_enrolled_in_another_household_is_a_duplicate():
     _same(checked, expected, households)
 
 
+def test_enrolled_in_gives_every_household_of_each_valid_id():
+    roll, source_frames = frames([roll_row("H1", A), roll_row("H1", B), roll_row("H2", A), roll_row("H3", A, "tekun")],
+                                 {"hukou": HUKOU})
+    index = CheckIndex(roll, source_frames, POLICY)
+    assert index.enrolled_in([A, B, C, "not an ID"]) == {A: {household_key(h) for h in ("H1", "H2", "H3")},
+                                                          B: {household_key("H1")}}
+    assert index.enrolled_in([]) == {}
+    assert CheckIndex(None, source_frames, POLICY).enrolled_in([A]) == {}
+
+
 def test_households_whose_keys_collide_are_told_apart_by_their_ids():
     # A person's roll rows are told in or out of the checked households by a hash of their
     # household id, then by the id itself: with every key made the same, A's row in H2 is kept.
     roll, source_frames = frames([roll_row("H1", A), roll_row("H2", A)], {"hukou": HUKOU})
     checked, _ = frames([roll_row("H1", A)])
     index = CheckIndex(roll, source_frames, POLICY)
-    index._roll._household_keys[:] = hash("H1")
+    index._roll._household_keys[:] = household_key("H1")
     assert _flags(index.check(checked, AS_OF), "duplicate_enrollment") == [("H1", A)]
 
 

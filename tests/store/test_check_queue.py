@@ -12,7 +12,7 @@ import pytest
 
 from engine.loaders import load_frame
 from store.check_queue import CheckQueue
-from store.checks import Checker, household_key
+from store.checks import Checker
 
 from .conftest import AS_OF
 
@@ -127,18 +127,6 @@ def checker_with_roll(store, deliver, city):
     checker = Checker(store)
     checker.current()
     return checker
-
-
-def test_enrolled_in_finds_every_household_of_each_person(checker_with_roll):
-    enrolments = checker_with_roll.enrolments
-    twice = enrolments.group_by("id_number").len().filter(pl.col("len") > 1).get_column("id_number").to_list()[:3]
-    once = enrolments.get_column("id_number").unique().sort().to_list()[:5]
-    persons = [*twice, *once, "110105199001011234"]  # the last is enrolled nowhere
-    expected = {person: {household_key(h) for h in
-                         enrolments.filter(pl.col("id_number") == person).get_column("household_id").to_list()}
-                for person in persons}
-    assert checker_with_roll.enrolled_in(persons) == {p: h for p, h in expected.items() if h}
-    assert checker_with_roll.enrolled_in([]) == {}
 
 
 def test_a_household_enrolling_anothers_member_is_checked_apart_from_it(checker_with_roll, city):
