@@ -4,6 +4,7 @@ structures are such pages.
 
     python benchmarks/idle_pages.py                 # a table: time untouched → µs a page
     python benchmarks/idle_pages.py --megabytes 512 --pages 400 --repeat 5
+    python benchmarks/idle_pages.py --pauses 0.5 --json    # one figure, as scale.py takes it
 
 It fills an array (anonymous memory), then for each pause: touches every page, waits (asleep,
 or spinning on the CPU with --spin), and reads one byte from each of `--pages` distinct pages
@@ -11,6 +12,12 @@ chosen at random, timing that read; then reads the same bytes again (now warm). 
 happens (the pages are mapped all along: the process's fault count is printed), so what the
 read waits for is below the guest: the host taking back, or losing track of, memory the guest
 has not used lately.
+
+The cost is the host's, not the code's: on 2026-12-06 a page untouched for 0.5 s cost ~35-45 µs
+in the VM's slow spells and ~0.6-1.2 µs in its fast ones, the same build on the same data (and the
+check's p99 at concurrency 32 21-40 against 16-20 ms). scale.py takes this figure (`--pauses
+0.5 --json`) beside each run of its api step and at its start and end, so that a table says
+which machine it was measured on.
 
 Why it matters: a check reads a few rows of a city's sources, indexes and roll (hundreds of MB
 in all), each page touched a few times a minute at most. Measured here (2026-12-06), a page
@@ -23,6 +30,7 @@ under 1 µs. Structures of scattered Python objects (a dict of the roll's 252k I
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import statistics
 import time
@@ -81,8 +89,14 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=200, help="distinct pages read after each pause (default 200)")
     parser.add_argument("--repeat", type=int, default=3, help="reads per pause; the median is shown (default 3)")
     parser.add_argument("--spin", action="store_true", help="wait on the CPU instead of asleep")
+    parser.add_argument("--pauses", type=float, nargs="+", default=list(PAUSES), metavar="SECONDS",
+                        help="how long the pages sit untouched, one row each (default: " + " ".join(map(str, PAUSES)) + ")")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     args = parser.parse_args()
-    rows = measure(args.megabytes, args.pages, args.repeat, args.spin)
+    rows = measure(args.megabytes, args.pages, args.repeat, args.spin, tuple(args.pauses))
+    if args.json:
+        print(json.dumps(rows))
+        return
     waiting = "spinning" if args.spin else "asleep"
     print(f"{args.pages} distinct pages of {args.megabytes} MB read after the pause ({waiting}), median of {args.repeat}")
     print("| untouched for | µs a page, first read | µs a page, read again | page faults meanwhile |")

@@ -4,6 +4,7 @@ pages read are distinct pages of the memory filled, and that reading them faults
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,11 @@ def test_the_command_prints_a_table():
     lines = completed.stdout.splitlines()
     assert lines[1].startswith("| untouched for |")
     assert len([line for line in lines if line.startswith("| ") and " s |" in line]) == 7
+
+
+def test_the_command_gives_chosen_pauses_as_json():
+    completed = subprocess.run([sys.executable, str(SCRIPT), "--megabytes", "8", "--pages", "20", "--repeat", "1",
+                                "--pauses", "0", "0.05", "--json"], capture_output=True, text=True, check=True, timeout=120)
+    rows = json.loads(completed.stdout)
+    assert [row["pause_s"] for row in rows] == [0.0, 0.05]
+    assert all(row["cold_us"] > 0 and row["warm_us"] > 0 for row in rows)

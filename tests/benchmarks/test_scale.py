@@ -180,3 +180,32 @@ def test_a_failed_api_run_among_several_does_not_meet_the_target() -> None:
     assert "NOT met (≤ 20 ms in 1 of 2 runs)" in "\n".join(scale.targets("city", combined))
     assert "failed" in combined["api:xlsx"]  # the failed run's row, not the one that completed
     assert "XLSX batch, upload to flags, ≤ 3 s: NOT met" in "\n".join(scale.targets("city", combined))
+
+
+def test_the_run_targets_say_which_run_they_are_read_against() -> None:
+    scale = _scale()
+    results = {"run": {"wall": 10.1, "peak_mib": 1900.0}, "run:indexed": {"wall": 1.2, "peak_mib": 1200.0},
+               "duckdb": {"wall": 1.7, "peak_mib": 240.0}}
+    first, files = scale.targets("city", results)
+    assert first.startswith("city (meaningful at --scale city) targets for the crosscheck full run on keyed snapshots")
+    assert "the run the targets are read against" in first
+    assert first.endswith("≤ 5 s wall: met; ≤ 3 GB peak: met; no slower than DuckDB's exact joins: met")
+    assert "crosscheck full run, all rules, also measured (ingest's validation" in files
+    assert files.endswith("≤ 5 s wall: NOT met; ≤ 3 GB peak: met; no slower than DuckDB's exact joins: NOT met")
+    assert set(scale.ROLES) <= set(scale.STEPS)
+
+
+def test_each_api_run_carries_the_state_of_the_machine_it_ran_on(tmp_path: Path) -> None:
+    scale = _scale()
+    runs = [scale.with_machine(scale.api_rows(_with_p99(_API_JSON, p99, 1.0), "this scale's data", 512.0), idle)
+            for p99, idle in ((18.0, 1.2), (24.0, 41.0), (19.0, None))]
+    assert runs[0]["api:c32"]["note"].endswith("; a page untouched 0.5 s took 1.2 µs to touch (idle_pages.py)")
+    assert runs[2]["api:xlsx"]["note"].endswith("took ? µs to touch (idle_pages.py)")
+    combined = scale.combined_api_runs(runs)
+    assert combined["api:c32"]["note"].startswith("3 runs, p99 18.0, 24.0, 19.0 ms (a page untouched 0.5 s: 1.2, 41.0, ? µs)")
+    # measured in a child, by benchmarks/idle_pages.py itself; a script that fails gives no figure
+    measured = scale.idle_page_us(megabytes=8)
+    assert measured is not None and measured > 0
+    broken = tmp_path / "broken.py"
+    broken.write_text("raise SystemExit(1)\n", encoding="utf-8")
+    assert scale.idle_page_us(megabytes=8, script=broken) is None
