@@ -14,7 +14,7 @@ read waits for is below the guest: the host taking back, or losing track of, mem
 has not used lately.
 
 The cost is the host's, not the code's: on 2026-12-06 a page untouched for 0.5 s cost ~35-45 µs
-in the VM's slow spells and ~0.6-1.2 µs in its fast ones, the same build on the same data (and the
+in the VM's slow spells and ~0.6-2 µs in its fast ones, the same build on the same data (and the
 check's p99 at concurrency 32 21-40 against 16-20 ms). scale.py takes this figure (`--pauses
 0.5 --json`) beside each run of its api step and at its start and end, so that a table says
 which machine it was measured on.
