@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from datetime import date
 
 import numpy as np
@@ -78,10 +79,16 @@ class HukouIndex:
         # The rows holders() last found, per thread: a check then reads the same IDs' rows as a
         # source (most groups: nobody's ID resolved to another), and a lookup costs ~165 µs.
         self._last = threading.local()
+        self.slices: _Slices | None = None  # the roll's persons' slices, when CheckIndex has made them
+
+    def _rows(self, ids: list[str] | pl.Series, codes: Codes) -> pl.DataFrame:
+        if self.slices is None:
+            return self.keyed.rows(ids, codes)
+        return self.slices.rows(ids, codes, ("hukou",))["hukou"]
 
     def holders(self, ids: pl.Series) -> pl.DataFrame:
         codes = codes_of(ids)
-        found = self.keyed.rows(ids, codes)
+        found = self._rows(ids, codes)
         self._last.found = (codes.values, found)
         return picked(found, ("id_number", "name"))
 
@@ -91,7 +98,7 @@ class HukouIndex:
         last = getattr(self._last, "found", None)
         if last is not None and not self.keyed.odd.height and np.array_equal(last[0], codes.values):
             return last[1]
-        return self.keyed.rows(ids, codes)
+        return self._rows(ids, codes)
 
     def near(self, edit_ids: pl.Series, born14: pl.Series, named: pl.DataFrame) -> pl.DataFrame:
         # The keys as name_town spells them: names.key is key_expr's twin.
@@ -137,6 +144,11 @@ class _RollIndex:
     def schema(self) -> pl.Schema:
         return self._schema
 
+    def persons(self) -> np.ndarray:
+        """The codes of the persons on the roll under a valid ID, sorted, each once."""
+        codes = self._valid.codes
+        return codes[np.concatenate([[True], codes[1:] != codes[:-1]])] if len(codes) else codes
+
     def enrolled_in(self, ids: list[str]) -> dict[str, frozenset[int]]:
         """The keys of the households whose valid rows hold each of these IDs (an ID in none is
         left out): one search of the valid rows' codes for all of them."""
@@ -175,6 +187,45 @@ class _RollIndex:
         return stacked([found, also]) if also.height else found
 
 
+class _Slices:
+    """Where each of the roll's persons' rows are in every source (`Keyed.bounds`), found once.
+
+    Why: a check looks up a group's ~40 IDs in a dozen sources, and each binary search of a
+    city's source touches ~25 of its codes' pages, the deeper of which no other check has touched
+    for seconds: ~300 µs a group of 16 at full speed, several times that when this project's VM
+    is slow to touch such pages (benchmarks/idle_pages.py). A re-check's persons are the roll's:
+    their slices are then one search of the roll's 250k codes and a row of this table. Anyone
+    else (an applicant new to the roll, an ID resolved from an invalid one) is searched for as
+    before."""
+
+    def __init__(self, persons: np.ndarray, sources: dict[str, Keyed]) -> None:
+        self.persons = persons  # sorted, distinct
+        self.sources = sources
+        largest = max((keyed.frame.height for keyed in sources.values()), default=0)
+        # Two columns a source, one row a person: a check reads a person's slices from one place.
+        self.table = np.empty((len(persons), 2 * len(sources)), dtype=np.int32 if largest < 2**31 else np.int64)
+        self._column = {key: at for at, key in enumerate(sources)}
+        for at, keyed in enumerate(sources.values()):
+            self.table[:, 2 * at], self.table[:, 2 * at + 1] = keyed.bounds(persons, persons + 1)
+
+    def rows(self, ids: list[str] | pl.Series, codes: Codes, keys: Iterable[str] | None = None) -> dict[str, pl.DataFrame]:
+        """The rows of these IDs (`codes`: their codes_of) in each source (of `keys`: every one
+        when None), as Keyed.rows gives them."""
+        wanted = [(self._column[key], key) for key in (self.sources if keys is None else keys)]
+        values = codes.values
+        if not len(self.persons) or not len(values):
+            return {key: self.sources[key].rows(ids, codes) for _, key in wanted}
+        at = np.minimum(np.searchsorted(self.persons, values), len(self.persons) - 1)
+        slices = self.table[at].astype(np.int64)
+        others = np.flatnonzero(self.persons[at] != values)
+        if len(others):
+            lower = values[others]
+            for column, key in wanted:
+                slices[others, 2 * column], slices[others, 2 * column + 1] = self.sources[key].bounds(lower, lower + 1)
+        return {key: self.sources[key].rows_within(ids, codes, slices[:, 2 * column], slices[:, 2 * column + 1])
+                for column, key in wanted}
+
+
 def _canonical(roll: pl.DataFrame) -> pl.DataFrame:
     """A loaded roll frame reduced to ROLL_COLUMNS (other columns are never read by a rule)."""
     if tuple(roll.columns) == ROLL_COLUMNS:
@@ -202,6 +253,11 @@ class CheckIndex:
         if self._hukou is not None:
             self._lookups["hukou"] = self._hukou
         self._roll = _RollIndex(roll, self._hukou) if roll is not None else None
+        self._slices = _Slices(self._roll.persons(), self._sources) if self._roll is not None else None
+        if self._hukou is not None:
+            self._hukou.slices = self._slices
+        # Hukou's rows are most often those resolution found already (HukouIndex.rows).
+        self._sliced = [key for key, lookup in self._lookups.items() if lookup is self._sources[key]]
         self._idle: OrderedDict[tuple, list[CompiledRun]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -257,7 +313,8 @@ class CheckIndex:
                 roll = stacked([submitted, picked(rows_at(others, np.array(elsewhere)), submitted.columns)])
         ids = roll.get_column("id_number").to_list()
         codes = codes_of(ids)
-        sources = {key: index.rows(ids, codes) for key, index in self._lookups.items()}
+        sliced = self._slices.rows(ids, codes, self._sliced) if self._slices is not None else {}
+        sources = {key: sliced[key] if key in sliced else index.rows(ids, codes) for key, index in self._lookups.items()}
         programs = set(submitted.get_column("program").to_list())
         if selected:
             flags, rows = self._flags(roll, sources, as_of, selected, programs)

@@ -272,11 +272,19 @@ class Keyed:
 
     # ---- lookups ----------------------------------------------------------------------------
 
+    def bounds(self, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where the rows whose code is in [lower[i], upper[i]) start and end (positions in
+        `frame`): a person's slice for upper = lower + 1."""
+        bounds = np.searchsorted(self.codes, np.concatenate([lower, upper]), side="left")  # one call, not two
+        return bounds[: len(lower)], bounds[len(lower):]
+
     def _between(self, lower: np.ndarray, upper: np.ndarray, texts: Codes | None = None) -> pl.DataFrame:
         """The rows whose code is in [lower[i], upper[i]) for some i; `texts`: the IDs of the
         ranges (of one code each), given to their rows instead of text made from the codes."""
-        bounds = np.searchsorted(self.codes, np.concatenate([lower, upper]), side="left")  # one call, not two
-        starts, ends = bounds[: len(lower)], bounds[len(lower):]
+        return self._sliced(*self.bounds(lower, upper), texts)
+
+    def _sliced(self, starts: np.ndarray, ends: np.ndarray, texts: Codes | None = None) -> pl.DataFrame:
+        """The rows of the slices [starts[i], ends[i]) (`bounds`), `texts` as in _between."""
         found = ends > starts
         if not found.any():
             return self.empty
@@ -350,15 +358,25 @@ class Keyed:
         their code as the last column, ids.PERSON (engine.run's rules can join on it)."""
         codes = codes_of(ids_) if codes is None else codes
         if len(codes.values) <= _FEW:  # an API request's: slices, no gather (see _between)
-            found = self._between(codes.values, codes.values + 1, codes)
-            if coded:
-                found = found.with_columns(ids.code_expr(pl.col("id_number")).alias(ids.PERSON))
-        else:
-            positions, which = self._matching(codes.values)
-            found = self.frame.gather(positions)
-            found.insert_column(0, codes.ids.gather(which))
-            if coded:
-                found = found.with_columns(pl.Series(ids.PERSON, codes.values[which]))
+            return self.rows_within(ids_, codes, *self.bounds(codes.values, codes.values + 1), coded=coded)
+        positions, which = self._matching(codes.values)
+        found = self.frame.gather(positions)
+        found.insert_column(0, codes.ids.gather(which))
+        if coded:
+            found = found.with_columns(pl.Series(ids.PERSON, codes.values[which]))
+        return self._with_odd(found, ids_, coded)
+
+    def rows_within(self, ids_: list[str] | pl.Series, codes: Codes, starts: np.ndarray, ends: np.ndarray,
+                    coded: bool = False) -> pl.DataFrame:
+        """rows(ids_, codes, coded) for a few IDs whose slices are known: `starts` and `ends` are
+        `bounds(codes.values, codes.values + 1)` (engine.check keeps them for the roll's persons)."""
+        found = self._sliced(starts, ends, codes)
+        if coded:
+            found = found.with_columns(ids.code_expr(pl.col("id_number")).alias(ids.PERSON))
+        return self._with_odd(found, ids_, coded)
+
+    def _with_odd(self, found: pl.DataFrame, ids_: list[str] | pl.Series, coded: bool) -> pl.DataFrame:
+        """`found` with the rows of `ids_` that have no code."""
         if self.odd.height:  # no code: never joined on one
             odd = self.odd.filter(pl.col("id_number").is_in(pl.Series(ids_, dtype=pl.String).implode()))
             found = pl.concat([found, odd.with_columns(pl.lit(None, pl.Int64).alias(ids.PERSON)) if coded else odd])
@@ -367,8 +385,7 @@ class Keyed:
     def positions(self, codes: Codes) -> np.ndarray:
         """The positions of these IDs' rows in `frame`, ascending (rows without a code: never)."""
         if len(codes.values) <= _FEW:
-            bounds = np.searchsorted(self.codes, np.concatenate([codes.values, codes.values + 1]))
-            starts, ends = bounds[: len(codes.values)], bounds[len(codes.values):]
+            starts, ends = self.bounds(codes.values, codes.values + 1)
             found = ends > starts
             return self._offsets(starts[found], (ends - starts)[found])
         return self._matching(codes.values)[0]

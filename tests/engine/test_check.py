@@ -11,6 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.check import CheckIndex, household_key
 from engine.run import RunResult, run
@@ -238,3 +240,36 @@ def test_hukou_rows_without_a_code_are_matched_anew_by_text():
     assert index.keyed.odd.height == 1
     index.holders(pl.Series([a]))
     assert index.rows([a, "12345"], codes_of([a, "12345"]))["id_number"].sort().to_list() == ["12345", a]
+
+
+# ---- the roll's persons' slices -----------------------------------------------------------------
+
+_NUMBER = st.integers(min_value=0, max_value=400)
+
+
+@settings(max_examples=60, deadline=None)
+@given(on_roll=st.sets(_NUMBER, max_size=40),
+       sources=st.lists(st.lists(st.tuples(_NUMBER, st.integers(1, 4)), max_size=30), min_size=1, max_size=4),
+       wanted=st.lists(_NUMBER, max_size=40), odd=st.booleans())
+def test_the_slices_kept_for_the_rolls_persons_find_what_a_search_finds(on_roll, sources, wanted, odd):
+    """A check reads the roll's persons' rows from the table of their slices, anyone else's by
+    search (an applicant new to the roll): the rows Keyed.rows finds either way, in each source
+    (one with a row whose ID has no code, found by its text)."""
+    from engine.check import _Slices
+    from engine.ids import from_code
+    from engine.keyed import Keyed, codes_of
+
+    keyed = {}
+    for at, people in enumerate(sources):
+        numbers = [number for number, count in people for _ in range(count)]
+        frame = pl.DataFrame({"id_number": [from_code(n) for n in numbers] + (["short"] if odd else []),
+                              "row": list(range(len(numbers) + odd))}, schema={"id_number": pl.String, "row": pl.Int64})
+        keyed[f"source{at}"] = Keyed.of(frame)
+    slices = _Slices(codes_of([from_code(n) for n in on_roll]).values, keyed)
+    looked_up = [from_code(n) for n in wanted] + (["short"] if odd else [])
+    codes = codes_of(looked_up)
+    found = slices.rows(looked_up, codes)
+    assert list(found) == list(keyed)
+    for key, source in keyed.items():
+        assert found[key].rows() == source.rows(looked_up, codes).rows(), key
+    assert slices.rows(looked_up, codes, ["source0"])["source0"].rows() == found["source0"].rows()
