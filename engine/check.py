@@ -40,7 +40,7 @@ import polars as pl
 from schemas import ROLL
 
 from .check_plan import CompiledRun
-from .frames import picked, positions_series, rows_at, signature, stacked
+from .frames import gathered, picked, rows_at, signature, stacked
 from .keyed import Codes, Keyed, codes_of
 from .loaders import load_frame
 from .policy import DEFAULT_POLICY, Policy
@@ -170,7 +170,7 @@ class _RollIndex:
             keys = {household_key(household) for household in besides}
             maybe = [at for at, key in enumerate(self._household_keys[positions].tolist()) if key in keys]
             if maybe:
-                named = self._households.gather(positions_series(positions[maybe])).to_list()
+                named = gathered(self._households, positions[maybe]).to_list()
                 inside = {at for at, household in zip(maybe, named, strict=True) if household in besides}
                 positions = np.array([position for at, position in enumerate(positions.tolist()) if at not in inside],
                                      dtype=np.int64)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal, assert_series_equal
 
 from engine import frames
-from engine.frames import frame_of_rows, frame_of_series, picked, positions_series, series, signature, stacked
+from engine.frames import frame_of_rows, frame_of_series, gathered, picked, positions_series, series, signature, stacked
 
 _VALUES = {
     pl.String: st.text(max_size=20),
@@ -71,6 +71,15 @@ def test_positions_are_a_series_of_the_index_type(positions: list[int]) -> None:
     frame = pl.DataFrame({"n": list(range(2**16))})
     if all(p < 2**16 for p in positions):
         assert frame[made].get_column("n").to_list() == positions
+
+
+@given(typed_values(), st.data())
+def test_a_gathered_series_is_what_gather_gives(case: tuple[type[pl.DataType], list], data: st.DataObject) -> None:
+    dtype, values = case
+    column = pl.Series("c", values, dtype=dtype)
+    positions = np.array(data.draw(st.lists(st.integers(0, max(len(values) - 1, 0)), max_size=10 if values else 0)),
+                         dtype=np.int64)
+    assert_series_equal(gathered(column, positions), column.gather(positions.tolist()))
 
 
 @given(st.lists(st.tuples(st.none() | st.text(max_size=5), st.none() | st.integers(-1000, 1000),
@@ -149,6 +158,7 @@ def test_without_polars_typed_constructors_the_generic_path_gives_the_same(monke
     assert signature(pl.DataFrame(schema={"a": resolution})) != signature(pl.DataFrame(schema={"a": pl.Struct({})}))
     assert_series_equal(series("x", ["a", None], pl.String), pl.Series("x", ["a", None], dtype=pl.String))
     assert_series_equal(positions_series(np.array([3, 1])), pl.Series([3, 1], dtype=pl.get_index_type()))
+    assert_series_equal(gathered(pl.Series("x", ["a", None, "b"]), np.array([2, 0])), pl.Series("x", ["b", "a"]))
     rows = [("a", 1, 2.5, date(2026, 1, 1))]
     schema = {"name": pl.String, "count": pl.Int64, "amount": pl.Float64, "on": pl.Date}
     assert_frame_equal(frame_of_rows(rows, schema), pl.DataFrame(rows, schema=schema, orient="row"))
