@@ -17,7 +17,8 @@ rows they can join with:
   them);
 * every source restricted to the check roll's IDs: each source is sorted by ID once (an
   engine.keyed frame: sorted in memory, or mapped from the file written with its snapshot), so
-  a person's records are one slice found by binary search, never a scan;
+  a person's records are one slice found by binary search, never a scan (for the roll's own
+  persons, read from a table of their slices made with the index: `_Slices`);
 * ID resolution (engine.resolve) against hukou through `HukouIndex`, which answers the
   resolver's questions (records by ID, by the first 14 characters, by name key and township)
   by lookup; a roll row's resolution depends on that row and hukou only, so the roll's own
