@@ -147,7 +147,7 @@ class _RollIndex:
 
     def persons(self) -> np.ndarray:
         """The codes of the persons on the roll under a valid ID, sorted, each once."""
-        codes = self._valid.codes
+        codes = self._valid.codes  # sorted already: np.unique would sort them again (~0.1 s a city)
         return codes[np.concatenate([[True], codes[1:] != codes[:-1]])] if len(codes) else codes
 
     def enrolled_in(self, ids: list[str]) -> dict[str, frozenset[int]]:
