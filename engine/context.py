@@ -73,6 +73,11 @@ class Context:
     def source(self, key: str) -> nw.LazyFrame:
         return self.sources[key]
 
+    def reused(self, frame: nw.LazyFrame) -> nw.LazyFrame:
+        """`frame`, which a rule's plan reads more than once (its records, say, both listed and
+        totalled): here as it is; SharedContext computes it once per collect."""
+        return frame
+
     def has(self, key: str) -> bool:
         return key in self.sources
 
@@ -128,6 +133,11 @@ class SharedContext(Context):
         if key not in self.shared:
             self.shared[key] = nw.from_native(build().to_native().cache())
         return self.shared[key]
+
+    def reused(self, frame: nw.LazyFrame) -> nw.LazyFrame:
+        # Without it, polars runs such a frame's every node once per reading when no optimizer
+        # runs (engine.check_plan: a rule over a few households is mostly these nodes' cost).
+        return nw.from_native(frame.to_native().cache())
 
     def matchable(self, programs: tuple[str, ...] | None = None) -> nw.LazyFrame:
         return self._shared(("matchable", programs), lambda: super(SharedContext, self).matchable(programs))

@@ -128,6 +128,7 @@ def household_total(
         records = records.join(ctx.households_in(programs).select("household_id"), on="household_id", how="semi")
         if amount is None:
             return records.select("household_id", *evidence)
+        records = ctx.reused(records)  # listed and totalled
         # Rounded to the fen: float sums in parallel group-bys vary in their last bits run to run.
         totals = records.group_by("household_id").agg(nw.col(amount).sum().round(2).alias("total"))
         totals = totals.join(ctx.households, on="household_id", how="inner")

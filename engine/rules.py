@@ -119,9 +119,9 @@ def _deceased(ctx: Context) -> nw.LazyFrame:
             .filter(nw.col("status") == "deceased")
             .select(ctx.key, nw.lit("hukou").alias("record_source"), nw.col("status_date").alias("date"))
         )
-    records = nw.concat(parts, how="vertical").filter(
+    records = ctx.reused(nw.concat(parts, how="vertical").filter(
         (nw.col("date") <= nw.lit(ctx.as_of)) | nw.col("date").is_null()
-    )
+    ))
     earliest = records.group_by(ctx.key).agg(nw.col("date").min().alias("death_date"))
     rows = ctx.matchable().select("_order", ctx.key, "benefit_monthly")
     hits = rows.join(records, on=ctx.key).join(earliest, on=ctx.key)
@@ -178,7 +178,8 @@ def _disability_without_dibao(ctx: Context) -> nw.LazyFrame:
 def _property_excess(ctx: Context) -> nw.LazyFrame:
     columns = ("id_number", "certificate_no", "usage", "area_m2", "status")
     records = member_records(ctx, "property", columns, lambda _: nw.col("status") == "normal")
-    records = records.join(ctx.households_in(DIBAO_TEKUN).select("household_id"), on="household_id", how="semi")
+    records = ctx.reused(records.join(ctx.households_in(DIBAO_TEKUN).select("household_id"), on="household_id",
+                                      how="semi"))
     residential = nw.col("usage") == "residential"
     other_uses = records.filter(~residential).group_by("household_id").agg(nw.len().alias("non_residential"))
     # A co-owned flat appears once per owner: count its certificate and its area once.
@@ -248,7 +249,7 @@ def _income_over_standard(ctx: Context) -> nw.LazyFrame:
                 nw.col("monthly_salary").alias("amount").cast(nw.Float64),
             )
         )
-    incomes = nw.concat(parts, how="vertical").filter(nw.col("amount") > 0)
+    incomes = ctx.reused(nw.concat(parts, how="vertical").filter(nw.col("amount") > 0))
     totals = (
         incomes.group_by("household_id")
         .agg(nw.col("amount").sum().round(2).alias("total"))
