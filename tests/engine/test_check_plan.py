@@ -1,14 +1,21 @@
-"""engine.check_plan: the households made in Python equal engine.run.households_of's."""
+"""engine.check_plan: the households made in Python equal engine.run.households_of's; a frame a rule's plan
+reads twice is computed once (engine.context.SharedContext.reused)."""
 
 from __future__ import annotations
 
 import narwhals as nw
 import polars as pl
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.check_plan import households_in
-from engine.run import households_of, prepared
+from engine.context import Context, SharedContext
+from engine.rules import RULES
+from engine.run import context_of, households_of, prepare_roll, prepared
+
+from .casebook import AS_OF, POLICY, frames
+from .test_rules import CASES
 
 ROWS = st.lists(
     st.tuples(
@@ -45,3 +52,31 @@ def test_the_head_is_the_first_head_else_the_first_row_and_the_region_is_the_hea
     assert made.rows() == [("H1", 3, "r2", 1), ("H2", 1, "r4", 3)]
     assert households_of(nw.from_native(prepared(roll.lazy()))).to_native().collect().sort("household_id").rows() \
         == made.rows()
+
+
+# ---- a frame a plan reads twice is computed once --------------------------------------------
+
+REUSING = ["deceased", "income_over_standard", "property_excess", "assets_over_limit", "medical_hardship"]
+
+
+def _nodes(plan: pl.LazyFrame) -> int:
+    return len(plan.explain(optimized=False).splitlines())
+
+
+@pytest.mark.parametrize("rule_id", REUSING)
+def test_a_frame_read_twice_is_one_node_under_the_shared_context_with_the_same_hits(rule_id):
+    """Each of these rules reads a derived frame twice (records listed and totalled): without an
+    optimizer (engine.check_plan) polars would compute it once per reading."""
+    cases = [case for case in CASES if case[0] == rule_id and case[4]]
+    assert cases, f"no positive case of {rule_id}"
+    _, description, roll, sources, _ = cases[0]
+    roll_frame, source_frames = frames(roll, sources)
+    rows = prepare_roll(roll_frame).lazy()
+    households = households_of(nw.from_native(rows)).to_native()
+    plans = {kind: RULES[rule_id].plan(context_of(rows, households, {k: f.lazy() for k, f in source_frames.items()},
+                                                  AS_OF, POLICY, context=kind)).to_native()
+             for kind in (Context, SharedContext)}
+    assert _nodes(plans[SharedContext]) < _nodes(plans[Context])
+    shared, plain = (plans[kind].collect(optimizations=pl.QueryOptFlags.none()) for kind in (SharedContext, Context))
+    assert shared.height, description
+    assert shared.sort(shared.columns).equals(plain.sort(plain.columns))
