@@ -35,7 +35,7 @@ __all__ = ["folded", "shaped"]
 def shaped(rule: Rule, plan: pl.LazyFrame) -> pl.LazyFrame:
     """The rule's hits, annotated, as fold's `_hits` shapes them: key, `_record`, `_metrics`,
     `overpayment`, sorted by key and evidence."""
-    return _hits(0, rule, plan if rule.annotate is None else rule.annotate(plan)).drop("_rank")
+    return _hits(None, rule, plan if rule.annotate is None else rule.annotate(plan))  # no rank: one rule
 
 
 def _findings(hits: pl.DataFrame) -> list[tuple[Any, str, str | None, float | None]]:

@@ -84,10 +84,20 @@ def _name_key(column: str) -> nw.Expr:
     return nw.col(column).str.replace_all(names.SPACE, "").str.replace_all(names.DOTS, "·")
 
 
+def _keys(spelled: pl.Series) -> pl.Series:
+    """names.key of each name (null stays null, as key_expr keeps it), in Python: over the few
+    hits it is cheaper than key_expr, whose full-width fold builds a 94-pattern automaton each
+    time it runs (~0.45 ms of each check where name_mismatch runs)."""
+    return pl.Series(spelled.name, [None if name is None else names.key(name) for name in spelled.to_list()],
+                     dtype=pl.String)
+
+
 def _same_names(hits: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:
     """name_mismatch's hits whose names are the same once full-width forms are folded too
     (ＪＯＨＮ and JOHN) are no mismatch: dropped in polars, on the few hits, for either engine."""
-    return hits.filter(names.key_expr(pl.col("roll_name")) != names.key_expr(pl.col("name")))
+    roll_key, hukou_key = (pl.col(c).map_batches(_keys, return_dtype=pl.String, is_elementwise=True)
+                           for c in ("roll_name", "name"))
+    return hits.filter(roll_key != hukou_key)
 
 
 def _in_window(ctx: Context, column: str) -> nw.Expr:

@@ -211,13 +211,14 @@ def _per_rank(ranked: dict[int, Any], otherwise: Any = None) -> pl.Expr:
     return expr
 
 
-def _hits(rank: int, rule: Rule, hits: pl.LazyFrame) -> pl.LazyFrame:
-    """A rule's hits in the shape all rules share: its rank, the finding's key, each record's
-    evidence JSON and the finding's metrics JSON, in evidence order (how the records are listed)."""
+def _hits(rank: int | None, rule: Rule, hits: pl.LazyFrame) -> pl.LazyFrame:
+    """A rule's hits in the shape all rules share: its rank (None: no `_rank` column), the
+    finding's key, each record's evidence JSON and the finding's metrics JSON, in evidence order
+    (how the records are listed)."""
     key = "_order" if rule.level == "person" else "household_id"
     evidence = list(rule.evidence)
     return hits.sort([key, *evidence], nulls_last=True).select(
-        pl.lit(rank, pl.Int32).alias("_rank"),
+        *([pl.lit(rank, pl.Int32).alias("_rank")] if rank is not None else []),
         pl.col(key).cast(pl.Int64 if key == "_order" else pl.String),
         (pl.struct(evidence).struct.json_encode() if evidence else pl.lit(None, pl.String)).alias("_record"),
         (_body(list(rule.metrics)) if rule.metrics else pl.lit(None, pl.String)).alias("_metrics"),
