@@ -123,7 +123,7 @@ class CompiledRun:
         ruled = self.rows.select(pl.exclude("resolution")).cache() if "resolution" in self.rows.collect_schema() \
             else self.rows
         context = context_of(ruled, self.households, sources, as_of, policy, context=SharedContext)
-        self.plans = [shaped(rule, rule.plan(context).to_native()) for rule in selected]
+        self.plans = [shaped(rule, rule.plan(context).to_native(), as_of) for rule in selected]
         self.needs = [needs_records(rule.plan) for rule in selected]
 
     def flags(self, roll: pl.DataFrame, sources: dict[str, pl.DataFrame],

@@ -1,6 +1,6 @@
 """engine.run.fold over a check's few findings, in Python.
 
-    plan = shaped(rule, plan)                      # compiled once: a rule's hits as fold reads them
+    plan = shaped(rule, plan, as_of)               # compiled once: a rule's hits as fold reads them
     flags = folded(found, rows, households, available, as_of)
 
 Why: fold is one polars query over every rule that found something. Over the few hits of a
@@ -32,10 +32,10 @@ from .run import _PERSON_COLUMNS, FLAG_COLUMNS, _body, _hits, empty_flags
 __all__ = ["folded", "shaped"]
 
 
-def shaped(rule: Rule, plan: pl.LazyFrame) -> pl.LazyFrame:
-    """The rule's hits, annotated, as fold's `_hits` shapes them: key, `_record`, `_metrics`,
-    `overpayment`, sorted by key and evidence."""
-    return _hits(None, rule, plan if rule.annotate is None else rule.annotate(plan))  # no rank: one rule
+def shaped(rule: Rule, plan: pl.LazyFrame, as_of: date) -> pl.LazyFrame:
+    """The rule's hits, annotated (at `as_of`), as fold's `_hits` shapes them: key, `_record`,
+    `_metrics`, `overpayment`, sorted by key and evidence."""
+    return _hits(None, rule, plan if rule.annotate is None else rule.annotate(plan, as_of))  # no rank: one rule
 
 
 def _findings(hits: pl.DataFrame) -> list[tuple[Any, str, str | None, float | None]]:

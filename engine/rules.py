@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Literal
 
 import narwhals as nw
@@ -49,8 +50,8 @@ class Rule:
     any_source: bool = False  # one of `sources` is enough
     optional_sources: tuple[str, ...] = ()  # used when present
     # Native post-step on the (small) hits, for text no expression can make: given a DataFrame
-    # (engine.run) or a LazyFrame (engine.check_plan), it gives back the same kind.
-    annotate: Callable[[Any], Any] | None = None
+    # (engine.run) or a LazyFrame (engine.check_plan) and the as-of date, it gives back the same kind.
+    annotate: Callable[[Any, date], Any] | None = None
     # Person rules: columns of the flagged roll row shown in the evidence (engine.resolve's).
     roll_metrics: tuple[str, ...] = ()
     # A necessary condition over a check's few rows and records (engine.screens): False only where
@@ -92,7 +93,7 @@ def _keys(spelled: pl.Series) -> pl.Series:
                      dtype=pl.String)
 
 
-def _same_names(hits: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:
+def _same_names(hits: pl.DataFrame | pl.LazyFrame, as_of: date) -> pl.DataFrame | pl.LazyFrame:
     """name_mismatch's hits whose names are the same once full-width forms are folded too
     (ＪＯＨＮ and JOHN) are no mismatch: dropped in polars, on the few hits, for either engine."""
     roll_key, hukou_key = (pl.col(c).map_batches(_keys, return_dtype=pl.String, is_elementwise=True)
@@ -104,16 +105,18 @@ def _in_window(ctx: Context, column: str) -> nw.Expr:
     return (nw.col(column) > nw.lit(year_before(ctx.as_of))) & (nw.col(column) <= nw.lit(ctx.as_of))
 
 
-def _problems(spelled: pl.Series) -> pl.Series:
-    """ids.problem of each ID as the roll spelled it (null stays null): one Python call for the
-    few hits, where map_elements cost ~90 µs a check in its per-element calls."""
-    return pl.Series(spelled.name, [None if raw is None else ids.problem(raw) for raw in spelled.to_list()],
+def _problems(spelled: pl.Series, as_of: date) -> pl.Series:
+    """ids.problem of each ID as the roll spelled it, at the as-of date (an ID whose birth date is
+    later is invalid then, and says so); null stays null. One Python call for the few hits, where
+    map_elements cost ~90 µs a check in its per-element calls."""
+    return pl.Series(spelled.name, [None if raw is None else ids.problem(raw, as_of) for raw in spelled.to_list()],
                      dtype=pl.String)
 
 
-def _explain_id(hits: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:
+def _explain_id(hits: pl.DataFrame | pl.LazyFrame, as_of: date) -> pl.DataFrame | pl.LazyFrame:
     return hits.with_columns(
-        pl.col("roll_id_number").map_batches(_problems, return_dtype=pl.String, is_elementwise=True).alias("problem")
+        pl.col("roll_id_number").map_batches(lambda spelled: _problems(spelled, as_of), return_dtype=pl.String,
+                                             is_elementwise=True).alias("problem")
     )
 
 

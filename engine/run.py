@@ -235,9 +235,9 @@ def _findings(ranked: list[tuple[int, Rule, pl.LazyFrame]], key: str) -> pl.Lazy
           pl.col("overpayment").first())
 
 
-def annotated(rule: Rule, hits: pl.DataFrame) -> pl.DataFrame:
+def annotated(rule: Rule, hits: pl.DataFrame, as_of: date) -> pl.DataFrame:
     """The collected hits with the rule's native post-step applied, as `fold` takes them."""
-    return hits if rule.annotate is None else rule.annotate(hits)
+    return hits if rule.annotate is None else rule.annotate(hits, as_of)
 
 
 def fold(selected: list[Rule], hits: list[pl.LazyFrame], rows: pl.LazyFrame, households: pl.LazyFrame,
@@ -378,7 +378,7 @@ def run(
     step(f"比对 running {len(selected)} rules")
     plans = [rule.plan(context).to_native() for rule in selected]
     collected = pl.collect_all(plans) if plans else []
-    hits = [annotated(rule, found).lazy() for rule, found in zip(selected, collected, strict=True)]
+    hits = [annotated(rule, found, as_of).lazy() for rule, found in zip(selected, collected, strict=True)]
     flags = fold(selected, hits, rows.lazy(), households.lazy(), available, as_of).collect(engine="in-memory")
     resolutions = resolutions_of(rows) if resolving else pl.DataFrame(schema=RESOLUTION_COLUMNS)
     return RunResult(flags=flags, as_of=as_of, ran=[r.id for r in selected], skipped=skipped,

@@ -199,7 +199,7 @@ def run_spark(
     context = context_of(roll_rows, roll_households, narrowed, as_of, policy, context=Context)
     step(f"比对 running {len(selected)} rules on Spark")
     try:
-        hits = [annotated(rule, _collected(rule.plan(context))).lazy() for rule in selected]
+        hits = [annotated(rule, _collected(rule.plan(context)), as_of).lazy() for rule in selected]
     finally:
         for frame in [*narrowed.values(), roll_rows, roll_households]:
             frame.unpersist()

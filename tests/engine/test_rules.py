@@ -11,9 +11,10 @@ import json
 import polars as pl
 import pytest
 
+from engine.check import CheckIndex
 from engine.rules import CATALOGUE, RULES
 
-from .casebook import flagged, person, roll_row, run_case
+from .casebook import AS_OF, POLICY, flagged, frames, person, roll_row, run_case
 
 A, B, C, D = person(11), person(22), person(33), person(44)
 X_ID = person(9)  # its check character is X
@@ -21,6 +22,7 @@ OLD = person(55, born="19400101")
 AGED_79 = person(66, born="19460701")  # 80 on 2026-07-01, the day after as-of
 AGED_80 = person(77, born="19460630")  # 80 exactly on the as-of date
 E320302 = person(88, region="320302")
+UNBORN = person(12, born="20270319")  # a valid ID but for its birth date, later than as-of
 HUKOU_OK = [
     {"id_number": pid, "name": "张三", "region_code": "320303001", "status": "normal"} for pid in (A, B, C, D)
 ]
@@ -38,6 +40,7 @@ CASES = [
     ("id_invalid", "lowercase x, spaces, full-width are only spelling",
      [roll_row("H1", chr(0xFF10 + int(X_ID[0])) + X_ID[1:6] + " " + X_ID[6:].lower())], {}, set()),
     ("id_invalid", "valid legacy 15-digit ID", [roll_row("H1", legacy15(A))], {}, set()),
+    ("id_invalid", "born after the as-of date", [roll_row("H1", UNBORN)], {}, {"H1"}),
     ("duplicate_enrollment", "same person in two households",
      [roll_row("H1", A), roll_row("H2", A)], {}, {"H1", "H2"}),
     ("duplicate_enrollment", "twice in one program of one household",
@@ -181,6 +184,20 @@ CASES = [
 def test_rule_case(rule_id, description, roll, sources, expected):
     result = run_case(roll, sources, rules=[rule_id])
     assert flagged(result, rule_id) == expected
+
+
+@pytest.mark.parametrize("description, spelled, words", [
+    ("born after the as-of date", UNBORN, "晚于核对基准日"),
+    ("Excel scientific notation", "3.20303E+17", "Excel"),
+    ("mistyped check digit", A[:17] + ("0" if A[17] != "0" else "1"), "校验位"),
+])
+def test_an_invalid_id_says_why_in_its_evidence_through_run_and_check(description, spelled, words):
+    roll, sources = frames([roll_row("H1", spelled)], {})
+    for result in (run_case([roll_row("H1", spelled)], {}, rules=["id_invalid"]),
+                   CheckIndex(None, sources, POLICY).check(roll, AS_OF, ["id_invalid"])):
+        records = [record for evidence in result.flags["evidence"].to_list()
+                   for record in json.loads(evidence)["records"]]
+        assert records and all(words in (record["problem"] or "") for record in records), description
 
 
 def test_every_rule_has_a_case_that_fires():

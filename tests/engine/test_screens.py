@@ -42,7 +42,7 @@ def _hits(rule, roll: pl.DataFrame, sources: dict[str, pl.DataFrame], as_of: dat
     context = context_of(rows, households, {key: frame.lazy() for key, frame in sources.items()}, as_of, policy,
                          context=SharedContext)
     found = rule.plan(context).to_native().collect()
-    return found if rule.annotate is None else rule.annotate(found)
+    return found if rule.annotate is None else rule.annotate(found, as_of)
 
 
 def test_most_rules_have_a_screen():
