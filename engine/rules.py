@@ -85,39 +85,30 @@ def _name_key(column: str) -> nw.Expr:
     return nw.col(column).str.replace_all(names.SPACE, "").str.replace_all(names.DOTS, "·")
 
 
-def _keys(spelled: pl.Series) -> pl.Series:
-    """names.key of each name (null stays null, as key_expr keeps it), in Python: over the few
-    hits it is cheaper than key_expr, whose full-width fold builds a 94-pattern automaton each
-    time it runs (~0.45 ms of each check where name_mismatch runs)."""
-    return pl.Series(spelled.name, [None if name is None else names.key(name) for name in spelled.to_list()],
-                     dtype=pl.String)
+def _each(column: str, text_of: Callable[[str], str | None]) -> pl.Expr:
+    """`text_of` of each value of a String column (null stays null), in one Python call: over a
+    rule's few hits, cheaper than an expression that is costly to set up (key_expr's full-width
+    fold builds a 94-pattern automaton each time it runs) or map_elements' call per value."""
+    def mapped(values: pl.Series) -> pl.Series:
+        return pl.Series(values.name, [None if value is None else text_of(value) for value in values.to_list()],
+                         dtype=pl.String)
+
+    return pl.col(column).map_batches(mapped, return_dtype=pl.String, is_elementwise=True)
 
 
 def _same_names(hits: pl.DataFrame | pl.LazyFrame, as_of: date) -> pl.DataFrame | pl.LazyFrame:
     """name_mismatch's hits whose names are the same once full-width forms are folded too
     (ＪＯＨＮ and JOHN) are no mismatch: dropped in polars, on the few hits, for either engine."""
-    roll_key, hukou_key = (pl.col(c).map_batches(_keys, return_dtype=pl.String, is_elementwise=True)
-                           for c in ("roll_name", "name"))
-    return hits.filter(roll_key != hukou_key)
+    return hits.filter(_each("roll_name", names.key) != _each("name", names.key))
 
 
 def _in_window(ctx: Context, column: str) -> nw.Expr:
     return (nw.col(column) > nw.lit(year_before(ctx.as_of))) & (nw.col(column) <= nw.lit(ctx.as_of))
 
 
-def _problems(spelled: pl.Series, as_of: date) -> pl.Series:
-    """ids.problem of each ID as the roll spelled it, at the as-of date (an ID whose birth date is
-    later is invalid then, and says so); null stays null. One Python call for the few hits, where
-    map_elements cost ~90 µs a check in its per-element calls."""
-    return pl.Series(spelled.name, [None if raw is None else ids.problem(raw, as_of) for raw in spelled.to_list()],
-                     dtype=pl.String)
-
-
 def _explain_id(hits: pl.DataFrame | pl.LazyFrame, as_of: date) -> pl.DataFrame | pl.LazyFrame:
-    return hits.with_columns(
-        pl.col("roll_id_number").map_batches(lambda spelled: _problems(spelled, as_of), return_dtype=pl.String,
-                                             is_elementwise=True).alias("problem")
-    )
+    """Why each roll ID is invalid, at the as-of date (an ID born after it is invalid then)."""
+    return hits.with_columns(_each("roll_id_number", lambda raw: ids.problem(raw, as_of)).alias("problem"))
 
 
 def _id_invalid(ctx: Context) -> nw.LazyFrame:
