@@ -144,7 +144,7 @@ def _duplicate_enrollment(ctx: Context) -> nw.LazyFrame:
     rows = ctx.matchable()
     households = rows.group_by(ctx.key).agg(nw.col("household_id").n_unique().alias("households"))
     in_program = rows.group_by(ctx.key, "program").agg(nw.len().alias("rows_in_program"))
-    flagged = (
+    flagged = ctx.reused(  # listed, and its metrics joined back
         rows.join(households, on=ctx.key)
         .join(in_program, on=[ctx.key, "program"])
         .filter((nw.col("households") > 1) | (nw.col("rows_in_program") > 1))

@@ -56,7 +56,8 @@ def test_the_head_is_the_first_head_else_the_first_row_and_the_region_is_the_hea
 
 # ---- a frame a plan reads twice is computed once --------------------------------------------
 
-REUSING = ["deceased", "income_over_standard", "property_excess", "assets_over_limit", "medical_hardship"]
+REUSING = ["deceased", "duplicate_enrollment", "income_over_standard", "property_excess", "assets_over_limit",
+            "medical_hardship"]
 
 
 def _nodes(plan: pl.LazyFrame) -> int:
@@ -65,7 +66,7 @@ def _nodes(plan: pl.LazyFrame) -> int:
 
 @pytest.mark.parametrize("rule_id", REUSING)
 def test_a_frame_read_twice_is_one_node_under_the_shared_context_with_the_same_hits(rule_id):
-    """Each of these rules reads a derived frame twice (records listed and totalled): without an
+    """Each of these rules reads a derived frame twice (records listed and totalled, flagged rows listed and their metrics joined back): without an
     optimizer (engine.check_plan) polars would compute it once per reading."""
     cases = [case for case in CASES if case[0] == rule_id and case[4]]
     assert cases, f"no positive case of {rule_id}"
