@@ -19,8 +19,8 @@ thread pool), not its work, so what pays is running fewer of them:
 2. the others are collected in one go, with the prepared roll; the households are made in
    Python (households_in) and fed like the roll. Each input and each derived frame every rule
    shares (the matchable rows, the members, ...) is a `cache()` node, computed once per
-   collect. Each plan ends in its hits as engine.run.fold reads them
-   (engine.fold_small.shaped: the records and metrics as JSON);
+   collect. Each plan ends in its rule's annotated hits, which engine.fold_small.shaped's shape
+   puts as engine.run.fold reads them (sorted, the records and metrics as JSON) in Python;
 3. the rules that found something are folded in Python (engine.fold_small.folded), not by a
    second polars query: most households have no flag at all and skip this step.
 
@@ -123,7 +123,9 @@ class CompiledRun:
         ruled = self.rows.select(pl.exclude("resolution")).cache() if "resolution" in self.rows.collect_schema() \
             else self.rows
         context = context_of(ruled, self.households, sources, as_of, policy, context=SharedContext)
-        self.plans = [shaped(rule, rule.plan(context).to_native(), as_of) for rule in selected]
+        shaping = [shaped(rule, rule.plan(context).to_native(), as_of) for rule in selected]
+        self.plans = [plan for plan, _ in shaping]
+        self.shapes = [shape for _, shape in shaping]  # each plan's collected hits as fold reads them
         self.needs = [needs_records(rule.plan) for rule in selected]
 
     def flags(self, roll: pl.DataFrame, sources: dict[str, pl.DataFrame],
@@ -149,5 +151,6 @@ class CompiledRun:
             rows, *collected = _collect_all([self.rows, *[self.plans[index] for index in running]])
         finally:
             self._feed.frames = {}
-        found = [(self.selected[index], hits) for index, hits in zip(running, collected, strict=True) if hits.height]
+        found = [(self.selected[index], self.shapes[index](hits))
+                 for index, hits in zip(running, collected, strict=True) if hits.height]
         return folded(found, rows, households, self.available, self.as_of), rows

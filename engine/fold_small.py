@@ -1,48 +1,101 @@
 """engine.run.fold over a check's few findings, in Python.
 
-    plan = shaped(rule, plan, as_of)               # compiled once: a rule's hits as fold reads them
-    flags = folded(found, rows, households, available, as_of)
+    plan, shape = shaped(rule, plan, as_of)        # compiled once: a rule's hits as fold reads them
+    flags = folded([(rule, shape(collected)), ...], rows, households, available, as_of)
 
 Why: fold is one polars query over every rule that found something. Over the few hits of a
 check it cost its planning, not its work: ~0.9 ms a collect, and ~0.8 ms more to compile it for
 each new set of rules that found something together (groups of 16 households found ~700 such
 sets in 3,000 groups; half the folds of a fresh server were compiled anew). Here each rule's
-hits leave the rules' own collect already in fold's shape (`shaped`: sorted, each record and the
-metrics as JSON, made by the same polars expressions as fold's), and the rest — one finding per
-key, the flagged row or the household's head and programs, the evidence object, the sort —
-runs on Python lists.
+hits leave the rules' own collect annotated, and are put in fold's shape in Python (`shaped`:
+sorted, each record and the metrics as the JSON polars writes, engine.json_text): made by
+fold's polars expressions inside the plan, that shape cost ~0.1 ms a rule, over a few rows.
+The rest — one finding per key, the flagged row or the household's head and programs, the
+evidence object, the sort — runs on Python lists.
 
 The same flags, row for row: the steps follow fold's (engine.run.fold says what they are), with
 its joins' null handling (a null key matches nothing) and its sort (nulls last, strings by code
-point as polars orders UTF-8). tests/engine/test_fold_small.py (fold's cases, table-driven),
-test_check.py and test_screens.py (a planted city) hold a check's flags equal to run()'s.
+point as polars orders UTF-8, NaN after every number). A rule whose evidence has a type
+engine.json_text does not cover is shaped by fold's own expressions in its plan.
+tests/engine/test_fold_small.py (fold's cases, table-driven), test_check.py and test_screens.py
+(a planted city) hold a check's flags equal to run()'s.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+import numpy as np
 import polars as pl
 
-from .frames import frame_of_rows
+from .frames import frame_of_rows, gathered
+from .json_text import body_encoder
 from .rules import Rule
 from .run import _PERSON_COLUMNS, FLAG_COLUMNS, _body, _hits, empty_flags
 
-__all__ = ["folded", "shaped"]
+__all__ = ["Hit", "folded", "shaped"]
+
+# A rule's hit as fold reads it: the finding's key (a roll row's _order, or a household_id), the
+# record's evidence JSON, the finding's metrics JSON (an object's members) and overpayment.
+Hit = tuple[Any, str | None, str | None, float | None]
+Shape = Callable[[pl.DataFrame], list[Hit]]
 
 
-def shaped(rule: Rule, plan: pl.LazyFrame, as_of: date) -> pl.LazyFrame:
-    """The rule's hits, annotated (at `as_of`), as fold's `_hits` shapes them: key, `_record`,
-    `_metrics`, `overpayment`, sorted by key and evidence."""
-    return _hits(None, rule, plan if rule.annotate is None else rule.annotate(plan, as_of))  # no rank: one rule
+def _last(value: Any) -> tuple[bool, Any]:
+    """A sort key putting None last."""
+    return (value is None, value if value is not None else 0)
 
 
-def _findings(hits: pl.DataFrame) -> list[tuple[Any, str, str | None, float | None]]:
+def _last_float(value: float | None) -> tuple[bool, bool, float]:
+    """A float's sort key as polars sorts: NaN after every number, None after NaN."""
+    nan = value is not None and math.isnan(value)
+    return (value is None, nan, 0.0 if value is None or nan else value)
+
+
+def _polars_shaped(hits: pl.DataFrame) -> list[Hit]:
+    return hits.rows()
+
+
+def shaped(rule: Rule, plan: pl.LazyFrame, as_of: date) -> tuple[pl.LazyFrame, Shape]:
+    """The plan to collect for the rule's hits (`plan` annotated at `as_of`) and what makes the
+    collected hits fold's: sorted by key and evidence, the records and metrics JSON."""
+    annotated = plan if rule.annotate is None else rule.annotate(plan, as_of)
+    schema = annotated.collect_schema()
+    key = "_order" if rule.level == "person" else "household_id"
+    evidence, metrics = list(rule.evidence), list(rule.metrics)
+    record = body_encoder({c: schema[c] for c in evidence})
+    metric = body_encoder({c: schema[c] for c in metrics})
+    if record is None or metric is None or schema[key] != (pl.Int64 if key == "_order" else pl.String):
+        return _hits(None, rule, annotated), _polars_shaped  # no rank: one rule
+    sort_keys = [_last_float if schema[c] == pl.Float64 else _last for c in (key, *evidence)]
+    overpayment = metrics.index("overpayment") if "overpayment" in metrics else None
+
+    def shape(hits: pl.DataFrame) -> list[Hit]:
+        keys = hits.get_column(key).to_list()
+        shown = list(zip(*[hits.get_column(c).to_list() for c in evidence], strict=True)) if evidence \
+            else [()] * hits.height
+        measured = list(zip(*[hits.get_column(c).to_list() for c in metrics], strict=True)) if metrics \
+            else [()] * hits.height
+        order = range(hits.height) if hits.height < 2 else sorted(
+            range(hits.height),
+            key=lambda at: tuple(last(value) for last, value in zip(sort_keys, (keys[at], *shown[at]), strict=True)))
+        return [(keys[at], "{" + record(shown[at]) + "}" if evidence else None,
+                 metric(measured[at]) if metrics else None,
+                 None if overpayment is None or measured[at][overpayment] is None else float(measured[at][overpayment]))
+                for at in order]
+
+    return annotated, shape
+
+
+def _findings(hits: list[Hit]) -> list[tuple[Any, str, str | None, float | None]]:
     """One (key, records, metrics, overpayment) per key, in order of first appearance: the
     records joined by commas, the metrics and overpayment of the key's first hit."""
     found: dict[Any, list[Any]] = {}
-    for key, record, metrics, overpayment in hits.rows():
+    for key, record, metrics, overpayment in hits:
         if key is None:
             continue  # a null key joins nothing in fold
         if key in found:
@@ -59,9 +112,10 @@ def _evidence(rule: Rule, records: str, metrics: str | None, roll_metrics: str |
     return "{" + ",".join(parts) + "}"
 
 
-def _last(value: Any) -> tuple[bool, Any]:
-    """A sort key putting None last."""
-    return (value is None, value if value is not None else 0)
+@functools.lru_cache(maxsize=64)
+def _roll_body(columns: tuple[tuple[str, pl.DataType], ...]) -> Callable[[tuple[Any, ...]], str] | None:
+    """body_encoder of these roll columns, made once (the resolution struct's takes ~20 µs)."""
+    return body_encoder(dict(columns))
 
 
 # A finding made a flag, before the rule's columns: (program, household_id, the person named:
@@ -76,8 +130,15 @@ def _of_persons(rule: Rule, findings: list[tuple[Any, ...]], rows: pl.DataFrame,
     roll_metrics: dict[int, str | None] = {}
     if rule.roll_metrics:
         wanted = {key for key, *_ in findings}
-        shown = rows.select(_body(list(rule.roll_metrics))).to_series().to_list()
-        roll_metrics = {order: text for order, text in zip(orders, shown, strict=True) if order in wanted}
+        columns = [rows.get_column(c) for c in rule.roll_metrics]
+        body = _roll_body(tuple((column.name, column.dtype) for column in columns))
+        if body is None:  # a type engine.json_text does not cover: encoded by polars, every row
+            shown = rows.select(_body(list(rule.roll_metrics))).to_series().to_list()
+            roll_metrics = {order: text for order, text in zip(orders, shown, strict=True) if order in wanted}
+        else:  # the flagged rows' only (a few of the check's)
+            at = np.array([position for position, order in enumerate(orders) if order in wanted], dtype=np.int64)
+            values = zip(*[gathered(column, at).to_list() for column in columns], strict=True)
+            roll_metrics = {orders[position]: body(row) for position, row in zip(at.tolist(), values, strict=True)}
     made: list[Made] = []
     for order, records, metrics, overpayment in findings:
         row = by_order.get(order)
@@ -114,7 +175,7 @@ def _of_households(rule: Rule, findings: list[tuple[Any, ...]], households: pl.D
     return made
 
 
-def folded(found: list[tuple[Rule, pl.DataFrame]], rows: pl.DataFrame, households: pl.DataFrame | None,
+def folded(found: list[tuple[Rule, list[Hit]]], rows: pl.DataFrame, households: pl.DataFrame | None,
            available: set[str], as_of: date) -> pl.DataFrame:
     """fold's flags for these rules' `shaped` hits (catalogue order, each with some), over the
     prepared `rows` and `households` (households_of; None when no rule is of households)."""

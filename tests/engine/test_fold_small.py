@@ -9,13 +9,18 @@ test_check.py (every household alone) and test_screens.py (hypothesis over group
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from datetime import date, datetime
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.check import CheckIndex
-from engine.fold_small import folded
-from engine.run import FLAG_COLUMNS, run
+from engine.fold_small import _polars_shaped, folded, shaped
+from engine.rules import RULES
+from engine.run import FLAG_COLUMNS, _hits, run
 
 from .casebook import AS_OF, POLICY, frames, person, roll_row
 
@@ -85,3 +90,59 @@ def test_the_evidence_is_one_json_object_with_records_metrics_and_roll_metrics()
 def test_nothing_found_folds_to_no_flags_of_the_contract_columns():
     flags = folded([], pl.DataFrame(), None, set(), AS_OF)
     assert flags.height == 0 and flags.schema == pl.Schema(FLAG_COLUMNS)
+
+
+# ---- the hits' shape, made in Python, is fold's --------------------------------------------------
+
+EVIDENCE = {"plate": pl.String, "price": pl.Float64, "seen": pl.Date, "count": pl.UInt32, "active": pl.Boolean}
+SHAPE_VALUES = {
+    pl.String: st.sampled_from(["苏A1", "苏A2", "b", "", 'q"uote']),
+    pl.Float64: st.sampled_from([0.0, -1.5, 2.5e-5, 1e16, 800.0, float("nan"), float("inf")]),
+    pl.Date: st.sampled_from([date(2026, 1, 5), date(2025, 12, 31)]),
+    pl.UInt32: st.integers(0, 3),
+    pl.Boolean: st.booleans(),
+}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_the_hits_shaped_in_python_are_folds(data):
+    """Sorted by key and evidence (nulls last, NaN after numbers), each record and the metrics as
+    polars writes them: the same tuples as fold's own expressions (engine.run._hits) give."""
+    level = data.draw(st.sampled_from(["person", "household"]))
+    key, key_type = ("_order", pl.Int64) if level == "person" else ("household_id", pl.String)
+    evidence = data.draw(st.lists(st.sampled_from(sorted(EVIDENCE)), unique=True, max_size=3))
+    metrics = data.draw(st.lists(st.sampled_from(["overpayment", "total"]), unique=True, max_size=2))
+    schema = {key: key_type, **{c: EVIDENCE[c] for c in evidence}, **dict.fromkeys(metrics, pl.Float64)}
+    height = data.draw(st.integers(1, 6))
+    keys = st.none() | (st.integers(0, 2) if level == "person" else st.sampled_from(["H1", "H2"]))
+    rows = [tuple(data.draw(keys if name == key else st.none() | SHAPE_VALUES[dtype]) for name, dtype in schema.items())
+            for _ in range(height)]
+    hits = pl.DataFrame(rows, schema=schema, orient="row")
+    rule = replace(RULES["vehicle_owned"], level=level, evidence=tuple(evidence), metrics=tuple(metrics), annotate=None)
+    plan, shape = shaped(rule, hits.lazy(), AS_OF)
+    assert shape is not _polars_shaped
+    made = shape(plan.collect())
+    expected = _hits(None, rule, hits.lazy()).collect().rows()
+    # polars' sort is not stable: rows equal in key and evidence may come in either order.
+    assert [(k, r) for k, r, *_ in made] == [(k, r) for k, r, *_ in expected]
+    assert sorted(map(repr, made)) == sorted(map(repr, expected))
+
+
+def test_a_rule_whose_evidence_python_does_not_encode_is_shaped_by_polars():
+    hits = pl.DataFrame({"_order": [1, 0], "when": [datetime(2026, 1, 2, 3, 4), None]})
+    rule = replace(RULES["deceased"], evidence=("when",), metrics=(), annotate=None)
+    plan, shape = shaped(rule, hits.lazy(), AS_OF)
+    assert shape is _polars_shaped
+    assert shape(plan.collect()) == [(0, "{\"when\":null}", None, None),
+                                     (1, "{\"when\":\"2026-01-02 03:04:00\"}", None, None)]
+
+
+def test_records_sort_as_polars_sorts_nan_after_numbers_and_null_last():
+    hits = pl.DataFrame({"_order": [0, 0, 0, 0, 0], "price": [None, float("nan"), 2.0, -1.5, float("inf")]})
+    rule = replace(RULES["deceased"], evidence=("price",), metrics=(), annotate=None)
+    plan, shape = shaped(rule, hits.lazy(), AS_OF)
+    made = shape(plan.collect())
+    assert made == _hits(None, rule, hits.lazy()).collect().rows()
+    assert [record for _, record, *_ in made] == ['{"price":-1.5}', '{"price":2.0}', '{"price":null}',
+                                                 '{"price":null}', '{"price":null}']  # inf, NaN, null
