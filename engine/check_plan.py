@@ -19,8 +19,8 @@ thread pool), not its work, so what pays is running fewer of them:
 2. the others are collected in one go, with the prepared roll; the households are made in
    Python (households_in) and fed like the roll. Each input and each derived frame every rule
    shares (the matchable rows, the members, ...) is a `cache()` node, computed once per
-   collect. Each plan ends in its rule's annotated hits, which engine.fold_small.shaped's shape
-   puts as engine.run.fold reads them (sorted, the records and metrics as JSON) in Python;
+   collect. Each plan ends in its rule's hits, which engine.fold_small.shaped's shape annotates
+   and puts as engine.run.fold reads them (sorted, the records and metrics as JSON) in Python;
 3. the rules that found something are folded in Python (engine.fold_small.folded), not by a
    second polars query: most households have no flag at all and skip this step.
 
@@ -151,6 +151,8 @@ class CompiledRun:
             rows, *collected = _collect_all([self.rows, *[self.plans[index] for index in running]])
         finally:
             self._feed.frames = {}
-        found = [(self.selected[index], self.shapes[index](hits))
-                 for index, hits in zip(running, collected, strict=True) if hits.height]
+        found = []
+        for index, hits in zip(running, collected, strict=True):
+            if hits.height and (shown := self.shapes[index](hits)):  # an annotation may drop every hit
+                found.append((self.selected[index], shown))
         return folded(found, rows, households, self.available, self.as_of), rows

@@ -7,16 +7,17 @@ Why: fold is one polars query over every rule that found something. Over the few
 check it cost its planning, not its work: ~0.9 ms a collect, and ~0.8 ms more to compile it for
 each new set of rules that found something together (groups of 16 households found ~700 such
 sets in 3,000 groups; half the folds of a fresh server were compiled anew). Here each rule's
-hits leave the rules' own collect annotated, and are put in fold's shape in Python (`shaped`:
-sorted, each record and the metrics as the JSON polars writes, engine.json_text): made by
-fold's polars expressions inside the plan, that shape cost ~0.1 ms a rule, over a few rows.
+hits leave the rules' own collect as they are, and are annotated and put in fold's shape in
+Python (`shaped`: sorted, each record and the metrics as the JSON polars writes,
+engine.json_text): made by polars inside the plan, that shape cost ~0.1 ms a rule over a few
+rows, and an annotation (a Python function in the plan) ~0.1 ms more.
 The rest — one finding per key, the flagged row or the household's head and programs, the
 evidence object, the sort — runs on Python lists.
 
 The same flags, row for row: the steps follow fold's (engine.run.fold says what they are), with
 its joins' null handling (a null key matches nothing) and its sort (nulls last, strings by code
 point as polars orders UTF-8, NaN after every number). A rule whose evidence has a type
-engine.json_text does not cover is shaped by fold's own expressions in its plan.
+engine.json_text does not cover is shaped by fold's own expressions, over its collected hits.
 tests/engine/test_fold_small.py (fold's cases, table-driven), test_check.py and test_screens.py
 (a planted city) hold a check's flags equal to run()'s.
 """
@@ -56,25 +57,27 @@ def _last_float(value: float | None) -> tuple[bool, bool, float]:
     return (value is None, nan, 0.0 if value is None or nan else value)
 
 
-def _polars_shaped(hits: pl.DataFrame) -> list[Hit]:
-    return hits.rows()
-
-
 def shaped(rule: Rule, plan: pl.LazyFrame, as_of: date) -> tuple[pl.LazyFrame, Shape]:
-    """The plan to collect for the rule's hits (`plan` annotated at `as_of`) and what makes the
-    collected hits fold's: sorted by key and evidence, the records and metrics JSON."""
-    annotated = plan if rule.annotate is None else rule.annotate(plan, as_of)
-    schema = annotated.collect_schema()
+    """The plan to collect for the rule's hits (`plan` itself) and what makes the collected hits
+    fold's: annotated at `as_of`, sorted by key and evidence, the records and metrics JSON."""
+    def annotated(hits: pl.DataFrame) -> pl.DataFrame:
+        return hits if rule.annotate is None else rule.annotate(hits, as_of)
+
+    schema = annotated(pl.DataFrame(schema=plan.collect_schema())).schema
     key = "_order" if rule.level == "person" else "household_id"
     evidence, metrics = list(rule.evidence), list(rule.metrics)
     record = body_encoder({c: schema[c] for c in evidence})
     metric = body_encoder({c: schema[c] for c in metrics})
     if record is None or metric is None or schema[key] != (pl.Int64 if key == "_order" else pl.String):
-        return _hits(None, rule, annotated), _polars_shaped  # no rank: one rule
+        def by_polars(hits: pl.DataFrame) -> list[Hit]:  # no rank: one rule
+            return _hits(None, rule, annotated(hits).lazy()).collect().rows()
+
+        return plan, by_polars
     sort_keys = [_last_float if schema[c] == pl.Float64 else _last for c in (key, *evidence)]
     overpayment = metrics.index("overpayment") if "overpayment" in metrics else None
 
-    def shape(hits: pl.DataFrame) -> list[Hit]:
+    def shape(collected: pl.DataFrame) -> list[Hit]:
+        hits = annotated(collected)
         keys = hits.get_column(key).to_list()
         shown = list(zip(*[hits.get_column(c).to_list() for c in evidence], strict=True)) if evidence \
             else [()] * hits.height
@@ -88,7 +91,7 @@ def shaped(rule: Rule, plan: pl.LazyFrame, as_of: date) -> tuple[pl.LazyFrame, S
                  None if overpayment is None or measured[at][overpayment] is None else float(measured[at][overpayment]))
                 for at in order]
 
-    return annotated, shape
+    return plan, shape
 
 
 def _findings(hits: list[Hit]) -> list[tuple[Any, str, str | None, float | None]]:

@@ -186,6 +186,17 @@ def test_rule_case(rule_id, description, roll, sources, expected):
     assert flagged(result, rule_id) == expected
 
 
+@pytest.mark.parametrize(
+    "rule_id, description, roll, sources, expected", CASES, ids=[f"{c[0]}: {c[1]}" for c in CASES]
+)
+def test_rule_case_checked_as_run_flags_it(rule_id, description, roll, sources, expected):
+    """The check (its plans compiled once, the hits annotated and shaped in Python) gives the
+    case's flags exactly as run() does, evidence included."""
+    roll_frame, source_frames = frames(roll, sources)
+    checked = CheckIndex(None, source_frames, POLICY).check(roll_frame, AS_OF, [rule_id]).flags
+    assert checked.equals(run_case(roll, sources, rules=[rule_id]).flags), description
+
+
 @pytest.mark.parametrize("description, spelled, words", [
     ("born after the as-of date", UNBORN, "晚于核对基准日"),
     ("Excel scientific notation", "3.20303E+17", "Excel"),
