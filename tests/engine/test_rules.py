@@ -287,3 +287,16 @@ def test_catalogue_matches_the_contract_table():
         "medical_hardship", "vehicle_owned", "machinery_owned", "property_excess", "housing_fund_active",
         "public_payroll", "income_over_standard", "assets_over_limit",
     }
+
+
+@pytest.mark.parametrize("description, roll_name, held_name, kept", [
+    ("full-width forms of the same letters are the same name", "ＪＯＨＮ", "JOHN", False),
+    ("different names stay a mismatch", "张三", "张四", True),
+    ("a null name compares to nothing, as in polars: dropped", None, "张三", False),
+    ("a null held name likewise", "张三", None, False),
+])
+def test_name_mismatch_annotation_drops_what_the_name_key_calls_the_same(description, roll_name, held_name, kept):
+    hits = pl.DataFrame({"_order": [0, 1], "roll_name": [roll_name, "李四"], "name": [held_name, "李五"]})
+    annotated = RULES["name_mismatch"].annotate(hits, AS_OF)
+    assert annotated.get_column("_order").to_list() == ([0, 1] if kept else [1]), description
+    assert annotated.columns == hits.columns
