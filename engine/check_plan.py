@@ -123,9 +123,9 @@ class CompiledRun:
         ruled = self.rows.select(pl.exclude("resolution")).cache() if "resolution" in self.rows.collect_schema() \
             else self.rows
         context = context_of(ruled, self.households, sources, as_of, policy, context=SharedContext)
-        shaping = [shaped(rule, rule.plan(context).to_native(), as_of) for rule in selected]
-        self.plans = [plan for plan, _ in shaping]
-        self.shapes = [shape for _, shape in shaping]  # each plan's collected hits as fold reads them
+        self.plans = [rule.plan(context).to_native() for rule in selected]
+        # Each plan's collected hits as fold reads them.
+        self.shapes = [shaped(rule, plan, as_of) for rule, plan in zip(selected, self.plans, strict=True)]
         self.needs = [needs_records(rule.plan) for rule in selected]
 
     def flags(self, roll: pl.DataFrame, sources: dict[str, pl.DataFrame],

@@ -1,6 +1,6 @@
 """engine.run.fold over a check's few findings, in Python.
 
-    plan, shape = shaped(rule, plan, as_of)        # compiled once: a rule's hits as fold reads them
+    shape = shaped(rule, plan, as_of)              # once per compiled plan: its hits as fold reads them
     flags = folded([(rule, shape(collected)), ...], rows, households, available, as_of)
 
 Why: fold is one polars query over every rule that found something. Over the few hits of a
@@ -57,9 +57,9 @@ def _last_float(value: float | None) -> tuple[bool, bool, float]:
     return (value is None, nan, 0.0 if value is None or nan else value)
 
 
-def shaped(rule: Rule, plan: pl.LazyFrame, as_of: date) -> tuple[pl.LazyFrame, Shape]:
-    """The plan to collect for the rule's hits (`plan` itself) and what makes the collected hits
-    fold's: annotated at `as_of`, sorted by key and evidence, the records and metrics JSON."""
+def shaped(rule: Rule, plan: pl.LazyFrame, as_of: date) -> Shape:
+    """What makes the rule's collected hits (of `plan`) fold's: annotated at `as_of`, sorted by
+    key and evidence, the records and metrics JSON."""
     def annotated(hits: pl.DataFrame) -> pl.DataFrame:
         return hits if rule.annotate is None else rule.annotate(hits, as_of)
 
@@ -72,7 +72,7 @@ def shaped(rule: Rule, plan: pl.LazyFrame, as_of: date) -> tuple[pl.LazyFrame, S
         def by_polars(hits: pl.DataFrame) -> list[Hit]:  # no rank: one rule
             return _hits(None, rule, annotated(hits).lazy()).collect().rows()
 
-        return plan, by_polars
+        return by_polars
     sort_keys = [_last_float if schema[c] == pl.Float64 else _last for c in (key, *evidence)]
     overpayment = metrics.index("overpayment") if "overpayment" in metrics else None
 
@@ -91,7 +91,7 @@ def shaped(rule: Rule, plan: pl.LazyFrame, as_of: date) -> tuple[pl.LazyFrame, S
                  None if overpayment is None or measured[at][overpayment] is None else float(measured[at][overpayment]))
                 for at in order]
 
-    return plan, shape
+    return shape
 
 
 def _findings(hits: list[Hit]) -> list[tuple[Any, str, str | None, float | None]]:

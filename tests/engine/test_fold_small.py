@@ -120,9 +120,9 @@ def test_the_hits_shaped_in_python_are_folds(data):
             for _ in range(height)]
     hits = pl.DataFrame(rows, schema=schema, orient="row")
     rule = replace(RULES["vehicle_owned"], level=level, evidence=tuple(evidence), metrics=tuple(metrics), annotate=None)
-    plan, shape = shaped(rule, hits.lazy(), AS_OF)
+    shape = shaped(rule, hits.lazy(), AS_OF)
     assert shape.__name__ == "shape"  # made in Python, not by fold's expressions
-    made = shape(plan.collect())
+    made = shape(hits)
     expected = _hits(None, rule, hits.lazy()).collect().rows()
     # polars' sort is not stable: rows equal in key and evidence may come in either order.
     assert [(k, r) for k, r, *_ in made] == [(k, r) for k, r, *_ in expected]
@@ -132,17 +132,17 @@ def test_the_hits_shaped_in_python_are_folds(data):
 def test_a_rule_whose_evidence_python_does_not_encode_is_shaped_by_polars():
     hits = pl.DataFrame({"_order": [1, 0], "when": [datetime(2026, 1, 2, 3, 4), None]})
     rule = replace(RULES["deceased"], evidence=("when",), metrics=(), annotate=None)
-    plan, shape = shaped(rule, hits.lazy(), AS_OF)
+    shape = shaped(rule, hits.lazy(), AS_OF)
     assert shape.__name__ == "by_polars"
-    assert shape(plan.collect()) == [(0, "{\"when\":null}", None, None),
+    assert shape(hits) == [(0, "{\"when\":null}", None, None),
                                      (1, "{\"when\":\"2026-01-02 03:04:00\"}", None, None)]
 
 
 def test_records_sort_as_polars_sorts_nan_after_numbers_and_null_last():
     hits = pl.DataFrame({"_order": [0, 0, 0, 0, 0], "price": [None, float("nan"), 2.0, -1.5, float("inf")]})
     rule = replace(RULES["deceased"], evidence=("price",), metrics=(), annotate=None)
-    plan, shape = shaped(rule, hits.lazy(), AS_OF)
-    made = shape(plan.collect())
+    shape = shaped(rule, hits.lazy(), AS_OF)
+    made = shape(hits)
     assert made == _hits(None, rule, hits.lazy()).collect().rows()
     assert [record for _, record, *_ in made] == ['{"price":-1.5}', '{"price":2.0}', '{"price":null}',
                                                  '{"price":null}', '{"price":null}']  # inf, NaN, null
