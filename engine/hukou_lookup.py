@@ -49,7 +49,9 @@ def lazy(frame: Any) -> pl.LazyFrame:
 
 class HukouLookup(Protocol):
     """Where resolve finds hukou records. By default (`ScanLookup`) a hukou frame scanned by
-    joins; engine.check.CheckIndex answers the same questions from an index, by lookup."""
+    joins; engine.check.CheckIndex answers the same questions from an index, by lookup. A lookup
+    may also know decisions made already (engine.check.HukouIndex.known: the roll's), which
+    engine.resolve_small then takes instead of looking for their candidates."""
 
     # Each answers with a plan, or with a frame when it has the rows at hand: a query to pick two
     # columns of a few rows costs ~30 µs, its columns picked ~9 µs.

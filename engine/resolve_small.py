@@ -9,7 +9,9 @@ there was. Here the same steps run on Python lists; only the hukou lookups (`Huk
 remain polars calls.
 
 The same decisions, step for step (engine.resolve's docstring says what they are): who is looked
-for, the three blocks, the scores (the same `score`), the ranking and the decision. Null
+for, the three blocks, the scores (the same `score`), the ranking and the decision; or, for an
+attempt the lookup knows a decision of (`HukouLookup`: engine.check's index knows the roll's),
+that decision. Null
 handling follows polars' joins (a null key matches nothing) and comparisons (a null compares to
 nothing). tests/engine/test_resolve.py holds both paths equal over random rolls.
 """
@@ -133,6 +135,30 @@ def resolutions(frame: pl.DataFrame, hukou: HukouLookup, as_of: date | None) -> 
     attempts = _attempts(rows, hukou)
     if not attempts:
         return None
+    decided = _known(attempts, hukou, as_of)
+    if len(decided) < len(attempts):
+        decided |= _decided([attempt for attempt in attempts if attempt[0] not in decided], hukou, as_of)
+    return pl.Series("resolution", [decided.get(row[0]) for row in rows], dtype=RESOLUTION)
+
+
+def _known(attempts: list[tuple[Any, ...]], hukou: HukouLookup, as_of: date | None) -> dict[int, dict[str, Any]]:
+    """The decisions the lookup knows already (engine.check's HukouIndex.known: those made for
+    the roll's own rows), by attempt's row number. A decision depends on its attempt (kind, ID,
+    spelling, name, region) and hukou only, so a known one is the one made again."""
+    known = getattr(hukou, "known", None)
+    decisions = known(as_of) if known is not None else None
+    if not decisions:
+        return {}
+    found = {}
+    for rid, id_number, raw, name, region, kind in attempts:
+        decision = decisions.get((kind, id_number, raw, name, region))
+        if decision is not None:
+            found[rid] = decision
+    return found
+
+
+def _decided(attempts: list[tuple[Any, ...]], hukou: HukouLookup, as_of: date | None) -> dict[int, dict[str, Any]]:
+    """The decisions of these attempts, by row number: their candidates found, scored, ranked."""
     spellings = {rid: reading(raw) for rid, _, raw, _, _, _ in attempts}
     pairs = _pairs(attempts, spellings, hukou, as_of)
     of_attempt = {rid: (id_number, name, region, kind) for rid, id_number, _, name, region, kind in attempts}
@@ -152,8 +178,7 @@ def resolutions(frame: pl.DataFrame, hukou: HukouLookup, as_of: date | None) -> 
     if seconds:  # a Series' round is a query (~60 µs), worth sparing when no attempt has two candidates
         differences = pl.Series([ranked[rid][0][0] - ranked[rid][1][0] for rid in seconds], dtype=pl.Float64)
         margins = dict(zip(seconds, differences.round(2).to_list(), strict=True))
-    decided = {rid: _decision(of_attempt[rid][3], ranked[rid], margins.get(rid)) for rid in of_attempt}
-    return pl.Series("resolution", [decided.get(row[0]) for row in rows], dtype=RESOLUTION)
+    return {rid: _decision(of_attempt[rid][3], ranked[rid], margins.get(rid)) for rid in of_attempt}
 
 
 def applied(frame: pl.DataFrame, per_row: pl.Series | None) -> pl.DataFrame:

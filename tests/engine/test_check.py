@@ -26,8 +26,12 @@ A, B, C = person(11), person(22), person(33)
 
 
 @pytest.fixture(scope="module")
-def city(tmp_path_factory):
-    planted = planted_city(tmp_path_factory.mktemp("city"), 300, seed=5)
+def planted(tmp_path_factory):
+    return planted_city(tmp_path_factory.mktemp("city"), 300, seed=5)
+
+
+@pytest.fixture(scope="module")
+def city(planted):
     return planted.as_of, planted.roll, CheckIndex(planted.roll, planted.sources, planted.policy), planted.full
 
 
@@ -49,6 +53,26 @@ def test_the_city_is_dirty_and_flagged(city):
 
 def test_every_household_alone_gets_its_flags_of_the_full_run(city):
     as_of, roll, index, full = city
+    for (household,), rows in roll.group_by("household_id", maintain_order=True):
+        _same(index.check(rows, as_of), full, [household])
+
+
+def test_a_recheck_takes_the_decisions_resolution_made_over_the_roll(planted, monkeypatch):
+    """Once an index has resolved its roll at a date (warm, or its first check), re-checking a
+    household of the roll looks for no hukou candidates: every decision (invalid IDs; valid ones
+    hukou lacks or names someone else) is the one made over the roll, and the same as run()'s."""
+    from engine.check import HukouIndex
+
+    as_of, roll, full = planted.as_of, planted.roll, planted.full
+    index = CheckIndex(roll, planted.sources, planted.policy)
+    index.warm(as_of)
+
+    def near(*_):
+        raise AssertionError("looked for candidates again")
+
+    monkeypatch.setattr(HukouIndex, "near", near)
+    kinds = set(full.resolutions["resolution"].struct.field("reason").to_list())
+    assert kinds == {"id_invalid", "not_in_hukou", "name_differs"}  # every kind of attempt is re-checked
     for (household,), rows in roll.group_by("household_id", maintain_order=True):
         _same(index.check(rows, as_of), full, [household])
 
@@ -174,6 +198,22 @@ def test_a_mistyped_id_is_resolved_to_the_same_hukou_person_as_in_the_full_run()
     assert resolved["resolution"]["status"] == "resolved"
     assert _flags(checked, "id_invalid") == [("NEW", A)]
     _same(checked, expected, households)
+
+
+def test_a_remembered_decision_is_not_taken_for_a_row_written_otherwise():
+    """The decision made over the roll for its typo is taken only for the same row: the same typo
+    under another name is looked for anew (here: no candidate close enough), as run() does."""
+    typo = A[:15] + str((int(A[15]) + 4) % 10) + A[16:]
+    roll, sources = frames([roll_row("H1", typo), roll_row("H2", B)], {"hukou": HUKOU})
+    index = CheckIndex(roll, sources, POLICY)
+    index.warm(AS_OF)
+    renamed = roll.filter(pl.col("household_id") == "H1").with_columns(pl.lit("欧阳娜娜").alias("name"))
+    checked = index.check(renamed, AS_OF)
+    expected = run(pl.concat([roll.filter(pl.col("household_id") == "H2"), renamed]), sources, AS_OF, POLICY)
+    _same(checked, expected, ["H1"])
+    assert checked.resolutions["resolution"].struct.field("status").to_list() != ["resolved"]
+    assert index.check(roll.filter(pl.col("household_id") == "H1"), AS_OF).resolutions[
+        "resolution"].struct.field("status").to_list() == ["resolved"]  # the roll's own row: its decision
 
 
 def test_a_roll_row_resolved_from_a_typo_is_found_as_the_applicant():
