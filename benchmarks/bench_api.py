@@ -7,8 +7,8 @@
    fresh data directory (validated once, as a delivery would be), and a `system` user is added.
 2. `crosscheck serve` starts as its own process on a loopback port; the first check builds its
    in-memory index of the latest snapshots (timed and reported apart, with the server's RSS).
-3. Requests are real households of the roll, drawn at random, sent as the JSON an application
-   system would send. Concurrency 1: one after another. Concurrency 32: 32 clients each sending
+3. Requests are real households of the roll, drawn at random (`--pool` of them, checked in
+   turn), sent as the JSON an application system would send. Concurrency 1: one after another. Concurrency 32: 32 clients each sending
    its next request as soon as the last was answered (closed loop), so the latency includes the
    queueing a server on 2 cores must do. The load generator is one asyncio process with
    keep-alive connections sending requests prepared beforehand (`--client httpx`: httpx's
@@ -256,6 +256,9 @@ def main() -> None:
     parser.add_argument("--households", type=int, default=100_000, help="city size (default 100000)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--requests", type=int, default=2000, help="requests per concurrency level (default 2000)")
+    parser.add_argument("--pool", type=int, default=1000,
+                        help="distinct households the requests check, in turn (default 1000: each checked again "
+                             "every 1,000 requests; as many as --requests: each once, as a city's checks come)")
     parser.add_argument("--concurrency", default="1,32", help="comma-separated levels (default 1,32)")
     parser.add_argument("--data", type=Path, default=ROOT / "bench-data", help="where generated data is cached")
     parser.add_argument("--keep", action="store_true", help="keep the server's data directory")
@@ -295,7 +298,7 @@ def main() -> None:
             if time.monotonic() > deadline or server.poll() is not None:
                 raise SystemExit(f"the server did not start:\n{server.stderr.read().decode() if server.stderr else ''}")
             time.sleep(0.2)
-        bodies = households_of(city / "roll.parquet", min(1000, args.households), args.seed)
+        bodies = households_of(city / "roll.parquet", min(args.pool, args.households), args.seed)
         started = time.perf_counter()
         first = httpx.post(f"{url}/api/v1/checks", json={**bodies[0], "as_of": as_of},
                            headers={"Authorization": f"Bearer {token}"}, timeout=300)

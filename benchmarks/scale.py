@@ -662,8 +662,9 @@ def combined_api_runs(runs: list[dict[str, dict]]) -> dict[str, dict]:
 
 def measure_api(directory: Path, households: int, seed: int, requests: int = API_REQUESTS,
                 xlsx_rows: int = API_XLSX_ROWS, script: Path = API_SCRIPT,
-                timeout_s: float = API_TIMEOUT_S) -> dict[str, dict]:
-    """Run bench_api.py on this scale's data; its rows, or rows saying why there are none."""
+                timeout_s: float = API_TIMEOUT_S, pool: int | None = None) -> dict[str, dict]:
+    """Run bench_api.py on this scale's data; its rows, or rows saying why there are none.
+    `pool`: the distinct households its checks are drawn from (None: bench_api's default)."""
     root, data_note = _api_data_root(directory, households, seed)
     expected = [f"api:c{level}" for level in API_LEVELS] + (["api:xlsx"] if xlsx_rows else [])
 
@@ -677,6 +678,8 @@ def measure_api(directory: Path, households: int, seed: int, requests: int = API
                    "--xlsx-rows", str(xlsx_rows), "--json", str(out)]
         if root is not None:
             command += ["--data", str(root)]
+        if pool is not None:
+            command += ["--pool", str(pool)]
         try:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
         except OSError as error:
@@ -860,6 +863,9 @@ def main() -> None:
                              "gives every run's p99 and the target is met only if each run meets it")
     parser.add_argument("--api-requests", type=int, default=API_REQUESTS,
                         help=f"POST /checks requests per concurrency level (default {API_REQUESTS})")
+    parser.add_argument("--api-pool", type=int, metavar="HOUSEHOLDS",
+                        help="distinct households the checks are drawn from, in turn (bench_api.py --pool; "
+                             "default its 1000; as many as --api-requests: each household checked once)")
     parser.add_argument("--api-xlsx-rows", type=int, default=API_XLSX_ROWS,
                         help=f"rows of the XLSX batch (default {API_XLSX_ROWS}; 0: none)")
     parser.add_argument("--api-script", type=Path, default=API_SCRIPT, help=argparse.SUPPRESS)
@@ -942,7 +948,7 @@ def main() -> None:
             idle = idle_page_us()
             print(f"  [{repetition + 1}/{count}] {LABELS['api']}: {load_average()}; {machine_note(idle)}", flush=True)
             found = with_machine(measure_api(directory, counts["households"], args.seed, args.api_requests,
-                                             args.api_xlsx_rows, args.api_script), idle)
+                                             args.api_xlsx_rows, args.api_script, pool=args.api_pool), idle)
             api_runs.append(found)
             for key, r in found.items():
                 print(f"  {LABELS[key]}: {r['note']}", flush=True)

@@ -209,3 +209,19 @@ def test_each_api_run_carries_the_state_of_the_machine_it_ran_on(tmp_path: Path)
     broken = tmp_path / "broken.py"
     broken.write_text("raise SystemExit(1)\n", encoding="utf-8")
     assert scale.idle_page_us(megabytes=8, script=broken) is None
+
+
+def test_the_api_pool_is_handed_to_bench_api(tmp_path: Path) -> None:
+    """`--api-pool` (the distinct households the checks are drawn from) reaches bench_api.py."""
+    seen = tmp_path / "argv.json"
+    script = tmp_path / "recording_bench_api.py"
+    script.write_text(f"import json, sys\nopen({str(seen)!r}, 'w').write(json.dumps(sys.argv[1:]))\nsys.exit(1)\n",
+                      encoding="utf-8")
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPT), "--scale", "50", "--data", str(tmp_path), "--steps", "api",
+         "--api-script", str(script), "--api-pool", "77"],
+        capture_output=True, text=True, check=False, timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr
+    argv = json.loads(seen.read_text(encoding="utf-8"))
+    assert argv[argv.index("--pool") + 1] == "77"
