@@ -10,10 +10,11 @@
 3. Requests are real households of the roll, drawn at random (`--pool` of them, checked in
    turn), sent as the JSON an application system would send. Concurrency 1: one after another.
    Concurrency 32: 32 clients each sending its next request as soon as the last was answered
-   (closed loop), so the latency includes the queueing a server on 2 cores must do. The load generator is one asyncio process with
-   keep-alive connections sending requests prepared beforehand (`--client httpx`: httpx's
-   client instead, which costs ~1 ms of the machine's CPU a request); it shares the machine's
-   cores with the server, as a real client on the same host would.
+   (closed loop), so the latency includes the queueing a server on 2 cores must do. The load
+   generator is one asyncio process with keep-alive connections sending requests prepared
+   beforehand (`--client httpx`: httpx's client instead, which costs ~1 ms of the machine's CPU
+   a request); it shares the machine's cores with the server, as a real client on the same host
+   would.
 
 Prints p50, p90, p99 and max latency and the throughput for each concurrency; every answer must
 be 200 (anything else is reported and counted).
