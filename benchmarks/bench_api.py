@@ -106,6 +106,29 @@ def bodies_of(roll: pl.DataFrame, count: int, seed: int) -> list[dict[str, objec
     return bodies
 
 
+def applicants_of(city: Path, count: int, seed: int) -> list[dict[str, object]]:
+    """Request bodies of `count` households new to the roll, as at application time: persons of
+    hukou the roll does not hold, one to four a household, under household ids it does not hold.
+    Their IDs are valid and their own: nothing to resolve, and nothing of theirs among the
+    index's tables of the roll's persons (engine.check's `_Slices`)."""
+    import polars as pl
+
+    rng = random.Random(seed)
+    roll_ids = pl.scan_parquet(city / "roll.parquet").select("id_number")
+    people = (pl.scan_parquet(city / "sources" / "hukou.parquet").select("id_number", "name", "region_code")
+              .join(roll_ids, on="id_number", how="anti").head(count * 4).collect().rows())
+    rng.shuffle(people)
+    bodies, at = [], 0
+    for number in range(count):
+        size = rng.randint(1, 4)
+        members = [{"id_number": id_number, "name": name, "program": "dibao", "region_code": region_code,
+                    "benefit_monthly": 0.0, "declared_income_monthly": 0.0, "relation": "户主" if not n else "子女"}
+                   for n, (id_number, name, region_code) in enumerate(people[at:at + size])]
+        at += size
+        bodies.append({"household_id": f"A{number:09d}", "members": members})
+    return bodies
+
+
 async def load(url: str, token: str, bodies: list[dict[str, object]], as_of: str, concurrency: int,
                requests: int) -> tuple[list[float], int, float]:
     import httpx
@@ -263,6 +286,8 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,32", help="comma-separated levels (default 1,32)")
     parser.add_argument("--data", type=Path, default=ROOT / "bench-data", help="where generated data is cached")
     parser.add_argument("--keep", action="store_true", help="keep the server's data directory")
+    parser.add_argument("--applicants", type=float, default=0.0, metavar="SHARE",
+                        help="the share of the pool that are households new to the roll (applicants; default 0)")
     parser.add_argument("--xlsx-rows", type=int, default=10_000, help="rows of the XLSX batch (default 10000; 0: skip)")
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw",
                         help="load generator: raw (prepared requests on asyncio streams, the default) or httpx")
@@ -299,7 +324,11 @@ def main() -> None:
             if time.monotonic() > deadline or server.poll() is not None:
                 raise SystemExit(f"the server did not start:\n{server.stderr.read().decode() if server.stderr else ''}")
             time.sleep(0.2)
-        bodies = households_of(city / "roll.parquet", min(args.pool, args.households), args.seed)
+        pool = min(args.pool, args.households)
+        new = round(pool * args.applicants)
+        bodies = households_of(city / "roll.parquet", pool - new, args.seed) + applicants_of(city, new, args.seed)
+        if new:  # among the roll's, in an order of their own
+            random.Random(args.seed).shuffle(bodies)
         started = time.perf_counter()
         first = httpx.post(f"{url}/api/v1/checks", json={**bodies[0], "as_of": as_of},
                            headers={"Authorization": f"Bearer {token}"}, timeout=300)
