@@ -43,6 +43,22 @@ def test_the_same_seed_draws_the_same_bodies_and_more_than_there_are_draws_all()
     assert {body["household_id"] for body in bench_api.bodies_of(_roll(), 10, seed=5)} == {"H1", "H2", "H3"}
 
 
+def test_applicants_are_hukou_persons_the_roll_does_not_hold_in_new_households(tmp_path: Path):
+    city = tmp_path / "city"
+    (city / "sources").mkdir(parents=True)
+    _roll().select("household_id", "id_number").write_parquet(city / "roll.parquet")
+    hukou_ids = [*_roll()["id_number"], *(f"32030319900101{n:03d}1" for n in range(40))]
+    pl.DataFrame({"id_number": hukou_ids, "name": [f"人{n}" for n in range(len(hukou_ids))],
+                  "region_code": ["320303001"] * len(hukou_ids)}).write_parquet(city / "sources" / "hukou.parquet")
+    bodies = script("bench_api").applicants_of(city, 6, seed=2)
+    members = [m for body in bodies for m in body["members"]]
+    assert len(bodies) == 6 and all(1 <= len(body["members"]) <= 4 for body in bodies)
+    assert not {m["id_number"] for m in members} & set(_roll()["id_number"])  # nobody of the roll
+    assert len({m["id_number"] for m in members}) == len(members)  # nobody twice
+    assert not {body["household_id"] for body in bodies} & set(_roll()["household_id"])
+    assert [body["members"][0]["relation"] for body in bodies] == ["户主"] * 6
+
+
 def test_its_help_says_what_it_counts_and_what_it_needs():
     shown = subprocess.run([sys.executable, str(SCRIPTS / "instructions.py"), "--help"], capture_output=True,
                            text=True, check=True).stdout
