@@ -27,7 +27,7 @@ from schemas import Column, Dataset, dataset
 
 __all__ = [
     "BAD", "BAD_DATE", "BAD_MONTH", "BAD_REGION", "CHECKED", "EMPTY", "ERR", "FIRST_DATE", "LAST_DATE",
-    "NEGATIVE", "NOT_NUMBER", "PRESENT", "RAW", "REJECTED", "SMALL", "Plan", "check_characters",
+    "NEGATIVE", "NOT_NUMBER", "PRESENT", "RAW", "REJECTED", "SMALL", "Plan", "check_characters", "spellings",
     "plan", "query_options", "second_pass",
 ]
 
@@ -127,7 +127,7 @@ def _code_message(c: Column) -> str:
     return f"“{c.zh}”的取值无法识别，可选：{options} (unknown value, allowed: {options})"
 
 
-def _spellings(c: Column) -> dict[str, str]:
+def spellings(c: Column) -> dict[str, str]:
     """The usual spellings of c's codes → the code, for a plain replace in the first pass; any
     other spelling is looked up case-folded (`Column.code_lookup`) in the second."""
     lookup = c.code_lookup()
@@ -175,7 +175,7 @@ def _first_pass(ds: Dataset, given: tuple[str, ...], unknown: list[str],
         marks[_TEXT + c.name] = pl.when(filled).then(text).otherwise(
             pl.lit(c.default, pl.String) if c.default is not None else pl.lit(None, pl.String))
         if c.kind == "code":
-            value = text.replace_strict(_spellings(c), default=None, return_dtype=pl.String)
+            value = text.replace_strict(spellings(c), default=None, return_dtype=pl.String)
         elif c.kind in ("date", "month"):
             value = _PARSERS[c.kind][0](text)
         elif c.kind in ("money", "number"):

@@ -27,12 +27,12 @@ from pathlib import Path
 
 import polars as pl
 
-from engine import canonical, cells, files, ids
+from engine import canonical, cells, clean_rows, files, ids
 from engine.errors import InputError, Problem
 from engine.headers import header_test, map_headers
 from schemas import SOURCES, Column, Dataset, dataset
 
-__all__ = ["PROBLEM_CAP", "Loaded", "load", "load_frame", "load_sources", "summary", "summarized"]
+__all__ = ["PROBLEM_CAP", "Loaded", "load", "load_frame", "load_sources", "of_people", "summary", "summarized"]
 
 PROBLEM_CAP = 1000
 
@@ -92,17 +92,20 @@ def load_sources(directory: Path, as_of: date | None = None) -> tuple[dict[str, 
 
 
 def load_frame(
-    df: pl.DataFrame, key: str, file_label: str, as_of: date | None = None, first_row: int = 2
+    df: pl.DataFrame, key: str, file_label: str, as_of: date | None = None, first_row: int = 2,
+    people: pl.Series | None = None,
 ) -> Loaded:
     """Read an in-memory table as dataset `key`; `first_row` is the spreadsheet row number of
     df's first row. Non-String columns are first turned to text as `files.to_text` does, but
     for amounts and numbers held as plain numbers (`_plain_numbers`). Totals rows and the header
     again are passed over (`_passed_over`). A CSV row with more fields than the header
-    (`files.EXTRA`) is rejected alone (`_overlong`)."""
+    (`files.EXTRA`) is rejected alone (`_overlong`). With `people` (IDs), `frame` may keep only
+    their rows and those of IDs written otherwise (`usable` counts all): engine.batch narrows
+    it to them anyway, and a large table's canonical rows of others are then never built."""
     extra = df.get_column(files.EXTRA) if files.EXTRA in df.columns else None
     if extra is not None:
         df = df.drop(files.EXTRA)
-    loaded = _merged_hint(_passed_over(_load_frame(df, key, file_label, as_of, first_row)))
+    loaded = _merged_hint(_passed_over(_load_frame(df, key, file_label, as_of, first_row, people)))
     return loaded if extra is None else _overlong(loaded, df, extra, first_row)
 
 
@@ -181,7 +184,8 @@ def _merged_hint(loaded: Loaded) -> Loaded:
                                                                column_zh=dataset("roll").column("household_id").zh)])
 
 
-def _load_frame(df: pl.DataFrame, key: str, file_label: str, as_of: date | None, first_row: int) -> Loaded:
+def _load_frame(df: pl.DataFrame, key: str, file_label: str, as_of: date | None, first_row: int,
+                people: pl.Series | None = None) -> Loaded:
     ds = dataset(key)
     names, warnings = map_headers(df, ds, file_label)
     if df.height > cells.SMALL:
@@ -189,7 +193,7 @@ def _load_frame(df: pl.DataFrame, key: str, file_label: str, as_of: date | None,
         typed = [c for c, dtype in df.schema.items() if dtype != pl.String and names[c] not in plain]
         if typed:
             df = df.with_columns(files.to_text(df.select(typed)))
-        return _read(df.rename(names), ds, file_label, as_of, first_row, warnings, plain)
+        return _screened(df.rename(names), ds, file_label, as_of, first_row, warnings, plain, people)
     if any(dtype != pl.String for dtype in df.schema.values()):
         df = files.to_text(df)
     if any(old != new for old, new in names.items()):
@@ -208,18 +212,55 @@ def _load_frame(df: pl.DataFrame, key: str, file_label: str, as_of: date | None,
     rest = _read(df[others], ds, file_label, as_of, 0, [])
     if len(noted) + len(rest.warnings) > PROBLEM_CAP:  # capped per column: leave the counting to one reading
         return _read(df, ds, file_label, as_of, first_row, warnings)
-    numbers = pl.Series("_row", [first_row + position for position in others], dtype=pl.Int64)
+    rest = _renumbered(rest, pl.Series("_row", others, dtype=pl.Int64) + first_row)
+    frame = pl.concat([quick, rest.frame]).sort("_row")
+    # ID warnings column by column, row by row, as one reading lists them.
+    noted = sorted(noted + rest.warnings, key=lambda p: (ds.names.index(p.column or ""), p.row))
+    return Loaded(key, file_label, frame, rest.rejects, rest.problems, warnings + noted)
+
+
+def _renumbered(rest: Loaded, numbers: pl.Series) -> Loaded:
+    """`rest`, the usual reading of some of a table's rows numbered from 0 in their order, with
+    their rows' numbers in the table (`numbers`, Int64, by position)."""
+    rows = numbers.to_list() if any(p.row is not None for p in (*rest.problems, *rest.warnings)) else []
 
     def renumbered(frame: pl.DataFrame) -> pl.DataFrame:
-        return frame.with_columns(numbers.gather(frame.get_column("_row")))
+        return frame.with_columns(numbers.gather(frame.get_column("_row")).alias("_row"))
 
     def moved(problems: list[Problem]) -> list[Problem]:
-        return [replace(p, row=first_row + others[p.row]) if p.row is not None else p for p in problems]
+        return [replace(p, row=rows[p.row]) if p.row is not None else p for p in problems]
 
-    frame = pl.concat([quick, renumbered(rest.frame)]).sort("_row")
-    # ID warnings column by column, row by row, as one reading lists them.
-    noted = sorted(noted + moved(rest.warnings), key=lambda p: (ds.names.index(p.column or ""), p.row))
-    return Loaded(key, file_label, frame, renumbered(rest.rejects), moved(rest.problems), warnings + noted)
+    return replace(rest, frame=renumbered(rest.frame), rejects=renumbered(rest.rejects), problems=moved(rest.problems),
+                   warnings=moved(rest.warnings))
+
+
+def _screened(df: pl.DataFrame, ds: Dataset, file_label: str, as_of: date | None, first_row: int,
+              warnings: list[Problem], plain: tuple[str, ...], people: pl.Series | None) -> Loaded:
+    """A large table (its headers mapped): the rows already in canonical form read by compiled
+    scans (engine.clean_rows), the others the usual way (`_read`); the same frame, rejects,
+    problems and warnings as reading every row the usual way. With `people`, the canonical rows
+    of others are left out of `frame` (counted in `usable`)."""
+    screened = clean_rows.read(df, ds, as_of, first_row, plain, people)
+    if screened.others.len() == 0:
+        no_rejects = cells.plan(ds.key, tuple(df.columns), as_of, False, plain).no_rejects.clone()
+        return Loaded(ds.key, file_label, screened.frame, no_rejects, [], warnings,
+                      None if people is None else screened.clean)
+    numbers = screened.others.cast(pl.Int64) + first_row
+    rest = _renumbered(_read(df[screened.others], ds, file_label, as_of, 0, [], plain), numbers)
+    usable = None if people is None else screened.clean + rest.frame.height
+    kept = rest.frame if people is None else of_people(rest.frame, people)
+    frame = clean_rows.joined(screened, kept, first_row)
+    return Loaded(ds.key, file_label, frame, rest.rejects, rest.problems, warnings + rest.warnings, usable)
+
+
+def of_people(frame: pl.DataFrame, people: pl.Series) -> pl.DataFrame:
+    """The rows of `frame` whose id_number is one of `people`, in order. The smaller side is
+    hashed: a piece's few rows against a city roll's 0.5M people, a set of the piece's IDs
+    (hashing the people each time cost ~30 ms a piece)."""
+    ids = frame.get_column("id_number")
+    if frame.height < people.len():
+        people = people.filter(people.is_in(ids.implode()))
+    return frame.filter(ids.is_in(people.implode()))
 
 
 def _plain_numbers(df: pl.DataFrame, names: dict[str, str], ds: Dataset) -> tuple[str, ...]:

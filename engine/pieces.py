@@ -37,7 +37,7 @@ from schemas import dataset
 from . import files, loaders
 from .errors import FileUnreadable, Problem, SchemaError
 from .headers import header_test
-from .loaders import PROBLEM_CAP, Loaded
+from .loaders import PROBLEM_CAP, Loaded, of_people
 
 __all__ = ["PIECE_BYTES", "load_joined", "load_pieces", "merged_problems", "of_people", "read_pieces"]
 
@@ -48,12 +48,13 @@ _MOST = 4  # pieces' worth of bytes read looking for that line break before cutt
 _SAMPLE_ROWS = 10_000  # a Parquet file's first rows, measured for its pieces' size
 
 
-def load_pieces(path: Path, key: str, as_of: date | None = None, piece_bytes: int | None = None) -> Iterator[Loaded]:
+def load_pieces(path: Path, key: str, as_of: date | None = None, piece_bytes: int | None = None,
+                people: pl.Series | None = None) -> Iterator[Loaded]:
     """engine.loaders.load of `path`, a piece of about `piece_bytes` (default PIECE_BYTES) at a
-    time (see the module's docstring)."""
+    time (see the module's docstring); `people` as engine.loaders.load_frame takes it."""
     path = Path(path)
     for table, first_row in read_pieces(path, piece_bytes or PIECE_BYTES, header_test(key)):
-        yield loaders.load_frame(table, key, path.name, as_of, first_row)
+        yield loaders.load_frame(table, key, path.name, as_of, first_row, people)
 
 
 def load_joined(path: Path, key: str, as_of: date | None = None, piece_bytes: int | None = None,
@@ -69,10 +70,10 @@ def load_joined(path: Path, key: str, as_of: date | None = None, piece_bytes: in
     problems: list[list[Problem]] = []
     warnings: list[list[Problem]] = []
     usable = 0
-    for loaded in load_pieces(path, key, as_of, piece_bytes):
+    for loaded in load_pieces(path, key, as_of, piece_bytes, people):
         frame = loaded.frame if columns is None else loaded.frame.select(columns)
-        usable += frame.height
-        if people is not None:
+        usable += loaded.usable_rows
+        if people is not None and loaded.usable is None:  # (a large piece's is narrowed already)
             frame = of_people(frame, people)
         frames.append(frame)
         rejects.append(loaded.rejects)
@@ -83,11 +84,6 @@ def load_joined(path: Path, key: str, as_of: date | None = None, piece_bytes: in
         return Loaded(key, label, frames[0], rejects[0], problems[0], warnings[0], counted)
     return Loaded(key, label, pl.concat(frames, rechunk=False), pl.concat(rejects, how="diagonal_relaxed"),
                   merged_problems(problems, key, label), merged_problems(warnings, key, label), counted)
-
-
-def of_people(frame: pl.DataFrame, people: pl.Series) -> pl.DataFrame:
-    """The rows of `frame` whose id_number is one of `people` (the small side is hashed)."""
-    return frame.join(people.rename("id_number").to_frame(), on="id_number", how="semi")
 
 
 def read_pieces(path: Path, piece_bytes: int | None = None,

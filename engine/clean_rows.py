@@ -1,0 +1,170 @@
+"""The rows of a large table already in canonical form, read by compiled scans; the others are
+left to engine.loaders' usual reading and put back in their places.
+
+    screened = clean_rows.read(df, ds, as_of, first_row, plain, people)
+    rest = <the usual reading of df[screened.others], numbered as in df>
+    frame = clean_rows.joined(screened, rest.frame, first_row)
+
+Why: the usual reading takes any spelling (GBK exports, Excel dates, full-width digits, labels
+for codes, cells padded with spaces) in three passes of polars queries that trim every cell and
+keep each raw cell and an error column per column: a city's 28M source rows took ~7 s of a run
+from files, most of it polars' string kernels at ~10-25 ns a cell and operation. A registry's
+delivery is nearly all canonical (a valid 18-character ID, codes as spelt in the schema, ISO
+dates, plain decimals, text with nothing to trim); such a cell is its own value, and
+engine.kernels tells those cells in one pass over their bytes, a few nanoseconds each, the
+columns on two threads. Only the other rows (~1 % of a city's) need the usual reading.
+
+A row is read here when every cell is canonical for its column's kind, or empty where the column
+is optional: such a row has no problem and no warning in the usual reading, and its values are
+the usual reading's (tests/engine/test_clean_rows.py holds the two equal, with hypothesis). Any
+doubt leaves the row to the usual reading: it is never wrong to send a row there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from schemas import Column, Dataset
+
+from . import cells
+
+__all__ = ["Screened", "joined", "read"]
+
+_THREADS = 2  # the kernels release the GIL: columns are scanned two at a time
+
+
+@dataclass
+class Screened:
+    """A large table's canonical rows, read. `frame` holds every row of the table (`people`
+    None: the other rows' values are to be replaced, `joined`) or only the canonical rows of
+    `people`; `others` are the positions of the rows for the usual reading (UInt32); `clean`
+    counts the canonical rows."""
+
+    frame: pl.DataFrame
+    others: pl.Series
+    clean: int
+    whole: bool
+
+
+def _column(c: Column, cell: pl.Series | None, height: int, as_of: date | None,
+            plain: bool) -> tuple[np.ndarray, Callable[[pl.Series | None], dict[str, pl.Series]]]:
+    """Whether each cell of c is canonical (or empty where that is allowed), and how c's output
+    columns are made of the rows wanted (their positions; None: all), for the rows where it is.
+    Made later, so that a source narrowed to the roll's people makes them for those rows only."""
+    if cell is None:  # not in the table: as if every cell were empty
+        cell = pl.repeat(None, height, dtype=pl.Float64 if plain else pl.String, eager=True)
+    cell = cell.alias(c.name)
+    if c.default is not None and c.kind != "id":
+        cell = cell.fill_null(float(c.default) if plain else c.default)
+    allowed = cell.is_null().to_numpy() if not c.required else np.zeros(height, dtype=np.bool_)
+
+    def rows(series: pl.Series, wanted: pl.Series | None) -> pl.Series:
+        return series if wanted is None else series.gather(wanted)
+
+    # Imported here: numba's import and start cost ~0.5 s, which only a large table's reading
+    # needs to pay (a command or a request that reads a few rows never does).
+    from . import kernels
+
+    name = c.name
+    if c.kind == "id":
+        valid = kernels.id_valid(cell, as_of)
+
+        def ids(wanted: pl.Series | None) -> dict[str, pl.Series]:
+            kept = rows(cell, wanted)
+            made = {name: kept, f"{name}_raw": kept.alias(f"{name}_raw")}
+            return made | ({"id_valid": rows(pl.Series("id_valid", valid), wanted)} if name == "id_number" else {})
+
+        return valid | allowed, ids
+    if c.kind in ("money", "number"):
+        number = cell.cast(pl.Float64, strict=False)
+        canonical = (number >= 0).fill_null(False).to_numpy()
+        if not plain:
+            canonical &= kernels.decimal(cell)
+        return canonical | allowed, lambda wanted: {name: rows(number, wanted) + 0.0}  # + 0.0: no -0.0
+    if c.kind == "code":
+        spellings = cells.spellings(c)
+        index = kernels.code(cell, list(spellings))
+        codes = pl.Series(name, [*spellings.values(), None], pl.String)
+        position = pl.Series(np.where(index >= 0, index, len(spellings)).astype(np.uint32))
+        return (index >= 0) | allowed, lambda wanted: {name: codes.gather(rows(position, wanted))}
+    if c.kind in ("date", "month"):
+        days = kernels.iso_date(cell, 10 if c.kind == "date" else 7)
+        found = days != kernels.NO_DATE
+        value = pl.Series(name, pa.array(days, type=pa.int32(), mask=~found)).cast(pl.Date)
+        return found | allowed, lambda wanted: {name: rows(value, wanted)}
+    canonical = kernels.digits(cell, 6, 12) if c.kind == "region" else kernels.trimmed(cell)
+    return canonical | allowed, lambda wanted: {name: rows(cell, wanted)}
+
+
+def read(df: pl.DataFrame, ds: Dataset, as_of: date | None, first_row: int, plain: tuple[str, ...] = (),
+         people: pl.Series | None = None) -> Screened:
+    """The canonical rows of `df` (String columns named as `ds`'s or not of it, and the amounts
+    of `plain` as numbers), as engine.loaders reads them (see `Screened`)."""
+    height = df.height
+    given = set(df.columns)
+    unknown = [n for n in df.columns if n not in ds.names]
+    if any(c.required and c.default is None and c.name not in given for c in ds.columns):
+        # A required column missing: no row is canonical (the usual reading says what is wrong).
+        return Screened(df.clear().select(), pl.Series("", np.arange(height, dtype=np.uint32)), 0, people is None)
+    with ThreadPoolExecutor(_THREADS) as pool:
+        done = list(pool.map(
+            lambda c: _column(c, df.get_column(c.name) if c.name in given else None, height, as_of, c.name in plain),
+            ds.columns))
+    clean = np.logical_and.reduce([canonical for canonical, _ in done])
+    if not any(c.required for c in ds.columns):  # a blank row is no record: never one of these
+        clean &= ~np.logical_and.reduce([df.get_column(n).is_null().to_numpy() for n in df.columns])
+    others = pl.Series("", np.flatnonzero(~clean).astype(np.uint32))
+    wanted = None
+    if people is not None:
+        wanted = (pl.Series(clean) & df.get_column("id_number").is_in(people.implode())).arg_true()
+    outputs = {"_row": rows_numbered(first_row, height, wanted)}
+    for _, made in done:
+        outputs |= made(wanted)
+    count = height if wanted is None else wanted.len()
+    if "id_number" in ds.names:
+        outputs["id_method"] = pl.repeat("exact", count, dtype=pl.String, eager=True).alias("id_method")
+    order = ["_row", *ds.names, *[f"{c.name}_raw" for c in ds.columns if c.kind == "id"],
+             *(["id_valid", "id_method"] if "id_number" in ds.names else [])]
+    frame = pl.DataFrame([outputs[n] for n in order] + [df.get_column(n) if wanted is None else
+                                                        df.get_column(n).gather(wanted) for n in unknown])
+    return Screened(frame, others, height - others.len(), people is None)
+
+
+def rows_numbered(first_row: int, height: int, wanted: pl.Series | None) -> pl.Series:
+    """The spreadsheet row numbers of a table's rows (those `wanted`: positions)."""
+    numbers = np.arange(first_row, first_row + height, dtype=np.int64)
+    return pl.Series("_row", numbers if wanted is None else numbers[wanted.to_numpy()])
+
+
+def joined(screened: Screened, rest: pl.DataFrame, first_row: int) -> pl.DataFrame:
+    """The frame of a table read in two: `screened`'s rows and `rest` (the usual reading of its
+    other rows, numbered as in the table, narrowed as `screened.frame` is), in row order."""
+    if not screened.whole:
+        if not rest.height:
+            return screened.frame
+        return pl.concat([screened.frame, rest.select(screened.frame.columns)]).sort("_row")
+    frame = screened.frame
+    if screened.others.len() == 0:
+        return frame
+    # Every row is in `frame`: the other rows' values replaced by the usual reading's (a few
+    # columns' worth of writes, where a sort or a merge moved every row), and those it does not
+    # keep (rejected, blank) filtered out.
+    at = (rest.get_column("_row") - first_row).cast(pl.UInt32)
+    here = frame[at]
+    frame = frame.with_columns(  # only the columns that differ there: a write copies the column
+        frame.get_column(name).scatter(at, rest.get_column(name)) for name in frame.columns
+        if not here.get_column(name).equals(rest.get_column(name))
+    )
+    if at.len() == screened.others.len():
+        return frame
+    dropped = np.zeros(frame.height, dtype=np.bool_)
+    dropped[screened.others.to_numpy()] = True
+    dropped[at.to_numpy()] = False
+    return frame.filter(pl.Series(~dropped))

@@ -1,0 +1,311 @@
+"""Compiled scans over a String column's UTF-8 bytes: is each cell already in its canonical form,
+and what is it worth then. For engine.clean_rows (the canonical rows of a large table) and
+engine.ids.valid (an ID column's validity).
+
+    ok = id_valid(column, as_of)                # bool ndarray: valid 18-character IDs
+    ok = trimmed(column)                        # non-empty, nothing for strip_chars to remove
+    ok = digits(column, 6, 12)                  # 6-12 ASCII digits (region codes)
+    ok = decimal(column)                        # 1-15 digits, then maybe '.' and 1-15 digits
+    index = code(column, ["normal", "正常"])    # int8 ndarray: which spelling, -1 for none
+    days = iso_date(column, 10)                 # int32 ndarray: days since 1970-01-01, or NO_DATE
+
+Why compiled (numba): each is one pass over bytes, per cell a few nanoseconds, where the same
+checks as polars expressions cost ~10-25 ns a cell and operation (a regex, a lookup, a date
+parse: a city's 28M source rows cost ~4 s of a run from files) and in NumPy an ID's check
+character costs ~70 ns (17 strided passes; benchmarks/HISTORY.md, the kernels round). The
+kernels release the GIL.
+
+The bytes are read where polars keeps them (Arrow string views, chunk by chunk, no copy): a
+view holds a cell of up to 12 bytes itself, a longer one points into a data buffer. A null cell
+is False, -1 or NO_DATE. Every check is an exact form: a cell a kernel does not take is left to
+engine.loaders' usual reading, which takes every spelling it can (tests/engine/test_kernels.py
+holds each kernel to its polars or Python definition).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+import numpy as np
+import polars as pl
+from numba import njit
+
+__all__ = ["NO_DATE", "code", "decimal", "digits", "id_valid", "iso_date", "trimmed"]
+
+NO_DATE = np.iinfo(np.int32).min
+_WEIGHTS = np.array((7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2), dtype=np.int64)  # engine.ids.WEIGHTS
+_CHECK = np.frombuffer(b"10X98765432", dtype=np.uint8).copy()  # engine.ids.CHECK_CHARS
+_MONTH_DAYS = np.array([0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+_NOTHING = np.zeros(1, dtype=np.uint8)
+_FIRST_YEAR, _LAST_YEAR = 1900, 2199  # engine.cells.FIRST_DATE, LAST_DATE
+
+
+@njit(nogil=True, inline="always")
+def _cell(views32, which, i):
+    """Whether cell i is read in this call, and from which position of `data`. A cell of up to
+    12 bytes is in its view (Arrow's string view), read in the call with `which` -1, whose
+    `data` is the views' bytes; a longer one in the call for its data buffer. (A buffer a call,
+    not the chunk's buffers joined: a copy of them cost more than the checks. And the bytes read
+    in the kernel itself: an array passed to a helper is counted as a reference, ~10x a check.)"""
+    if views32[i, 0] <= 12:
+        return which < 0, np.int64(i * 16 + 4)
+    return views32[i, 2] == which, np.int64(views32[i, 3])
+
+
+@njit(nogil=True, inline="always")
+def _real_date(year, month, day):
+    if month < 1 or month > 12 or day < 1:
+        return False
+    if month == 2 and not (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)):
+        return day <= 28
+    return day <= _MONTH_DAYS[month]
+
+
+@njit(cache=True, nogil=True)
+def _id_valid(views32, data, which, nulls, latest, out):
+    for i in range(len(out)):
+        if which < 0:
+            out[i] = False
+        if nulls[i] or views32[i, 0] != 18:  # (never in its view: read in a buffer's call)
+            continue
+        mine, at = _cell(views32, which, i)
+        if not mine:
+            continue
+        total = 0
+        ok = True
+        for k in range(17):
+            digit = np.int64(data[at + k]) - 48
+            if digit < 0 or digit > 9:
+                ok = False
+                break
+            total += digit * _WEIGHTS[k]
+        if not ok or np.int64(data[at + 17]) != _CHECK[total % 11]:
+            continue
+        year = ((np.int64(data[at + 6]) - 48) * 1000 + (np.int64(data[at + 7]) - 48) * 100
+                + (np.int64(data[at + 8]) - 48) * 10 + np.int64(data[at + 9]) - 48)
+        month = (np.int64(data[at + 10]) - 48) * 10 + np.int64(data[at + 11]) - 48
+        day = (np.int64(data[at + 12]) - 48) * 10 + np.int64(data[at + 13]) - 48
+        if year >= 1 and _real_date(year, month, day):
+            out[i] = latest < 0 or year * 10000 + month * 100 + day <= latest
+
+
+@njit(nogil=True, inline="always")
+def _white(point):
+    """Unicode White_Space, as Rust's char::is_whitespace (and so polars' strip_chars)."""
+    return (9 <= point <= 13 or point == 32 or point == 0x85 or point == 0xA0 or point == 0x1680
+            or 0x2000 <= point <= 0x200A or point == 0x2028 or point == 0x2029 or point == 0x202F
+            or point == 0x205F or point == 0x3000)
+
+
+@njit(cache=True, nogil=True)
+def _trimmed(views32, data, which, nulls, out):
+    for i in range(len(out)):
+        if which < 0:
+            out[i] = False
+        if nulls[i] or views32[i, 0] == 0:
+            continue
+        mine, at = _cell(views32, which, i)
+        if not mine:
+            continue
+        # The first character (UTF-8: polars' strings are valid).
+        lead = np.int64(data[at + 0])
+        if lead < 0x80:
+            first = lead
+        elif lead < 0xE0:
+            first = ((lead & 0x1F) << 6) | (np.int64(data[at + 1]) & 0x3F)
+        elif lead < 0xF0:
+            first = ((lead & 0x0F) << 12) | ((np.int64(data[at + 1]) & 0x3F) << 6) \
+                | (np.int64(data[at + 2]) & 0x3F)
+        else:
+            first = 0x10000  # beyond every white space character
+        if _white(first):
+            continue
+        # The last character: back over continuation bytes (10xxxxxx) to its first byte.
+        end = views32[i, 0]
+        start = end - 1
+        while start > 0 and (np.int64(data[at + start]) & 0xC0) == 0x80:
+            start -= 1
+        last = np.int64(data[at + start])
+        if end - start == 2:
+            last = ((last & 0x1F) << 6) | (np.int64(data[at + start + 1]) & 0x3F)
+        elif end - start == 3:
+            last = ((last & 0x0F) << 12) | ((np.int64(data[at + start + 1]) & 0x3F) << 6) \
+                | (np.int64(data[at + start + 2]) & 0x3F)
+        elif end - start == 4:
+            last = 0x10000
+        out[i] = not _white(last)
+
+
+@njit(cache=True, nogil=True)
+def _digits(views32, data, which, nulls, fewest, most, out):
+    for i in range(len(out)):
+        if which < 0:
+            out[i] = False
+        length = views32[i, 0]
+        if nulls[i] or length < fewest or length > most:
+            continue
+        mine, at = _cell(views32, which, i)
+        if not mine:
+            continue
+        ok = True
+        for k in range(length):
+            if np.int64(data[at + k]) < 48 or np.int64(data[at + k]) > 57:
+                ok = False
+                break
+        out[i] = ok
+
+
+@njit(cache=True, nogil=True)
+def _decimal(views32, data, which, nulls, out):
+    for i in range(len(out)):
+        if which < 0:
+            out[i] = False
+        length = views32[i, 0]
+        if nulls[i] or length == 0 or length > 31:
+            continue
+        mine, at = _cell(views32, which, i)
+        if not mine:
+            continue
+        whole = 0
+        fraction = -1  # digits after the point; -1: no point
+        ok = True
+        for k in range(length):
+            byte = np.int64(data[at + k])
+            if byte == 46 and fraction < 0:
+                fraction = 0
+            elif 48 <= byte <= 57:
+                if fraction < 0:
+                    whole += 1
+                else:
+                    fraction += 1
+            else:
+                ok = False
+                break
+        out[i] = ok and 1 <= whole <= 15 and fraction != 0 and fraction <= 15
+
+
+@njit(cache=True, nogil=True)
+def _code(views32, data, which, nulls, spellings, ends, out):
+    for i in range(len(out)):
+        if which < 0:
+            out[i] = -1
+        if nulls[i]:
+            continue
+        mine, at = _cell(views32, which, i)
+        if not mine:
+            continue
+        start = 0
+        for spelling in range(len(ends)):
+            end = ends[spelling]
+            if end - start == views32[i, 0]:
+                same = True
+                for k in range(end - start):
+                    if np.int64(data[at + k]) != spellings[start + k]:
+                        same = False
+                        break
+                if same:
+                    out[i] = spelling
+                    break
+            start = end
+
+
+@njit(nogil=True, inline="always")
+def _days(year, month, day):
+    """Days since 1970-01-01 of a real date (Howard Hinnant's days_from_civil)."""
+    year -= month <= 2
+    era = year // 400
+    of_era = year - era * 400
+    of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    of_era_days = of_era * 365 + of_era // 4 - of_era // 100 + of_year
+    return era * 146097 + of_era_days - 719468
+
+
+@njit(cache=True, nogil=True)
+def _iso_date(views32, data, which, nulls, width, out):
+    for i in range(len(out)):
+        if which < 0:
+            out[i] = NO_DATE
+        if nulls[i] or views32[i, 0] != width:
+            continue
+        mine, at = _cell(views32, which, i)
+        if not mine:
+            continue
+        number = 0
+        ok = np.int64(data[at + 4]) == 45 and (width == 7 or np.int64(data[at + 7]) == 45)
+        for k in range(width):
+            if k == 4 or k == 7:
+                continue
+            digit = np.int64(data[at + k]) - 48
+            if digit < 0 or digit > 9:
+                ok = False
+                break
+            number = number * 10 + digit
+        if not ok:
+            continue
+        if width == 7:
+            number = number * 100 + 1
+        year, month, day = number // 10000, number // 100 % 100, number % 100
+        if _FIRST_YEAR <= year <= _LAST_YEAR and _real_date(year, month, day):
+            out[i] = _days(year, month, day)
+
+
+def _scan(column: pl.Series, dtype: type, kernel: Callable[..., None], *args: object) -> np.ndarray:
+    """`kernel` over each chunk of `column` (String), into one array of `dtype`."""
+    if column.dtype != pl.String:
+        column = column.cast(pl.String)
+    out = np.empty(len(column), dtype=dtype)
+    at = 0
+    for chunk in column.get_chunks():
+        if not len(chunk):
+            continue
+        arrow = chunk.to_arrow(compat_level=pl.CompatLevel.newest())  # string views: no copy
+        found = arrow.buffers()
+        nulls = chunk.is_null().to_numpy()
+        if found[1] is None:  # every cell null
+            views = np.zeros(len(chunk) * 16, dtype=np.uint8)
+        else:
+            views = np.frombuffer(found[1], dtype=np.uint8)[arrow.offset * 16:(arrow.offset + len(arrow)) * 16]
+        views32 = views.view(np.int32).reshape(-1, 4)
+        kernel(views32, views, -1, nulls, *args, out[at:at + len(chunk)])
+        for which, buffer in enumerate(found[2:]):
+            if buffer is not None and buffer.size:
+                kernel(views32, np.frombuffer(buffer, dtype=np.uint8), which, nulls, *args, out[at:at + len(chunk)])
+        at += len(chunk)
+    return out
+
+
+def id_valid(column: pl.Series, as_of: date | None = None) -> np.ndarray:
+    """engine.ids.is_valid of each cell (False for null): 17 ASCII digits, the check character
+    they give, a real birth date (year 1-9999) not after `as_of`."""
+    latest = -1 if as_of is None else as_of.year * 10000 + as_of.month * 100 + as_of.day
+    return _scan(column, np.bool_, _id_valid, latest)
+
+
+def trimmed(column: pl.Series) -> np.ndarray:
+    """Whether each cell is non-empty with nothing for polars' `strip_chars()` to remove."""
+    return _scan(column, np.bool_, _trimmed)
+
+
+def digits(column: pl.Series, fewest: int, most: int) -> np.ndarray:
+    """Whether each cell is `fewest` to `most` ASCII digits."""
+    return _scan(column, np.bool_, _digits, fewest, most)
+
+
+def decimal(column: pl.Series) -> np.ndarray:
+    """Whether each cell is 1-15 ASCII digits, then maybe a point and 1-15 more."""
+    return _scan(column, np.bool_, _decimal)
+
+
+def code(column: pl.Series, spellings: list[str]) -> np.ndarray:
+    """Which of `spellings` (at most 127) each cell is, exactly; -1 for none (and for null)."""
+    encoded = [s.encode() for s in spellings]
+    data = np.frombuffer(b"".join(encoded) or b"\0", dtype=np.uint8).copy()
+    ends = np.cumsum([len(e) for e in encoded]).astype(np.int64)
+    return _scan(column, np.int8, _code, data, ends)
+
+
+def iso_date(column: pl.Series, width: int = 10) -> np.ndarray:
+    """Each cell as a date written YYYY-MM-DD (`width` 10) or a month YYYY-MM (7, its first day)
+    of the years engine.cells takes (1900-2199): days since 1970-01-01, else NO_DATE."""
+    return _scan(column, np.int32, _iso_date, width)

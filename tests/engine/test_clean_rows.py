@@ -1,0 +1,126 @@
+"""engine.clean_rows: a large table read in two (its canonical rows by compiled scans, the others
+the usual way, put back in their places) gives exactly what the usual reading of every row
+gives: the frame, rejects, problems and warnings; narrowed to some people, their rows."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine import cells, clean_rows, loaders
+from schemas import dataset
+
+from .test_canonical import KEYS, tables
+
+AS_OF = date(2026, 6, 30)
+SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+ALL_KEYS = [*KEYS, "hukou", "prisoners", "pensions", "medical"]
+
+
+def _screened(df: pl.DataFrame, key: str, first_row: int, people: pl.Series | None = None,
+              plain: tuple[str, ...] = ()) -> loaders.Loaded:
+    return loaders._screened(df, dataset(key), "f.csv", AS_OF, first_row, [], plain, people)
+
+
+def _usual(df: pl.DataFrame, key: str, first_row: int, plain: tuple[str, ...] = ()) -> loaders.Loaded:
+    return loaders._read(df, dataset(key), "f.csv", AS_OF, first_row, [], plain)
+
+
+def _same(one: loaders.Loaded, other: loaders.Loaded) -> None:
+    assert one.frame.schema == other.frame.schema and one.frame.equals(other.frame), (one.frame, other.frame)
+    assert one.rejects.schema == other.rejects.schema and one.rejects.equals(other.rejects), (one.rejects,
+                                                                                              other.rejects)
+    assert one.problems == other.problems and one.warnings == other.warnings
+
+
+def _chunked(df: pl.DataFrame, pieces: int) -> pl.DataFrame:
+    """df as several chunks, as a Parquet file's columns come."""
+    cut = np.linspace(0, df.height, pieces + 1).astype(int)
+    return pl.concat([df.slice(a, b - a) for a, b in zip(cut[:-1], cut[1:], strict=True)], rechunk=False)
+
+
+keyed_tables = st.sampled_from(ALL_KEYS).flatmap(lambda key: st.tuples(st.just(key), tables(key, canonical_only=False)))
+
+
+@SETTINGS
+@given(keyed_tables, st.integers(0, 5), st.integers(1, 3))
+def test_read_in_two_is_the_usual_reading(keyed, first_row, pieces):
+    key, df = keyed
+    _same(_screened(_chunked(df, pieces), key, first_row), _usual(df, key, first_row))
+
+
+@SETTINGS
+@given(keyed_tables, st.data())
+def test_narrowed_to_people_it_is_their_rows_of_the_usual_reading(keyed, data):
+    key, df = keyed
+    usual = _usual(df, key, 2)
+    if "id_number" not in usual.frame.columns:
+        return
+    # Some of the IDs as given and some as the usual reading normalized them.
+    known = [*df.get_column("id_number").drop_nulls().to_list(), *usual.frame.get_column("id_number").to_list()]
+    people = pl.Series("id_number", sorted(set(data.draw(st.lists(st.sampled_from(known)) if known else st.just([])))),
+                       pl.String)
+    screened = _screened(df, key, 2, people)
+    assert screened.frame.equals(loaders.of_people(usual.frame, people)), (screened.frame, usual.frame)
+    assert screened.usable_rows == usual.frame.height
+    assert screened.rejects.equals(usual.rejects) and screened.problems == usual.problems
+
+
+amounts = st.one_of(st.none(), st.floats(-10, 1e9, allow_nan=False), st.just(-0.0), st.just(0.0))
+
+
+@SETTINGS
+@given(st.sampled_from(["deposits", "pensions", "vehicles", "farm_machinery"]).flatmap(
+    lambda key: st.tuples(st.just(key), tables(key, canonical_only=False))), st.data())
+def test_amounts_held_as_numbers_are_read_as_the_usual_reading_reads_them(keyed, data):
+    key, df = keyed
+    ds = dataset(key)
+    money = [c.name for c in ds.columns if c.kind in ("money", "number") and c.name in df.columns]
+    df = df.with_columns(pl.Series(name, data.draw(st.lists(amounts, min_size=df.height, max_size=df.height)),
+                                   pl.Float64) for name in money)
+    _same(_screened(df, key, 2, plain=tuple(money)), _usual(df, key, 2, tuple(money)))
+
+
+ROW = {"program": "dibao", "household_id": "H1", "id_number": "11010519491231002X", "name": "张伟",
+       "region_code": "110105001", "benefit_monthly": "800.0", "enrolled_on": "2020-01-05"}
+
+
+@pytest.mark.parametrize("description, change, others", [
+    ("every cell canonical", {}, []),
+    ("a label for a code (one of its usual spellings)", {"program": "低保"}, []),
+    ("a code spelt otherwise", {"program": "Di Bao"}, [1]),
+    ("an invalid ID (kept, with a warning)", {"id_number": "320303198001011230"}, [1]),
+    ("a legacy 15-digit ID", {"id_number": "110105491231002"}, [1]),
+    ("a date written with slashes", {"enrolled_on": "2020/01/05"}, [1]),
+    ("an amount with a thousands separator", {"benefit_monthly": "1,200"}, [1]),
+    ("a name with a space after it", {"name": "张伟 "}, [1]),
+    ("a name with an ideographic space before it", {"name": "\u3000张伟"}, [1]),
+    ("an empty required cell", {"name": None}, [1]),
+    ("an empty optional cell", {"enrolled_on": None}, []),
+    ("a column the roll does not have", {"备注": "x"}, []),
+])
+def test_which_rows_are_left_to_the_usual_reading(description, change, others):
+    changed = pl.DataFrame([ROW, {**ROW, **change}], schema=dict.fromkeys({**ROW, **change}, pl.String))
+    screened = clean_rows.read(changed, dataset("roll"), AS_OF, 2)
+    assert screened.others.to_list() == others and screened.clean == 2 - len(others)
+    _same(_screened(changed, "roll", 2), _usual(changed, "roll", 2))
+
+
+def test_a_large_table_is_read_in_two_by_load_frame():
+    """Past cells.SMALL rows, load_frame reads a table in two, the same as the usual reading."""
+    rows = [ROW, {**ROW, "id_number": " 110105 19491231 002x"}, {**ROW, "name": None}, {**ROW, "program": "低保"}]
+    df = pl.DataFrame(rows * (cells.SMALL // 4 + 1), schema=dict.fromkeys(ROW, pl.String))
+    with pytest.MonkeyPatch.context() as patch:
+        read = []
+        patch.setattr(clean_rows, "read", lambda *a, **k: read.append(1) or clean_rows_read(*a, **k))
+        loaded = loaders.load_frame(df, "roll", "f.csv", AS_OF)
+    assert read and loaded.frame.height == df.height - df.height // 4
+    _same(loaded, _usual(df, "roll", 2))
+
+
+clean_rows_read = clean_rows.read

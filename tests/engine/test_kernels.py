@@ -1,0 +1,119 @@
+"""engine.kernels: each compiled scan against its definition (polars' strip_chars, a regex,
+engine.ids.is_valid, date.fromisoformat), over cells of every length around a string view's 12
+inline bytes, nulls, several chunks and a sliced column."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import numpy as np
+import polars as pl
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine import ids, kernels
+
+from .test_ids import dirty, valid_ids
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+AS_OF = date(2026, 6, 30)
+# Every character Rust calls white space (and so polars' strip_chars), and some it does not.
+WHITE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2005\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_WHITE = "\x1c\x1f\u200b\u180e\ufeff\x00"
+characters = st.one_of(st.sampled_from(WHITE + NOT_WHITE + "张伟ａ0-X.é"),
+                       st.characters(codec="utf-8", exclude_categories=("Cs",)))
+texts = st.one_of(st.none(), st.text(characters, max_size=16), valid_ids(), valid_ids().flatmap(dirty))
+
+
+def column(cells: list[str | None], pieces: int, offset: int) -> pl.Series:
+    """`cells` as a String column of `pieces` chunks, the first `offset` rows sliced away (Arrow
+    arrays with an offset)."""
+    whole = pl.Series("c", ["pad"] * offset + cells, pl.String)
+    cut = np.linspace(0, len(whole), pieces + 1).astype(int)
+    chunked = pl.concat([whole.slice(a, b - a) for a, b in zip(cut[:-1], cut[1:], strict=True)], rechunk=False)
+    return chunked.slice(offset)
+
+
+layouts = st.tuples(st.integers(1, 3), st.integers(0, 3))
+
+
+@SETTINGS
+@given(st.lists(texts, max_size=30), layouts)
+def test_trimmed_is_non_empty_with_nothing_for_strip_chars_to_remove(cells, layout):
+    got = kernels.trimmed(column(cells, *layout))
+    expected = pl.Series(cells, dtype=pl.String)
+    expected = (expected.str.strip_chars() == expected) & (expected.str.len_bytes() > 0)
+    assert got.tolist() == expected.fill_null(False).to_list()
+
+
+@SETTINGS
+@given(st.lists(st.one_of(texts, st.from_regex(r"[0-9]{1,16}", fullmatch=True)), max_size=30), layouts)
+def test_digits_is_a_run_of_six_to_twelve_ascii_digits(cells, layout):
+    got = kernels.digits(column(cells, *layout), 6, 12)
+    assert got.tolist() == [c is not None and re.fullmatch(r"[0-9]{6,12}", c, re.ASCII) is not None for c in cells]
+
+
+decimals = st.from_regex(r"[0-9]{0,17}(\.[0-9]{0,17})?", fullmatch=True)
+
+
+@SETTINGS
+@given(st.lists(st.one_of(texts, decimals), max_size=30), layouts)
+def test_decimal_is_one_to_fifteen_digits_and_maybe_a_fraction_of_as_many(cells, layout):
+    got = kernels.decimal(column(cells, *layout))
+    pattern = re.compile(r"[0-9]{1,15}(\.[0-9]{1,15})?", re.ASCII)
+    assert got.tolist() == [c is not None and pattern.fullmatch(c) is not None for c in cells]
+
+
+SPELLINGS = ["normal", "正常", "NORMAL", "sold", "a_spelling_longer_than_twelve_bytes", ""]
+
+
+@SETTINGS
+@given(st.lists(st.one_of(texts, st.sampled_from([*SPELLINGS, "Normal", "正常 ", "sol"])), max_size=30), layouts)
+def test_code_finds_the_exact_spelling(cells, layout):
+    got = kernels.code(column(cells, *layout), SPELLINGS)
+    assert got.tolist() == [SPELLINGS.index(c) if c in SPELLINGS else -1 for c in cells]
+
+
+def _iso(cell: str | None, width: int) -> int:
+    if cell is None or len(cell.encode()) != width or not re.fullmatch(r"[0-9]{4}-[0-9]{2}(-[0-9]{2})?", cell):
+        return kernels.NO_DATE
+    try:
+        day = date.fromisoformat(cell if width == 10 else cell + "-01")
+    except ValueError:
+        return kernels.NO_DATE
+    if not date(1900, 1, 1) <= day <= date(2199, 12, 31):
+        return kernels.NO_DATE
+    return (day - date(1970, 1, 1)).days
+
+
+dates = st.dates(min_value=date(1, 1, 1)).map(date.isoformat)
+near_dates = st.from_regex(r"[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{4}-[0-9]{2}", fullmatch=True)
+
+
+@SETTINGS
+@given(st.lists(st.one_of(texts, dates, dates.map(lambda d: d[:7]), near_dates), max_size=30), layouts,
+       st.sampled_from([10, 7]))
+def test_iso_date_reads_a_real_date_of_the_years_taken(cells, layout, width):
+    got = kernels.iso_date(column(cells, *layout), width)
+    assert got.tolist() == [_iso(c, width) for c in cells]
+
+
+id_cells = st.one_of(texts, valid_ids(), valid_ids(first=date(2026, 6, 1), last=date(2026, 12, 31)),
+                     valid_ids().map(lambda i: i[:17] + ("0" if i[17] != "0" else "1")),
+                     valid_ids().map(lambda i: i[:6] + "0000" + i[10:]),
+                     st.from_regex(r"[0-9]{17}[0-9Xx]", fullmatch=True))
+
+
+@SETTINGS
+@given(st.lists(id_cells, max_size=30), layouts, st.sampled_from([AS_OF, None]))
+def test_id_valid_is_ids_is_valid(cells, layout, as_of):
+    got = kernels.id_valid(column(cells, *layout), as_of)
+    assert got.tolist() == [c is not None and ids.is_valid(c, as_of) for c in cells]
+    assert got.tolist() == ids.valid(pl.Series(cells, dtype=pl.String), as_of).to_list()
+
+
+def test_a_column_of_nulls_and_an_empty_column():
+    assert kernels.trimmed(pl.Series([None, None], dtype=pl.String)).tolist() == [False, False]
+    assert kernels.id_valid(pl.Series([], dtype=pl.String)).tolist() == []
+    assert kernels.code(pl.Series([None], dtype=pl.String), ["a"]).tolist() == [-1]
