@@ -39,7 +39,7 @@ import polars as pl
 
 from schemas import SOURCES
 
-from . import files, loaders, pieces
+from . import clean_rows, files, loaders, pieces
 from .errors import InputError, Problem, SelectionError
 from .loaders import Loaded
 from .policy import load_policy
@@ -141,6 +141,7 @@ def run_files(
             f"and of cadence {','.join(cadences or [])})"
         )
     settings = load_policy(policy)
+    clean_rows.warm_up()
     used = {s for r in selected for s in (*r.sources, *r.optional_sources)}
     needed = used | ({"hukou"} if resolve_ids else set())
 

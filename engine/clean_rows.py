@@ -23,9 +23,11 @@ doubt leaves the row to the usual reading: it is never wrong to send a row there
 from __future__ import annotations
 
 from collections.abc import Callable
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -33,11 +35,15 @@ import pyarrow as pa
 
 from schemas import Column, Dataset
 
-from . import cells
+from . import cells, ids
 
-__all__ = ["Screened", "joined", "read"]
+__all__ = ["ROWS", "Screened", "joined", "read", "warm_up"]
 
 _THREADS = 2  # the kernels release the GIL: columns are scanned two at a time
+# Tables of at least this many rows are read in two (engine.loaders): below it the usual
+# reading costs less than numba's start (~0.5 s a process, `warm_up`), and a city's roll
+# (300k rows, ~0.2 s) is read while the kernels load.
+ROWS = 500_000
 
 
 @dataclass
@@ -53,11 +59,19 @@ class Screened:
     whole: bool
 
 
-def _column(c: Column, cell: pl.Series | None, height: int, as_of: date | None,
-            plain: bool) -> tuple[np.ndarray, Callable[[pl.Series | None], dict[str, pl.Series]]]:
-    """Whether each cell of c is canonical (or empty where that is allowed), and how c's output
-    columns are made of the rows wanted (their positions; None: all), for the rows where it is.
-    Made later, so that a source narrowed to the roll's people makes them for those rows only."""
+class _Read(NamedTuple):
+    """A column read: whether each cell is canonical (or empty where that is allowed); how its
+    output columns are made of the rows wanted (their positions; None: all), made later so that
+    a source narrowed to the roll's people makes them for those rows only; an ID column's codes
+    (engine.ids.code, -1 where not valid), by which the people's rows are found."""
+
+    canonical: np.ndarray
+    made: Callable[[pl.Series | None], dict[str, pl.Series]]
+    codes: np.ndarray | None = None
+
+
+def _column(c: Column, cell: pl.Series | None, height: int, as_of: date | None, plain: bool) -> _Read:
+    """Column c of a table read (see `_Read`)."""
     if cell is None:  # not in the table: as if every cell were empty
         cell = pl.repeat(None, height, dtype=pl.Float64 if plain else pl.String, eager=True)
     cell = cell.alias(c.name)
@@ -74,33 +88,34 @@ def _column(c: Column, cell: pl.Series | None, height: int, as_of: date | None,
 
     name = c.name
     if c.kind == "id":
-        valid = kernels.id_valid(cell, as_of)
+        codes = kernels.id_codes(cell, as_of)
+        valid = codes >= 0
 
-        def ids(wanted: pl.Series | None) -> dict[str, pl.Series]:
+        def made_ids(wanted: pl.Series | None) -> dict[str, pl.Series]:
             kept = rows(cell, wanted)
             made = {name: kept, f"{name}_raw": kept.alias(f"{name}_raw")}
             return made | ({"id_valid": rows(pl.Series("id_valid", valid), wanted)} if name == "id_number" else {})
 
-        return valid | allowed, ids
+        return _Read(valid | allowed, made_ids, codes)
     if c.kind in ("money", "number"):
         number = cell.cast(pl.Float64, strict=False)
         canonical = (number >= 0).fill_null(False).to_numpy()
         if not plain:
             canonical &= kernels.decimal(cell)
-        return canonical | allowed, lambda wanted: {name: rows(number, wanted) + 0.0}  # + 0.0: no -0.0
+        return _Read(canonical | allowed, lambda wanted: {name: rows(number, wanted) + 0.0})  # + 0.0: no -0.0
     if c.kind == "code":
         spellings = cells.spellings(c)
         index = kernels.code(cell, list(spellings))
         codes = pl.Series(name, [*spellings.values(), None], pl.String)
         position = pl.Series(np.where(index >= 0, index, len(spellings)).astype(np.uint32))
-        return (index >= 0) | allowed, lambda wanted: {name: codes.gather(rows(position, wanted))}
+        return _Read((index >= 0) | allowed, lambda wanted: {name: codes.gather(rows(position, wanted))})
     if c.kind in ("date", "month"):
         days = kernels.iso_date(cell, 10 if c.kind == "date" else 7)
         found = days != kernels.NO_DATE
         value = pl.Series(name, pa.array(days, type=pa.int32(), mask=~found)).cast(pl.Date)
-        return found | allowed, lambda wanted: {name: rows(value, wanted)}
+        return _Read(found | allowed, lambda wanted: {name: rows(value, wanted)})
     canonical = kernels.digits(cell, 6, 12) if c.kind == "region" else kernels.trimmed(cell)
-    return canonical | allowed, lambda wanted: {name: rows(cell, wanted)}
+    return _Read(canonical | allowed, lambda wanted: {name: rows(cell, wanted)})
 
 
 def read(df: pl.DataFrame, ds: Dataset, as_of: date | None, first_row: int, plain: tuple[str, ...] = (),
@@ -117,16 +132,17 @@ def read(df: pl.DataFrame, ds: Dataset, as_of: date | None, first_row: int, plai
         done = list(pool.map(
             lambda c: _column(c, df.get_column(c.name) if c.name in given else None, height, as_of, c.name in plain),
             ds.columns))
-    clean = np.logical_and.reduce([canonical for canonical, _ in done])
+    clean = np.logical_and.reduce([read.canonical for read in done])
     if not any(c.required for c in ds.columns):  # a blank row is no record: never one of these
         clean &= ~np.logical_and.reduce([df.get_column(n).is_null().to_numpy() for n in df.columns])
     others = pl.Series("", np.flatnonzero(~clean).astype(np.uint32))
     wanted = None
     if people is not None:
-        wanted = (pl.Series(clean) & df.get_column("id_number").is_in(people.implode())).arg_true()
+        codes = pl.Series(done[ds.names.index("id_number")].codes)
+        wanted = (pl.Series(clean) & codes.is_in(_codes(people).implode())).arg_true()
     outputs = {"_row": rows_numbered(first_row, height, wanted)}
-    for _, made in done:
-        outputs |= made(wanted)
+    for read in done:
+        outputs |= read.made(wanted)
     count = height if wanted is None else wanted.len()
     if "id_number" in ds.names:
         outputs["id_method"] = pl.repeat("exact", count, dtype=pl.String, eager=True).alias("id_method")
@@ -135,6 +151,20 @@ def read(df: pl.DataFrame, ds: Dataset, as_of: date | None, first_row: int, plai
     frame = pl.DataFrame([outputs[n] for n in order] + [df.get_column(n) if wanted is None else
                                                         df.get_column(n).gather(wanted) for n in unknown])
     return Screened(frame, others, height - others.len(), people is None)
+
+
+_known: tuple[pl.Series, pl.Series] | None = None  # the last people asked for, and their codes
+
+
+def _codes(people: pl.Series) -> pl.Series:
+    """The codes (engine.ids.code) of `people`'s IDs: a run asks with the same people for every
+    piece of every source, and their 0.5M texts hashed for each cost ~30 ms, their codes ~5."""
+    global _known
+    known = _known
+    if known is None or known[0] is not people:
+        codes = people.to_frame("id").select(ids.code_expr(pl.col("id"))).to_series().drop_nulls()
+        _known = known = (people, codes)
+    return known[1]
 
 
 def rows_numbered(first_row: int, height: int, wanted: pl.Series | None) -> pl.Series:
@@ -168,3 +198,19 @@ def joined(screened: Screened, rest: pl.DataFrame, first_row: int) -> pl.DataFra
     dropped[screened.others.to_numpy()] = True
     dropped[at.to_numpy()] = False
     return frame.filter(pl.Series(~dropped))
+
+
+def warm_up() -> threading.Thread:
+    """numba imported and the kernels loaded in a thread, while the caller reads its first files
+    (they release the GIL): ~0.5 s a process that would otherwise fall on the first large table."""
+
+    def load() -> None:
+        from . import kernels
+
+        sample = pl.Series(["11010519491231002X"], dtype=pl.String)
+        kernels.id_valid(sample), kernels.trimmed(sample), kernels.digits(sample, 6, 12)
+        kernels.decimal(sample), kernels.code(sample, ["x"]), kernels.iso_date(sample)
+
+    thread = threading.Thread(target=load, name="kernels-warm-up", daemon=True)
+    thread.start()
+    return thread

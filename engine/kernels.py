@@ -3,6 +3,7 @@ and what is it worth then. For engine.clean_rows (the canonical rows of a large 
 engine.ids.valid (an ID column's validity).
 
     ok = id_valid(column, as_of)                # bool ndarray: valid 18-character IDs
+    key = id_codes(column, as_of)               # int64 ndarray: their engine.ids.code, or -1
     ok = trimmed(column)                        # non-empty, nothing for strip_chars to remove
     ok = digits(column, 6, 12)                  # 6-12 ASCII digits (region codes)
     ok = decimal(column)                        # 1-15 digits, then maybe '.' and 1-15 digits
@@ -31,7 +32,7 @@ import numpy as np
 import polars as pl
 from numba import njit
 
-__all__ = ["NO_DATE", "code", "decimal", "digits", "id_valid", "iso_date", "trimmed"]
+__all__ = ["NO_DATE", "code", "decimal", "digits", "id_codes", "id_valid", "iso_date", "trimmed"]
 
 NO_DATE = np.iinfo(np.int32).min
 _WEIGHTS = np.array((7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2), dtype=np.int64)  # engine.ids.WEIGHTS
@@ -63,16 +64,17 @@ def _real_date(year, month, day):
 
 
 @njit(cache=True, nogil=True)
-def _id_valid(views32, data, which, nulls, latest, out):
+def _id_codes(views32, data, which, nulls, latest, out):
     for i in range(len(out)):
         if which < 0:
-            out[i] = False
+            out[i] = -1
         if nulls[i] or views32[i, 0] != 18:  # (never in its view: read in a buffer's call)
             continue
         mine, at = _cell(views32, which, i)
         if not mine:
             continue
         total = 0
+        number = 0
         ok = True
         for k in range(17):
             digit = np.int64(data[at + k]) - 48
@@ -80,14 +82,16 @@ def _id_valid(views32, data, which, nulls, latest, out):
                 ok = False
                 break
             total += digit * _WEIGHTS[k]
-        if not ok or np.int64(data[at + 17]) != _CHECK[total % 11]:
+            number = number * 10 + digit
+        check = np.int64(data[at + 17])
+        if not ok or check != _CHECK[total % 11]:
             continue
         year = ((np.int64(data[at + 6]) - 48) * 1000 + (np.int64(data[at + 7]) - 48) * 100
                 + (np.int64(data[at + 8]) - 48) * 10 + np.int64(data[at + 9]) - 48)
         month = (np.int64(data[at + 10]) - 48) * 10 + np.int64(data[at + 11]) - 48
         day = (np.int64(data[at + 12]) - 48) * 10 + np.int64(data[at + 13]) - 48
-        if year >= 1 and _real_date(year, month, day):
-            out[i] = latest < 0 or year * 10000 + month * 100 + day <= latest
+        if year >= 1 and _real_date(year, month, day) and (latest < 0 or year * 10000 + month * 100 + day <= latest):
+            out[i] = number * 11 + (10 if check == 88 else check - 48)  # engine.ids.code
 
 
 @njit(nogil=True, inline="always")
@@ -275,11 +279,17 @@ def _scan(column: pl.Series, dtype: type, kernel: Callable[..., None], *args: ob
     return out
 
 
-def id_valid(column: pl.Series, as_of: date | None = None) -> np.ndarray:
-    """engine.ids.is_valid of each cell (False for null): 17 ASCII digits, the check character
-    they give, a real birth date (year 1-9999) not after `as_of`."""
+def id_codes(column: pl.Series, as_of: date | None = None) -> np.ndarray:
+    """engine.ids.code of each cell that engine.ids.is_valid takes (17 ASCII digits, the check
+    character they give, a real birth date of year 1-9999 not after `as_of`); -1 for any other
+    cell and for null. (A valid ID's code is its join key, engine.ids.PERSON.)"""
     latest = -1 if as_of is None else as_of.year * 10000 + as_of.month * 100 + as_of.day
-    return _scan(column, np.bool_, _id_valid, latest)
+    return _scan(column, np.int64, _id_codes, latest)
+
+
+def id_valid(column: pl.Series, as_of: date | None = None) -> np.ndarray:
+    """engine.ids.is_valid of each cell (False for null)."""
+    return id_codes(column, as_of) >= 0
 
 
 def trimmed(column: pl.Series) -> np.ndarray:

@@ -193,7 +193,9 @@ def _load_frame(df: pl.DataFrame, key: str, file_label: str, as_of: date | None,
         typed = [c for c, dtype in df.schema.items() if dtype != pl.String and names[c] not in plain]
         if typed:
             df = df.with_columns(files.to_text(df.select(typed)))
-        return _screened(df.rename(names), ds, file_label, as_of, first_row, warnings, plain, people)
+        if df.height >= clean_rows.ROWS:
+            return _screened(df.rename(names), ds, file_label, as_of, first_row, warnings, plain, people)
+        return _read(df.rename(names), ds, file_label, as_of, first_row, warnings, plain)
     if any(dtype != pl.String for dtype in df.schema.values()):
         df = files.to_text(df)
     if any(old != new for old, new in names.items()):

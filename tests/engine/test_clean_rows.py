@@ -112,11 +112,12 @@ def test_which_rows_are_left_to_the_usual_reading(description, change, others):
 
 
 def test_a_large_table_is_read_in_two_by_load_frame():
-    """Past cells.SMALL rows, load_frame reads a table in two, the same as the usual reading."""
+    """From clean_rows.ROWS rows, load_frame reads a table in two, the same as the usual reading."""
     rows = [ROW, {**ROW, "id_number": " 110105 19491231 002x"}, {**ROW, "name": None}, {**ROW, "program": "低保"}]
     df = pl.DataFrame(rows * (cells.SMALL // 4 + 1), schema=dict.fromkeys(ROW, pl.String))
     with pytest.MonkeyPatch.context() as patch:
         read = []
+        patch.setattr(clean_rows, "ROWS", df.height)
         patch.setattr(clean_rows, "read", lambda *a, **k: read.append(1) or clean_rows_read(*a, **k))
         loaded = loaders.load_frame(df, "roll", "f.csv", AS_OF)
     assert read and loaded.frame.height == df.height - df.height // 4

@@ -111,6 +111,8 @@ def test_id_valid_is_ids_is_valid(cells, layout, as_of):
     got = kernels.id_valid(column(cells, *layout), as_of)
     assert got.tolist() == [c is not None and ids.is_valid(c, as_of) for c in cells]
     assert got.tolist() == ids.valid(pl.Series(cells, dtype=pl.String), as_of).to_list()
+    codes = kernels.id_codes(column(cells, *layout), as_of)
+    assert codes.tolist() == [ids.code(c) if ok else -1 for c, ok in zip(cells, got, strict=True)]
 
 
 def test_a_column_of_nulls_and_an_empty_column():
