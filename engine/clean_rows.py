@@ -11,8 +11,9 @@ keep each raw cell and an error column per column: a city's 28M source rows took
 from files, most of it polars' string kernels at ~10-25 ns a cell and operation. A registry's
 delivery is nearly all canonical (a valid 18-character ID, codes as spelt in the schema, ISO
 dates, plain decimals, text with nothing to trim); such a cell is its own value, and
-engine.kernels tells those cells in one pass over their bytes, a few nanoseconds each, the
-columns on two threads. Only the other rows (~1 % of a city's) need the usual reading.
+engine.kernels tells those cells in one pass over their bytes, a few nanoseconds each, each
+column's two halves on two threads. Only the other rows (~1 % of a city's) need the usual
+reading.
 
 A row is read here when every cell is canonical for its column's kind, or empty where the column
 is optional: such a row has no problem and no warning in the usual reading, and its values are
@@ -23,8 +24,6 @@ doubt leaves the row to the usual reading: it is never wrong to send a row there
 from __future__ import annotations
 
 from collections.abc import Callable
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from typing import NamedTuple
@@ -37,11 +36,10 @@ from schemas import Column, Dataset
 
 from . import cells, ids
 
-__all__ = ["ROWS", "Screened", "joined", "read", "warm_up"]
+__all__ = ["ROWS", "Screened", "joined", "load_kernels", "read"]
 
-_THREADS = 2  # the kernels release the GIL: columns are scanned two at a time
 # Tables of at least this many rows are read in two (engine.loaders): below it the usual
-# reading costs less than numba's start (~0.5 s a process, `warm_up`), and a city's roll
+# reading costs less than numba's start (~0.5 s a process, `load_kernels`), and a city's roll
 # (300k rows, ~0.2 s) is read while the kernels load.
 ROWS = 500_000
 
@@ -128,10 +126,8 @@ def read(df: pl.DataFrame, ds: Dataset, as_of: date | None, first_row: int, plai
     if any(c.required and c.default is None and c.name not in given for c in ds.columns):
         # A required column missing: no row is canonical (the usual reading says what is wrong).
         return Screened(df.clear().select(), pl.Series("", np.arange(height, dtype=np.uint32)), 0, people is None)
-    with ThreadPoolExecutor(_THREADS) as pool:
-        done = list(pool.map(
-            lambda c: _column(c, df.get_column(c.name) if c.name in given else None, height, as_of, c.name in plain),
-            ds.columns))
+    done = [_column(c, df.get_column(c.name) if c.name in given else None, height, as_of, c.name in plain)
+            for c in ds.columns]
     clean = np.logical_and.reduce([read.canonical for read in done])
     if not any(c.required for c in ds.columns):  # a blank row is no record: never one of these
         clean &= ~np.logical_and.reduce([df.get_column(n).is_null().to_numpy() for n in df.columns])
@@ -200,17 +196,11 @@ def joined(screened: Screened, rest: pl.DataFrame, first_row: int) -> pl.DataFra
     return frame.filter(pl.Series(~dropped))
 
 
-def warm_up() -> threading.Thread:
-    """numba imported and the kernels loaded in a thread, while the caller reads its first files
-    (they release the GIL): ~0.5 s a process that would otherwise fall on the first large table."""
+def load_kernels() -> None:
+    """Import numba and load the kernels now (~0.5 s a process, most of it numba's start), not
+    at the first large table: engine.batch does it in a thread while its first files are read."""
+    from . import kernels
 
-    def load() -> None:
-        from . import kernels
-
-        sample = pl.Series(["11010519491231002X"], dtype=pl.String)
-        kernels.id_valid(sample), kernels.trimmed(sample), kernels.digits(sample, 6, 12)
-        kernels.decimal(sample), kernels.code(sample, ["x"]), kernels.iso_date(sample)
-
-    thread = threading.Thread(target=load, name="kernels-warm-up", daemon=True)
-    thread.start()
-    return thread
+    sample = pl.Series(["11010519491231002X"], dtype=pl.String)
+    kernels.id_codes(sample), kernels.trimmed(sample), kernels.digits(sample, 6, 12)
+    kernels.decimal(sample), kernels.code(sample, ["x"]), kernels.iso_date(sample)

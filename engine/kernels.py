@@ -14,7 +14,7 @@ Why compiled (numba): each is one pass over bytes, per cell a few nanoseconds, w
 checks as polars expressions cost ~10-25 ns a cell and operation (a regex, a lookup, a date
 parse: a city's 28M source rows cost ~4 s of a run from files) and in NumPy an ID's check
 character costs ~70 ns (17 strided passes; benchmarks/HISTORY.md, the kernels round). The
-kernels release the GIL.
+kernels release the GIL: a large column is scanned in two halves at once.
 
 The bytes are read where polars keeps them (Arrow string views, chunk by chunk, no copy): a
 view holds a cell of up to 12 bytes itself, a longer one points into a data buffer. A null cell
@@ -25,7 +25,9 @@ holds each kernel to its polars or Python definition).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import numpy as np
@@ -38,7 +40,9 @@ NO_DATE = np.iinfo(np.int32).min
 _WEIGHTS = np.array((7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2), dtype=np.int64)  # engine.ids.WEIGHTS
 _CHECK = np.frombuffer(b"10X98765432", dtype=np.uint8).copy()  # engine.ids.CHECK_CHARS
 _MONTH_DAYS = np.array([0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
-_NOTHING = np.zeros(1, dtype=np.uint8)
+_HALVED_ROWS = 1 << 18  # a column of at least this many rows is scanned in two halves at once
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
 _FIRST_YEAR, _LAST_YEAR = 1900, 2199  # engine.cells.FIRST_DATE, LAST_DATE
 
 
@@ -255,10 +259,32 @@ def _iso_date(views32, data, which, nulls, width, out):
 
 
 def _scan(column: pl.Series, dtype: type, kernel: Callable[..., None], *args: object) -> np.ndarray:
-    """`kernel` over each chunk of `column` (String), into one array of `dtype`."""
+    """`kernel` over `column` (String), into one array of `dtype`: a large column in two halves at
+    once (the kernels release the GIL; a table's few columns, scanned two at a time, left one
+    core idle while the ID column, the longest, finished)."""
     if column.dtype != pl.String:
         column = column.cast(pl.String)
     out = np.empty(len(column), dtype=dtype)
+    if len(column) < _HALVED_ROWS:
+        _scan_into(column, out, kernel, args)
+        return out
+    half = len(column) // 2
+    second = _halves().submit(_scan_into, column.slice(half), out[half:], kernel, args)
+    _scan_into(column.slice(0, half), out[:half], kernel, args)
+    second.result()
+    return out
+
+
+def _halves() -> ThreadPoolExecutor:
+    """The threads that scan second halves (theirs alone: a task here never waits on another)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(2, thread_name_prefix="kernels")
+        return _POOL
+
+
+def _scan_into(column: pl.Series, out: np.ndarray, kernel: Callable[..., None], args: tuple[object, ...]) -> None:
     at = 0
     for chunk in column.get_chunks():
         if not len(chunk):
@@ -276,7 +302,6 @@ def _scan(column: pl.Series, dtype: type, kernel: Callable[..., None], *args: ob
             if buffer is not None and buffer.size:
                 kernel(views32, np.frombuffer(buffer, dtype=np.uint8), which, nulls, *args, out[at:at + len(chunk)])
         at += len(chunk)
-    return out
 
 
 def id_codes(column: pl.Series, as_of: date | None = None) -> np.ndarray:

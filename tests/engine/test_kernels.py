@@ -9,6 +9,7 @@ from datetime import date
 
 import numpy as np
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -119,3 +120,15 @@ def test_a_column_of_nulls_and_an_empty_column():
     assert kernels.trimmed(pl.Series([None, None], dtype=pl.String)).tolist() == [False, False]
     assert kernels.id_valid(pl.Series([], dtype=pl.String)).tolist() == []
     assert kernels.code(pl.Series([None], dtype=pl.String), ["a"]).tolist() == [-1]
+
+
+@SETTINGS
+@given(st.lists(id_cells, min_size=2, max_size=30), layouts)
+def test_a_large_column_scanned_in_two_halves_is_scanned_as_a_whole(cells, layout):
+    whole = column(cells, *layout)
+    scans = [lambda c: kernels.id_codes(c, AS_OF), kernels.trimmed, lambda c: kernels.digits(c, 6, 12),
+             kernels.decimal, lambda c: kernels.code(c, SPELLINGS), kernels.iso_date]
+    expected = [scan(whole).tolist() for scan in scans]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kernels, "_HALVED_ROWS", 2)
+        assert [scan(whole).tolist() for scan in scans] == expected
