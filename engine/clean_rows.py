@@ -117,9 +117,10 @@ def _column(c: Column, cell: pl.Series | None, height: int, as_of: date | None, 
 
 
 def read(df: pl.DataFrame, ds: Dataset, as_of: date | None, first_row: int, plain: tuple[str, ...] = (),
-         people: pl.Series | None = None) -> Screened:
+         people: pl.Series | None = None, columns: list[str] | None = None) -> Screened:
     """The canonical rows of `df` (String columns named as `ds`'s or not of it, and the amounts
-    of `plain` as numbers), as engine.loaders reads them (see `Screened`)."""
+    of `plain` as numbers), as engine.loaders reads them (see `Screened`), in `columns` only
+    (None: all; `_row` is kept with `people`, to put the rows in order)."""
     height = df.height
     given = set(df.columns)
     unknown = [n for n in df.columns if n not in ds.names]
@@ -136,16 +137,19 @@ def read(df: pl.DataFrame, ds: Dataset, as_of: date | None, first_row: int, plai
     if people is not None:
         codes = pl.Series(done[ds.names.index("id_number")].codes)
         wanted = (pl.Series(clean) & codes.is_in(_codes(people).implode())).arg_true()
-    outputs = {"_row": rows_numbered(first_row, height, wanted)}
+    order = ["_row", *ds.names, *[f"{c.name}_raw" for c in ds.columns if c.kind == "id"],
+             *(["id_valid", "id_method"] if "id_number" in ds.names else []), *unknown]
+    if columns is not None:  # (a whole hukou's row numbers and ID columns cost ~0.15 s, then dropped)
+        order = [n for n in order if n in columns or (n == "_row" and people is not None)]
+    outputs = {"_row": rows_numbered(first_row, height, wanted)} if "_row" in order else {}
     for read in done:
         outputs |= read.made(wanted)
-    count = height if wanted is None else wanted.len()
-    if "id_number" in ds.names:
+    if "id_method" in order:
+        count = height if wanted is None else wanted.len()
         outputs["id_method"] = pl.repeat("exact", count, dtype=pl.String, eager=True).alias("id_method")
-    order = ["_row", *ds.names, *[f"{c.name}_raw" for c in ds.columns if c.kind == "id"],
-             *(["id_valid", "id_method"] if "id_number" in ds.names else [])]
-    frame = pl.DataFrame([outputs[n] for n in order] + [df.get_column(n) if wanted is None else
-                                                        df.get_column(n).gather(wanted) for n in unknown])
+    outputs |= {n: df.get_column(n) if wanted is None else df.get_column(n).gather(wanted) for n in unknown
+                if n in order}
+    frame = pl.DataFrame([outputs[n] for n in order])
     return Screened(frame, others, height - others.len(), people is None)
 
 
@@ -171,11 +175,13 @@ def rows_numbered(first_row: int, height: int, wanted: pl.Series | None) -> pl.S
 
 def joined(screened: Screened, rest: pl.DataFrame, first_row: int) -> pl.DataFrame:
     """The frame of a table read in two: `screened`'s rows and `rest` (the usual reading of its
-    other rows, numbered as in the table, narrowed as `screened.frame` is), in row order."""
+    other rows, numbered as in the table, narrowed as `screened.frame` is), in row order, in
+    `screened.frame`'s columns."""
     if not screened.whole:
         if not rest.height:
             return screened.frame
         return pl.concat([screened.frame, rest.select(screened.frame.columns)]).sort("_row")
+    rest = rest.select("_row", *(n for n in screened.frame.columns if n != "_row"))
     frame = screened.frame
     if screened.others.len() == 0:
         return frame

@@ -93,7 +93,7 @@ def load_sources(directory: Path, as_of: date | None = None) -> tuple[dict[str, 
 
 def load_frame(
     df: pl.DataFrame, key: str, file_label: str, as_of: date | None = None, first_row: int = 2,
-    people: pl.Series | None = None,
+    people: pl.Series | None = None, columns: list[str] | None = None,
 ) -> Loaded:
     """Read an in-memory table as dataset `key`; `first_row` is the spreadsheet row number of
     df's first row. Non-String columns are first turned to text as `files.to_text` does, but
@@ -101,11 +101,12 @@ def load_frame(
     again are passed over (`_passed_over`). A CSV row with more fields than the header
     (`files.EXTRA`) is rejected alone (`_overlong`). With `people` (IDs), `frame` may keep only
     their rows and those of IDs written otherwise (`usable` counts all): engine.batch narrows
-    it to them anyway, and a large table's canonical rows of others are then never built."""
+    it to them anyway, and a large table's canonical rows of others are then never built. With
+    `columns`, `frame` may hold only those (and `_row`): the caller keeps no other."""
     extra = df.get_column(files.EXTRA) if files.EXTRA in df.columns else None
     if extra is not None:
         df = df.drop(files.EXTRA)
-    loaded = _merged_hint(_passed_over(_load_frame(df, key, file_label, as_of, first_row, people)))
+    loaded = _merged_hint(_passed_over(_load_frame(df, key, file_label, as_of, first_row, people, columns)))
     return loaded if extra is None else _overlong(loaded, df, extra, first_row)
 
 
@@ -185,7 +186,7 @@ def _merged_hint(loaded: Loaded) -> Loaded:
 
 
 def _load_frame(df: pl.DataFrame, key: str, file_label: str, as_of: date | None, first_row: int,
-                people: pl.Series | None = None) -> Loaded:
+                people: pl.Series | None = None, columns: list[str] | None = None) -> Loaded:
     ds = dataset(key)
     names, warnings = map_headers(df, ds, file_label)
     if df.height > cells.SMALL:
@@ -194,7 +195,7 @@ def _load_frame(df: pl.DataFrame, key: str, file_label: str, as_of: date | None,
         if typed:
             df = df.with_columns(files.to_text(df.select(typed)))
         if df.height >= clean_rows.ROWS:
-            return _screened(df.rename(names), ds, file_label, as_of, first_row, warnings, plain, people)
+            return _screened(df.rename(names), ds, file_label, as_of, first_row, warnings, plain, people, columns)
         return _read(df.rename(names), ds, file_label, as_of, first_row, warnings, plain)
     if any(dtype != pl.String for dtype in df.schema.values()):
         df = files.to_text(df)
@@ -237,12 +238,13 @@ def _renumbered(rest: Loaded, numbers: pl.Series) -> Loaded:
 
 
 def _screened(df: pl.DataFrame, ds: Dataset, file_label: str, as_of: date | None, first_row: int,
-              warnings: list[Problem], plain: tuple[str, ...], people: pl.Series | None) -> Loaded:
+              warnings: list[Problem], plain: tuple[str, ...], people: pl.Series | None,
+              columns: list[str] | None = None) -> Loaded:
     """A large table (its headers mapped): the rows already in canonical form read by compiled
     scans (engine.clean_rows), the others the usual way (`_read`); the same frame, rejects,
     problems and warnings as reading every row the usual way. With `people`, the canonical rows
     of others are left out of `frame` (counted in `usable`)."""
-    screened = clean_rows.read(df, ds, as_of, first_row, plain, people)
+    screened = clean_rows.read(df, ds, as_of, first_row, plain, people, columns)
     if screened.others.len() == 0:
         no_rejects = cells.plan(ds.key, tuple(df.columns), as_of, False, plain).no_rejects.clone()
         return Loaded(ds.key, file_label, screened.frame, no_rejects, [], warnings,

@@ -49,12 +49,13 @@ _SAMPLE_ROWS = 10_000  # a Parquet file's first rows, measured for its pieces' s
 
 
 def load_pieces(path: Path, key: str, as_of: date | None = None, piece_bytes: int | None = None,
-                people: pl.Series | None = None) -> Iterator[Loaded]:
+                people: pl.Series | None = None, columns: list[str] | None = None) -> Iterator[Loaded]:
     """engine.loaders.load of `path`, a piece of about `piece_bytes` (default PIECE_BYTES) at a
-    time (see the module's docstring); `people` as engine.loaders.load_frame takes it."""
+    time (see the module's docstring); `people` and `columns` as engine.loaders.load_frame
+    takes them."""
     path = Path(path)
     for table, first_row in read_pieces(path, piece_bytes or PIECE_BYTES, header_test(key)):
-        yield loaders.load_frame(table, key, path.name, as_of, first_row, people)
+        yield loaders.load_frame(table, key, path.name, as_of, first_row, people, columns)
 
 
 def load_joined(path: Path, key: str, as_of: date | None = None, piece_bytes: int | None = None,
@@ -70,7 +71,7 @@ def load_joined(path: Path, key: str, as_of: date | None = None, piece_bytes: in
     problems: list[list[Problem]] = []
     warnings: list[list[Problem]] = []
     usable = 0
-    for loaded in load_pieces(path, key, as_of, piece_bytes, people):
+    for loaded in load_pieces(path, key, as_of, piece_bytes, people, columns):
         frame = loaded.frame if columns is None else loaded.frame.select(columns)
         usable += loaded.usable_rows
         if people is not None and loaded.usable is None:  # (a large piece's is narrowed already)

@@ -125,3 +125,19 @@ def test_a_large_table_is_read_in_two_by_load_frame():
 
 
 clean_rows_read = clean_rows.read
+
+
+@SETTINGS
+@given(keyed_tables, st.data())
+def test_in_some_columns_it_is_those_columns_of_the_usual_reading(keyed, data):
+    key, df = keyed
+    usual = _usual(df, key, 2)
+    wanted = data.draw(st.lists(st.sampled_from(usual.frame.columns), unique=True, min_size=1))
+    whole = loaders._screened(df, dataset(key), "f.csv", AS_OF, 2, [], (), None, wanted)
+    assert whole.frame.columns == [n for n in usual.frame.columns if n in wanted]
+    assert whole.frame.equals(usual.frame.select(whole.frame.columns))
+    if "id_number" in usual.frame.columns:
+        people = usual.frame.get_column("id_number").head(2)
+        narrowed = loaders._screened(df, dataset(key), "f.csv", AS_OF, 2, [], (), people, wanted)
+        assert set(narrowed.frame.columns) <= {*wanted, "_row"}
+        assert narrowed.frame.equals(loaders.of_people(usual.frame, people).select(narrowed.frame.columns))
