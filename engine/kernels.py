@@ -25,6 +25,7 @@ holds each kernel to its polars or Python definition).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -282,6 +283,16 @@ def _halves() -> ThreadPoolExecutor:
         if _POOL is None:
             _POOL = ThreadPoolExecutor(2, thread_name_prefix="kernels")
         return _POOL
+
+
+def _forget_halves() -> None:
+    """In a forked child the pool's threads are gone while the pool thinks it has them: a task
+    submitted there would never run. The child makes its own."""
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_halves)
 
 
 def _scan_into(column: pl.Series, out: np.ndarray, kernel: Callable[..., None], args: tuple[object, ...]) -> None:

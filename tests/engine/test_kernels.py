@@ -4,7 +4,10 @@ inline bytes, nulls, several chunks and a sliced column."""
 
 from __future__ import annotations
 
+import os
 import re
+import select
+import signal
 from datetime import date
 
 import numpy as np
@@ -132,3 +135,22 @@ def test_a_large_column_scanned_in_two_halves_is_scanned_as_a_whole(cells, layou
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(kernels, "_HALVED_ROWS", 2)
         assert [scan(whole).tolist() for scan in scans] == expected
+
+
+def test_a_forked_child_scans_in_halves_with_threads_of_its_own():
+    big = pl.Series(["11010519491231002X"] * (kernels._HALVED_ROWS + 1), dtype=pl.String)
+    assert kernels.id_valid(big).all()  # the pool is made here
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's result is told through the pipe
+        os.write(write, b"1" if kernels.id_valid(big).all() else b"0")
+        os._exit(0)
+    os.close(write)
+    ready, _, _ = select.select([read], [], [], 30)
+    if not ready:
+        os.kill(child, signal.SIGKILL)  # waiting on a half that never runs
+    os.waitpid(child, 0)
+    try:
+        assert ready and os.read(read, 1) == b"1"
+    finally:
+        os.close(read)
