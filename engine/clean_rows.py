@@ -41,6 +41,8 @@ __all__ = ["ROWS", "Screened", "joined", "load_kernels", "read"]
 # reading costs less than numba's start (~0.5 s a process, `load_kernels`), and a city's roll
 # (300k rows, ~0.2 s) is read while the kernels load.
 ROWS = 500_000
+_MOSTLY_OTHERS = 0.5  # a share of rows not canonical past which the whole table is read the usual way
+_SAMPLE = 4096  # the first rows, looked at first for that share
 
 
 @dataclass
@@ -118,22 +120,25 @@ def _column(c: Column, cell: pl.Series | None, height: int, as_of: date | None, 
 
 
 def read(df: pl.DataFrame, ds: Dataset, as_of: date | None, first_row: int, plain: tuple[str, ...] = (),
-         people: pl.Series | None = None, columns: list[str] | None = None) -> Screened:
+         people: pl.Series | None = None, columns: list[str] | None = None) -> Screened | None:
     """The canonical rows of `df` (String columns named as `ds`'s or not of it, and the amounts
     of `plain` as numbers), as engine.loaders reads them (see `Screened`), in `columns` only
-    (None: all; `_row` is kept with `people`, to put the rows in order)."""
+    (None: all; `_row` is kept with `people`, to put the rows in order). None when most rows are
+    not canonical (a county's export with every date written 2021/3/1, say): the usual reading
+    of the whole table then costs less than gathering its other rows to read them apart."""
     height = df.height
     given = set(df.columns)
     unknown = [n for n in df.columns if n not in ds.names]
     if any(c.required and c.default is None and c.name not in given for c in ds.columns):
-        # A required column missing: no row is canonical (the usual reading says what is wrong).
-        return Screened(df.clear().select(), pl.Series("", np.arange(height, dtype=np.uint32)), 0, people is None)
+        return None  # a required column missing: no row is canonical (the usual reading says what is wrong)
+    if height > _SAMPLE and not _canonical(df.head(_SAMPLE), ds, as_of, plain).mean() >= 1 - _MOSTLY_OTHERS:
+        return None  # (told by its first rows, before the whole table is scanned for nothing)
     done = [_column(c, df.get_column(c.name) if c.name in given else None, height, as_of, c.name in plain)
             for c in ds.columns]
-    clean = np.logical_and.reduce([read.canonical for read in done])
-    if not any(c.required for c in ds.columns):  # a blank row is no record: never one of these
-        clean &= ~np.logical_and.reduce([df.get_column(n).is_null().to_numpy() for n in df.columns])
+    clean = _canonical_of(done, df, ds)
     others = pl.Series("", np.flatnonzero(~clean).astype(np.uint32))
+    if others.len() > height * _MOSTLY_OTHERS:
+        return None
     wanted = None
     if people is not None:
         codes = pl.Series(done[ds.names.index("id_number")].codes)
@@ -152,6 +157,19 @@ def read(df: pl.DataFrame, ds: Dataset, as_of: date | None, first_row: int, plai
                 if n in order}
     frame = pl.DataFrame([outputs[n] for n in order])
     return Screened(frame, others, height - others.len(), people is None)
+
+
+def _canonical(df: pl.DataFrame, ds: Dataset, as_of: date | None, plain: tuple[str, ...]) -> np.ndarray:
+    """Whether each row of `df` is canonical (`read`'s test, alone)."""
+    return _canonical_of([_column(c, df.get_column(c.name) if c.name in df.columns else None, df.height, as_of,
+                                  c.name in plain) for c in ds.columns], df, ds)
+
+
+def _canonical_of(done: list[_Read], df: pl.DataFrame, ds: Dataset) -> np.ndarray:
+    clean = np.logical_and.reduce([read.canonical for read in done])
+    if not any(c.required for c in ds.columns):  # a blank row is no record: never one of these
+        clean &= ~np.logical_and.reduce([df.get_column(n).is_null().to_numpy() for n in df.columns])
+    return clean
 
 
 _known: tuple[pl.Series, pl.Series] | None = None  # the last people asked for, and their codes

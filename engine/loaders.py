@@ -245,6 +245,8 @@ def _screened(df: pl.DataFrame, ds: Dataset, file_label: str, as_of: date | None
     problems and warnings as reading every row the usual way. With `people`, the canonical rows
     of others are left out of `frame` (counted in `usable`)."""
     screened = clean_rows.read(df, ds, as_of, first_row, plain, people, columns)
+    if screened is None:  # mostly rows in other spellings: the usual reading of them all
+        return _read(df, ds, file_label, as_of, first_row, warnings, plain)
     if screened.others.len() == 0:
         no_rejects = cells.plan(ds.key, tuple(df.columns), as_of, False, plain).no_rejects.clone()
         return Loaded(ds.key, file_label, screened.frame, no_rejects, [], warnings,

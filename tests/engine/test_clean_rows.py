@@ -23,8 +23,12 @@ ALL_KEYS = [*KEYS, "hukou", "prisoners", "pensions", "medical"]
 
 
 def _screened(df: pl.DataFrame, key: str, first_row: int, people: pl.Series | None = None,
-              plain: tuple[str, ...] = ()) -> loaders.Loaded:
-    return loaders._screened(df, dataset(key), "f.csv", AS_OF, first_row, [], plain, people)
+              plain: tuple[str, ...] = (), columns: list[str] | None = None) -> loaders.Loaded:
+    """Read in two, however few of its rows are canonical (a table of a few generated rows is
+    often mostly other spellings, which a large table reads the usual way)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(clean_rows, "_MOSTLY_OTHERS", 1.0)
+        return loaders._screened(df, dataset(key), "f.csv", AS_OF, first_row, [], plain, people, columns)
 
 
 def _usual(df: pl.DataFrame, key: str, first_row: int, plain: tuple[str, ...] = ()) -> loaders.Loaded:
@@ -133,11 +137,29 @@ def test_in_some_columns_it_is_those_columns_of_the_usual_reading(keyed, data):
     key, df = keyed
     usual = _usual(df, key, 2)
     wanted = data.draw(st.lists(st.sampled_from(usual.frame.columns), unique=True, min_size=1))
-    whole = loaders._screened(df, dataset(key), "f.csv", AS_OF, 2, [], (), None, wanted)
+    whole = _screened(df, key, 2, columns=wanted)
     assert whole.frame.columns == [n for n in usual.frame.columns if n in wanted]
     assert whole.frame.equals(usual.frame.select(whole.frame.columns))
     if "id_number" in usual.frame.columns:
         people = usual.frame.get_column("id_number").head(2)
-        narrowed = loaders._screened(df, dataset(key), "f.csv", AS_OF, 2, [], (), people, wanted)
+        narrowed = _screened(df, key, 2, people, columns=wanted)
         assert set(narrowed.frame.columns) <= {*wanted, "_row"}
         assert narrowed.frame.equals(loaders.of_people(usual.frame, people).select(narrowed.frame.columns))
+
+
+def test_a_table_mostly_in_other_spellings_is_read_the_usual_way_whole():
+    """Past half its rows, gathering the other rows to read them apart costs more than reading
+    the table the usual way: clean_rows declines it, and load_frame's reading is the usual one."""
+    dated = {**ROW, "enrolled_on": "2020/01/05"}
+    df = pl.DataFrame([ROW, dated, dated], schema=dict.fromkeys(ROW, pl.String))
+    assert clean_rows.read(df, dataset("roll"), AS_OF, 2) is None
+    assert clean_rows.read(df.head(2), dataset("roll"), AS_OF, 2) is not None  # half: read in two
+    _same(loaders._screened(df, dataset("roll"), "f.csv", AS_OF, 2, [], (), None), _usual(df, "roll", 2))
+    # Told by the first rows when there are more than a sample's: these two decide for the seven.
+    first_dated = pl.DataFrame([dated, dated, *[ROW] * 5], schema=dict.fromkeys(ROW, pl.String))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(clean_rows, "_SAMPLE", 2)
+        assert clean_rows.read(first_dated, dataset("roll"), AS_OF, 2) is None
+        assert clean_rows.read(first_dated.reverse(), dataset("roll"), AS_OF, 2) is not None
+        _same(loaders._screened(first_dated, dataset("roll"), "f.csv", AS_OF, 2, [], (), None),
+              _usual(first_dated, "roll", 2))
