@@ -147,7 +147,7 @@ def read(df: pl.DataFrame, ds: Dataset, as_of: date | None, first_row: int, plai
              *(["id_valid", "id_method"] if "id_number" in ds.names else []), *unknown]
     if columns is not None:  # (a whole hukou's row numbers and ID columns cost ~0.15 s, then dropped)
         order = [n for n in order if n in columns or (n == "_row" and people is not None)]
-    outputs = {"_row": rows_numbered(first_row, height, wanted)} if "_row" in order else {}
+    outputs = {"_row": _rows_numbered(first_row, height, wanted)} if "_row" in order else {}
     for read in done:
         outputs |= read.made(wanted)
     if "id_method" in order:
@@ -186,7 +186,7 @@ def _codes(people: pl.Series) -> pl.Series:
     return known[1]
 
 
-def rows_numbered(first_row: int, height: int, wanted: pl.Series | None) -> pl.Series:
+def _rows_numbered(first_row: int, height: int, wanted: pl.Series | None) -> pl.Series:
     """The spreadsheet row numbers of a table's rows (those `wanted`: positions)."""
     numbers = np.arange(first_row, first_row + height, dtype=np.int64)
     return pl.Series("_row", numbers if wanted is None else numbers[wanted.to_numpy()])

@@ -1,6 +1,5 @@
 """Compiled scans over a String column's UTF-8 bytes: is each cell already in its canonical form,
-and what is it worth then. For engine.clean_rows (the canonical rows of a large table) and
-engine.ids.valid (an ID column's validity).
+and what is it worth then. For engine.clean_rows (the canonical rows of a large table).
 
     ok = id_valid(column, as_of)                # bool ndarray: valid 18-character IDs
     key = id_codes(column, as_of)               # int64 ndarray: their engine.ids.code, or -1

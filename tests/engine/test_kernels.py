@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import ids, kernels
+from engine import cells, ids, kernels
 
 from .test_ids import dirty, valid_ids
 
@@ -154,3 +154,8 @@ def test_a_forked_child_scans_in_halves_with_threads_of_its_own():
         assert ready and os.read(read, 1) == b"1"
     finally:
         os.close(read)
+
+
+def test_the_kernels_constants_are_the_engines():
+    assert tuple(kernels._WEIGHTS) == ids.WEIGHTS and bytes(kernels._CHECK).decode() == ids.CHECK_CHARS
+    assert (date(kernels._FIRST_YEAR, 1, 1), date(kernels._LAST_YEAR, 12, 31)) == (cells.FIRST_DATE, cells.LAST_DATE)
