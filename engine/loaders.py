@@ -129,8 +129,11 @@ def _overlong(loaded: Loaded, df: pl.DataFrame, extra: pl.Series, first_row: int
     as_given = df[positions].rename(names).select(
         pl.Series("_row", rows, dtype=pl.Int64), pl.all().cast(pl.String), pl.Series("reason", reasons, dtype=pl.String))
     rejects = pl.concat([loaded.rejects.filter(~pl.col("_row").is_in(rows)), as_given], how="diagonal_relaxed")
+    usable = loaded.usable
+    if usable is not None:  # a count of a narrowed frame's rows: those the reading kept are now rejected
+        usable -= len(shifted - set(loaded.rejects.get_column("_row").to_list()))
     return replace(loaded, frame=loaded.frame.filter(~pl.col("_row").is_in(rows)), rejects=rejects.sort("_row"),
-                   problems=sorted(problems, key=lambda p: p.row or 0))
+                   problems=sorted(problems, key=lambda p: p.row or 0), usable=usable)
 
 
 # A cell that labels a totals row: 合计, 合 计, 总计：, 小计 (a village's subtotal), 共计, 累计.

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import cells, clean_rows, loaders
+from engine import cells, clean_rows, files, loaders
 from schemas import dataset
 
 from .test_canonical import KEYS, tables
@@ -163,3 +163,21 @@ def test_a_table_mostly_in_other_spellings_is_read_the_usual_way_whole():
         assert clean_rows.read(first_dated.reverse(), dataset("roll"), AS_OF, 2) is not None
         _same(loaders._screened(first_dated, dataset("roll"), "f.csv", AS_OF, 2, [], (), None),
               _usual(first_dated, "roll", 2))
+
+
+def test_rows_with_more_fields_than_the_header_are_not_counted_usable_when_narrowed():
+    """A CSV row with more fields than its header is rejected after the reading (loaders'
+    `_overlong`): a narrowed reading's count of usable rows must lose it too."""
+    other = {**ROW, "id_number": "110105194912310021"}  # invalid: kept with a warning, another person
+    df = pl.DataFrame([ROW, other, ROW, {**ROW, "name": None}], schema=dict.fromkeys(ROW, pl.String))
+    extra = pl.Series(files.EXTRA, [None, "x", "y", "z"], pl.String)  # rows 3 (canonical), 4, 5 (rejected)
+    people = pl.Series("id_number", ["11010519491231002X"], pl.String)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(clean_rows, "ROWS", 1)
+        patch.setattr(cells, "SMALL", 1)
+        patch.setattr(clean_rows, "_MOSTLY_OTHERS", 1.0)
+        narrowed = loaders.load_frame(df.with_columns(extra), "roll", "f.csv", AS_OF, people=people)
+    whole = loaders.load_frame(df.with_columns(extra), "roll", "f.csv", AS_OF)
+    assert narrowed.usable_rows == whole.frame.height == 1
+    assert narrowed.frame.equals(loaders.of_people(whole.frame, people))
+    assert narrowed.rejects.equals(whole.rejects) and narrowed.problems == whole.problems
