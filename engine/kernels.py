@@ -117,7 +117,7 @@ def _trimmed(views32, data, which, nulls, out):
         if not mine:
             continue
         # The first character (UTF-8: polars' strings are valid).
-        lead = np.int64(data[at + 0])
+        lead = np.int64(data[at])
         if lead < 0x80:
             first = lead
         elif lead < 0xE0:

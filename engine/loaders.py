@@ -228,13 +228,12 @@ def _load_frame(df: pl.DataFrame, key: str, file_label: str, as_of: date | None,
 def _renumbered(rest: Loaded, numbers: pl.Series) -> Loaded:
     """`rest`, the usual reading of some of a table's rows numbered from 0 in their order, with
     their rows' numbers in the table (`numbers`, Int64, by position)."""
-    rows = numbers.to_list() if any(p.row is not None for p in (*rest.problems, *rest.warnings)) else []
 
     def renumbered(frame: pl.DataFrame) -> pl.DataFrame:
         return frame.with_columns(numbers.gather(frame.get_column("_row")).alias("_row"))
 
-    def moved(problems: list[Problem]) -> list[Problem]:
-        return [replace(p, row=rows[p.row]) if p.row is not None else p for p in problems]
+    def moved(problems: list[Problem]) -> list[Problem]:  # (at most PROBLEM_CAP a column: one by one)
+        return [replace(p, row=int(numbers[p.row])) if p.row is not None else p for p in problems]
 
     return replace(rest, frame=renumbered(rest.frame), rejects=renumbered(rest.rejects), problems=moved(rest.problems),
                    warnings=moved(rest.warnings))
