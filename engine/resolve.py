@@ -54,6 +54,7 @@ steps run in Python (engine.resolve_small), with the same result.
 
 from __future__ import annotations
 
+import math
 from datetime import date
 
 import numpy as np
@@ -74,6 +75,7 @@ __all__ = [
     "RESOLUTION",
     "REASONS",
     "ROW",
+    "reachable",
     "resolve",
 ]
 
@@ -354,6 +356,58 @@ def _applied() -> list[pl.Expr]:
 
 
 _APPLIED = _applied()
+
+
+# ---- what resolution can reach, known before hukou is read -------------------------------------
+
+# The least id_score a candidate can be accepted with: its name and region score 100 at most.
+_LEAST_ID_SCORE = (ACCEPT * (ID_WEIGHT + NAME_WEIGHT + REGION_WEIGHT) - 100.0 * (NAME_WEIGHT + REGION_WEIGHT)) / ID_WEIGHT
+_EDITS_ACCEPTED = int((100.0 - _LEAST_ID_SCORE) // EDIT_COST)  # keying errors an accepted candidate can be from the spelling
+_DIGITS_ACCEPTED = math.ceil(_LEAST_ID_SCORE * 18 / 100 - 1e-9)  # digits Excel kept, at least, for an accepted one
+
+
+def reachable(roll: pl.DataFrame, as_of: date | None = None) -> pl.Series | None:
+    """Every ID that `resolve` could accept for a row of `roll` (ID text; a superset, found from
+    the roll alone): engine.batch narrows the other sources to these and the roll's own IDs
+    while hukou is read and the roll resolved against it. None when the scores would accept a
+    candidate more than one keying error away (then no small set is known).
+
+    Why a superset: only an `invalid` row is resolved, to a candidate scoring at least ACCEPT.
+    Its name and region score 100 at most, so its id_score is at least _LEAST_ID_SCORE (70): it
+    is one keying error from the spelling at most (keying.neighbours lists every valid ID that
+    is), or it agrees with the digits Excel kept, and at least _DIGITS_ACCEPTED (13) of them
+    (every such ID is listed). A resolution outside this set would be a bug in the reasoning:
+    engine.batch checks and then reads the sources again."""
+    if _EDITS_ACCEPTED > 1:
+        return None
+    if "roll_id_valid" in roll.columns:  # resolved already: resolve changes nothing
+        return pl.Series("id_number", [], pl.String)
+    valid = pl.col("id_valid") if "id_valid" in roll.columns else ids.valid_expr(pl.col("id_number"), as_of)
+    raw = "id_number_raw" if "id_number_raw" in roll.columns else "id_number"
+    spellings = [reading(text) for text in roll.filter(~valid).get_column(raw).to_list()]
+    found = [keying.neighbour_codes([spelling.text for spelling in spellings], as_of)[1]]
+    found += [_agreeing(s.kept, s.rounded) for s in spellings if len(s.kept) >= _DIGITS_ACCEPTED]
+    codes = pl.Series("code", np.concatenate(found), pl.Int64).unique()
+    return codes.to_frame().select(ids.from_code_expr(pl.col("code")).alias("id_number")).to_series()
+
+
+_WEIGHTS17 = np.array(ids.WEIGHTS, dtype=np.int64)
+_PLACES17 = 10 ** np.arange(16, -1, -1, dtype=np.int64)
+_CHECK_VALUES = np.array([10 if c == "X" else int(c) for c in ids.CHECK_CHARS], dtype=np.int64)
+
+
+def _agreeing(kept: str, rounded: bool) -> np.ndarray:
+    """The codes (ids.code) of the valid-shaped 18-digit IDs that Reading(kept=kept,
+    rounded=rounded).agrees with: those whose number, cut (or rounded) to len(kept) digits,
+    is `kept`."""
+    scale = 10 ** (18 - len(kept))
+    low = int(kept) * scale - (scale // 2 if rounded else 0)
+    high = low + scale  # the numbers that agree: low <= number < high
+    first17 = np.arange(low // 10, (high - 1) // 10 + 1, dtype=np.int64)
+    check = _CHECK_VALUES[((first17[:, None] // _PLACES17) % 10 @ _WEIGHTS17) % 11]
+    number = first17 * 10 + check
+    agrees = (check < 10) & (number >= low) & (number < high)  # an ID ending in X stays text in Excel
+    return (first17 * 11 + check)[agrees]
 # What _APPLIED sets where no row was looked for (resolution null), in the same column order.
 _UNCHANGED = [
     pl.lit(None, RESOLUTION).alias("resolution"),

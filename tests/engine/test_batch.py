@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from engine import ids
+from engine import ids, keying
 from engine.batch import run_files
 from engine.loaders import load, load_sources
 from engine.policy import load_policy
@@ -37,25 +37,42 @@ def test_a_run_from_files_flags_what_a_run_over_the_whole_sources_flags(tmp_path
     assert from_files.result.resolutions.equals(over_whole.resolutions)
 
 
-def test_the_source_rows_of_a_person_found_by_resolution_are_kept(tmp_path: Path) -> None:
+@pytest.mark.parametrize("reach", ["reachable", "missing the person", "unknown"])
+def test_the_source_rows_of_a_person_found_by_resolution_are_kept(tmp_path: Path, monkeypatch, reach: str) -> None:
     """A roll ID keyed with two digits swapped is resolved to the hukou person's; that person's
-    death record is kept, though no roll row gives their ID, and flagged."""
+    death record is kept, though no roll row gives their ID, and flagged. The sources are read
+    before the roll is resolved, narrowed to what resolution can reach (engine.resolve.
+    reachable), then to the people: the death of another ID one keying error from the roll's
+    is not kept. Were reachable to miss the person, or be unknown, they are read again."""
+    import engine.batch
+
+    if reach != "reachable":
+        empty = pl.Series("id_number", [], pl.String)
+        monkeypatch.setattr(engine.batch, "reachable", lambda *_: empty if reach == "missing the person" else None)
     first17 = "32030219500303001"
     right = first17 + ids.check_char(first17)
     keyed = right[:10] + right[11] + right[10] + right[12:]
     assert keyed != right and not ids.is_valid(keyed)
+    # Another roll row's mistyped ID, whose person hukou lacks: its neighbours are reachable,
+    # and none is resolved to.
+    other17 = "32030219600303002"
+    mistyped = other17 + ids.CHECK_CHARS[(ids.CHECK_CHARS.index(ids.check_char(other17)) + 1) % 11]
+    neighbour = min(keying.neighbours(mistyped))
     (tmp_path / "roll.csv").write_text(
         "救助类别,家庭编号,身份证号,姓名,行政区划代码,月保障金额,与户主关系\n"
-        f"低保,H001,{keyed},张三,320302001001,800,户主\n", encoding="utf-8")
+        f"低保,H001,{keyed},张三,320302001001,800,户主\n"
+        f"低保,H002,{mistyped},王五,320302001001,800,户主\n", encoding="utf-8")
     sources = tmp_path / "sources"
     sources.mkdir()
     (sources / "hukou.csv").write_text(f"id_number,name,region_code,status\n{right},张三,320302001001,normal\n",
                                        encoding="utf-8")
-    (sources / "deaths.csv").write_text(f"身份证号,姓名,死亡日期\n{right},张三,2026-03-15\n", encoding="utf-8")
+    (sources / "deaths.csv").write_text(f"身份证号,姓名,死亡日期\n{right},张三,2026-03-15\n{neighbour},李四,2026-01-02\n",
+                                        encoding="utf-8")
 
     from_files = run_files(tmp_path / "roll.csv", sources, date(2026, 6, 30))
 
     assert from_files.loaded["deaths"].frame["id_number"].to_list() == [right]
+    assert from_files.loaded["deaths"].usable_rows == 2
     dead = from_files.result.flags.filter(pl.col("rule_id") == "deceased")
     assert dead["id_number"].to_list() == [right]
 

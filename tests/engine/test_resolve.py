@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import ids
-from engine.resolve import ACCEPT, MARGIN, SUGGEST, resolve
+from engine.resolve import ACCEPT, MARGIN, SUGGEST, reachable, resolve
 from engine.scores import reading
 
 from .casebook import AS_OF, frames, person, roll_row, run_case
@@ -21,6 +21,7 @@ P = person(123, born="19800101")  # 320303198001011235, 张伟 of village 320303
 TWIN = person(125, born="19800101")  # born the same day, next number: differs from P in one digit
 FAR = person(187, born="19800101")  # same day, a number two digits away
 ROUNDS_UP = person(157, born="19800102")  # 16th digit ≥ 5: rounding would change the 15th
+ROUNDS_UP_14 = person(557, born="19800101")  # 15th digit ≥ 5: Excel's 14 digits end in 2, not 1
 VILLAGE, TOWNSHIP_OTHER_VILLAGE, OTHER_COUNTY = "320303001001", "320303001009", "320311002003"
 
 
@@ -60,6 +61,12 @@ CASES = [
     ("Excel cut to 15 digits", P[:15] + "000", "张伟", [hukou()], ("resolved", P, "fuzzy", EXCEL_15)),
     ("Excel's 15 digits are cut, not rounded", f"{int(ROUNDS_UP[:15]) + 1}000", "张伟", [hukou(ROUNDS_UP)],
      ("weak", None, None, None)),
+    ("Excel scientific notation keeping 14 digits", f"{int(P):.13E}", "张伟", [hukou()],
+     ("resolved", P, "fuzzy", 88.89)),
+    ("Excel scientific notation rounds up", f"{int(ROUNDS_UP_14):.13E}", "张伟", [hukou(ROUNDS_UP_14)],
+     ("resolved", ROUNDS_UP_14, "fuzzy", 88.89)),
+    ("Excel scientific notation keeping 12 digits: only suggested", f"{int(P):.12E}", "张伟", [hukou()],
+     ("suggested", P, None, 83.34)),
     ("Excel scientific notation keeps 6 digits: not enough", f"{int(P):.5E}", "张伟", [hukou()],
      ("weak", None, None, None)),
     ("legacy 15-digit ID with an impossible date", sub(P[:6] + P[8:17], 8, "3"), "张伟", [hukou()],
@@ -221,6 +228,26 @@ def test_without_hukou_nothing_is_resolved():
 
 # ---- the pieces
 
+@pytest.mark.parametrize("description, spelling, name, hukou_rows, expected",
+                         [case for case in CASES if case[-1][0] == "resolved"], ids=lambda case: str(case)[:40])
+def test_what_a_row_is_resolved_to_is_reachable_from_the_roll_alone(description, spelling, name, hukou_rows,
+                                                                     expected):
+    # engine.batch narrows the other sources to reachable() before hukou is read: a resolution
+    # outside it would cost a second reading.
+    roll, _ = frames([roll_row("H1", spelling, name=name, region_code=VILLAGE)], {})
+    assert expected[1] in reachable(roll, AS_OF).to_list()
+
+
+def test_what_is_reachable_from_a_row_is_small():
+    # One keying error or Excel's damage with at least 13 digits kept: a few dozen IDs a row,
+    # at most 10,000 (13 digits kept); none from six.
+    sizes = {spelling: reachable(frames([roll_row("H1", spelling)], {})[0], AS_OF).len()
+             for spelling in (typo(), swap(P, 12), P[:15] + "000", f"{int(P):.13E}", f"{int(P):.5E}", P)}
+    assert 0 < sizes[typo()] < 100 and 0 < sizes[swap(P, 12)] < 100
+    assert sizes[P[:15] + "000"] <= 100 + 100 and sizes[f"{int(P):.13E}"] <= 1000
+    assert sizes[f"{int(P):.5E}"] == 0 and sizes[P] == 0  # a valid ID is never resolved
+
+
 def test_thresholds_are_consistent():
     # one edit + same name is accepted even where the region disagrees; two edits never are
     assert (10 * 80 + 9 * 100 + 0) / 20 >= ACCEPT > (10 * 60 + 9 * 100 + 100) / 20 >= SUGGEST
@@ -239,13 +266,15 @@ def cities(draw):
     in_hukou = [p for p in people if draw(st.booleans()) or p is people[0]]
     rows = []
     for i, (pid, name) in enumerate(people):
-        spelling = draw(st.sampled_from(["as is", "typo", "swap", "excel", "name"]))
+        spelling = draw(st.sampled_from(["as is", "typo", "swap", "excel", "scientific", "name"]))
         if spelling == "typo":
             pid = sub(pid, draw(st.integers(0, 17)), draw(st.sampled_from("0123456789")))
         elif spelling == "swap":
             pid = swap(pid, draw(st.integers(0, 16)))
         elif spelling == "excel":
             pid = pid[:15] + "000"
+        elif spelling == "scientific" and pid.isdigit():
+            pid = f"{int(pid):.{draw(st.integers(11, 17))}E}"
         elif spelling == "name":
             name = draw(st.sampled_from(NAMES))
         rows.append(roll_row(f"H{i}", pid, name=name))
@@ -266,6 +295,16 @@ def test_valid_ids_found_in_hukou_are_never_changed_and_resolutions_are_hukou_pe
             assert after["match_method"] == before["id_method"]
         if after["match_method"] in ("repaired", "fuzzy"):
             assert not before["id_valid"] and after["id_number"] in known and after["id_valid"]
+
+
+@SETTINGS
+@given(cities())
+def test_every_id_resolution_accepts_is_reachable_from_the_roll_alone(city):
+    rows, hukou_rows, _ = city
+    roll, sources = frames(rows, {"hukou": hukou_rows})
+    out = resolve(roll, sources["hukou"], AS_OF)
+    accepted = out.filter(pl.col("match_method").is_in(["repaired", "fuzzy"]))["id_number"]
+    assert accepted.is_in(reachable(roll, AS_OF).implode()).all()
 
 
 @SETTINGS
