@@ -42,7 +42,7 @@ import polars as pl
 
 from schemas import SOURCES
 
-from . import clean_rows, files, loaders, names, pieces
+from . import clean_rows, files, ids, loaders, names, pieces
 from .errors import InputError, Problem, SelectionError
 from .loaders import Loaded
 from .policy import load_policy
@@ -116,8 +116,16 @@ def _people(roll: pl.DataFrame | None, resolved: pl.DataFrame | None) -> pl.Seri
 
 
 def _narrowed(item: Loaded, people: pl.Series) -> Loaded:
-    """`item` with only the rows of `people`, counting all its usable rows."""
-    return replace(item, frame=pieces.of_people(item.frame, people), usable=item.usable_rows)
+    """`item` with only the rows of `people`, counting all its usable rows; by its codes where
+    it has them (hukou's 10M rows: 0.44 s by the IDs' text, 0.12 s by their codes), which go."""
+    frame = item.frame
+    if ids.PERSON in frame.columns:
+        codes = people.to_frame("id").select(ids.code_expr(pl.col("id"))).to_series().drop_nulls()
+        # (Series.is_in: in a query the same test took 3x as long, 0.34 s.)
+        frame = frame.filter(frame.get_column(ids.PERSON).is_in(codes.implode())).drop(ids.PERSON)
+    else:
+        frame = pieces.of_people(frame, people)
+    return replace(item, frame=frame, usable=item.usable_rows)
 
 
 def _load_ahead(resolving: bool) -> None:
@@ -171,15 +179,17 @@ def run_files(
         file_problems += error.problems or [Problem(Path(sources_dir).name, error.message)]
         found = {}
 
-    def read(key: str, people: pl.Series | None) -> None:
+    def read(key: str, people: pl.Series | None, coded: bool = False) -> None:
         step(f"读取数据源 reading {found[key].name}")
         try:
             # A piece at a time, each piece's rows kept in the contract's columns only, as a
             # snapshot's are (store.snapshots): the rules read no other. Read whole, a city's
             # hukou took ~3.4 GB to validate, and the loader's own columns (_row,
             # id_number_raw, id_valid, id_method) were held to the end: ~1 GB of its sources.
-            loaded[key] = pieces.load_joined(found[key], key, as_of, RUN_PIECE_BYTES, list(SOURCES[key].names),
-                                             people)
+            # `coded`: with the IDs' codes (ids.PERSON), which the loader's scans give, to resolve
+            # and narrow by (integers: engine.hukou_lookup.ScanLookup).
+            columns = [*SOURCES[key].names, *([ids.PERSON] if coded else [])]
+            loaded[key] = pieces.load_joined(found[key], key, as_of, RUN_PIECE_BYTES, columns, people)
         except InputError as error:
             source_problems[key] = error.problems or [Problem(found[key].name, error.message)]
 
@@ -196,7 +206,7 @@ def run_files(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sources") as pool:
         pending = pool.submit(lambda: [read(key, early) for key in others]) if early is not None else None
         if "hukou" in keys:  # whole: the roll's IDs are resolved against all of it
-            read("hukou", None)
+            read("hukou", None, coded=True)
         resolved = None
         if resolving and "hukou" in loaded:
             step("核对身份证号 resolving roll IDs against hukou")

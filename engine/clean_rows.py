@@ -147,9 +147,16 @@ def read(df: pl.DataFrame, ds: Dataset, as_of: date | None, first_row: int, plai
              *(["id_valid", "id_method"] if "id_number" in ds.names else []), *unknown]
     if columns is not None:  # (a whole hukou's row numbers and ID columns cost ~0.15 s, then dropped)
         order = [n for n in order if n in columns or (n == "_row" and people is not None)]
+        if ids.PERSON in columns and "id_number" in ds.names:
+            order.append(ids.PERSON)
     outputs = {"_row": _rows_numbered(first_row, height, wanted)} if "_row" in order else {}
     for read in done:
         outputs |= read.made(wanted)
+    if ids.PERSON in order:  # the codes found by the scan (-1: not valid, so not canonical)
+        codes = pl.Series(ids.PERSON, done[ds.names.index("id_number")].codes)
+        outputs[ids.PERSON] = pl.select(pl.when(codes >= 0).then(codes)).to_series().alias(ids.PERSON)
+        if wanted is not None:
+            outputs[ids.PERSON] = outputs[ids.PERSON].gather(wanted)
     if "id_method" in order:
         count = height if wanted is None else wanted.len()
         outputs["id_method"] = pl.repeat("exact", count, dtype=pl.String, eager=True).alias("id_method")

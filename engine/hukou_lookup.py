@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import polars as pl
 
-from . import names
+from . import ids, names
 from .scores import Reading
 
 __all__ = ["SMALL", "SPELLED_NAME", "HukouLookup", "ScanLookup", "blocks", "collect", "lazy"]
@@ -70,29 +70,47 @@ class HukouLookup(Protocol):
 
 
 class ScanLookup:
-    """HukouLookup over a whole hukou frame: filters and joins, polars hashing the small side."""
+    """HukouLookup over a whole hukou frame: filters and joins, polars hashing the small side.
+    A frame that carries ids.PERSON (engine.batch's hukou: the loader's scans give the codes)
+    is searched by it: integers hash and compare in a quarter of the time 18-byte text takes,
+    and an ID's first 14 characters are its code // 11,000 (10M rows: 0.41 s as text slices,
+    0.07 s as codes)."""
 
     def __init__(self, hukou: pl.DataFrame | pl.LazyFrame) -> None:
         self.hukou = lazy(hukou)
         self.in_memory = isinstance(hukou, pl.DataFrame)  # else a scan: keep the optimizer (see collect)
+        self.coded = ids.PERSON in self.hukou.collect_schema()
 
-    def holders(self, ids: pl.Series) -> pl.LazyFrame:
+    def holders(self, ids_: pl.Series) -> pl.LazyFrame:
         # Narrow hukou to the roll's IDs first: the semi-join hashes the small roll side, whereas
         # a left join straight onto hukou would hash all of it (0.51 -> 0.14 s at city scale).
-        return self.hukou.join(ids.to_frame("id_number").lazy(), on="id_number", how="semi").select("id_number", "name")
+        if self.coded:
+            codes = ids_.to_frame("id_number").lazy().select(ids.code_expr(pl.col("id_number")).alias(ids.PERSON))
+            return self.hukou.join(codes, on=ids.PERSON, how="semi").select("id_number", "name")
+        return self.hukou.join(ids_.to_frame("id_number").lazy(), on="id_number", how="semi").select("id_number", "name")
 
     def near(self, edit_ids: pl.Series, born14: pl.Series, named: pl.DataFrame) -> pl.LazyFrame:
         # By ID; by name and township as written; and among the names written with spaces or
         # dots, by their key: key values are computed on those few only.
-        records = self.hukou.select("id_number", "name", "region_code")
+        records = self.hukou.select("id_number", "name", "region_code", *([ids.PERSON] if self.coded else []))
         wanted = named.lazy()
         town = pl.col("region_code").str.slice(0, 9).alias("town")
+        by_text = pl.col("id_number").is_in(edit_ids.implode()) | pl.col("id_number").str.slice(0, 14).is_in(
+            born14.implode())
+        if self.coded:  # (born14 holds digits only: blocks' keys)
+            edit_codes = edit_ids.to_frame("id").select(ids.code_expr(pl.col("id"))).to_series()
+            born_codes = born14.cast(pl.Int64, strict=False).drop_nulls()
+            code = pl.col(ids.PERSON)
+            by_id = pl.concat([
+                records.filter(code.is_in(edit_codes.implode()) | (code // 11_000).is_in(born_codes.implode())),
+                records.filter(code.is_null()).filter(by_text),  # an ID with no code (none in a loaded hukou)
+            ]).drop(ids.PERSON)
+            records = records.drop(ids.PERSON)
+        else:
+            by_id = records.filter(by_text)
         return pl.concat(
             [
-                records.filter(
-                    pl.col("id_number").is_in(edit_ids.implode())
-                    | pl.col("id_number").str.slice(0, 14).is_in(born14.implode())
-                ),
+                by_id,
                 records.with_columns(town).join(wanted, left_on=["name", "town"], right_on=["name_key", "town"],
                                                 how="semi").drop("town"),
                 records.filter(pl.col("name").str.contains(SPELLED_NAME))

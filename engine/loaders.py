@@ -32,7 +32,8 @@ from engine.errors import InputError, Problem
 from engine.headers import header_test, map_headers
 from schemas import SOURCES, Column, Dataset, dataset
 
-__all__ = ["PROBLEM_CAP", "Loaded", "load", "load_frame", "load_sources", "of_people", "summary", "summarized"]
+__all__ = ["PROBLEM_CAP", "Loaded", "load", "load_frame", "load_sources", "of_people", "summary", "summarized",
+           "with_person"]
 
 PROBLEM_CAP = 1000
 
@@ -102,7 +103,8 @@ def load_frame(
     (`files.EXTRA`) is rejected alone (`_overlong`). With `people` (IDs), `frame` may keep only
     their rows and those of IDs written otherwise (`usable` counts all): engine.batch narrows
     it to them anyway, and a large table's canonical rows of others are then never built. With
-    `columns`, `frame` may hold only those (and `_row`): the caller keeps no other."""
+    `columns`, `frame` may hold only those (and `_row`): the caller keeps no other; ids.PERSON
+    among them, a large table's scans give it (else `with_person` makes it)."""
     extra = df.get_column(files.EXTRA) if files.EXTRA in df.columns else None
     if extra is not None:
         df = df.drop(files.EXTRA)
@@ -257,8 +259,15 @@ def _screened(df: pl.DataFrame, ds: Dataset, file_label: str, as_of: date | None
     rest = _renumbered(_read(df[screened.others], ds, file_label, as_of, 0, [], plain), numbers)
     usable = None if people is None else screened.clean + rest.frame.height
     kept = rest.frame if people is None else of_people(rest.frame, people)
+    if ids.PERSON in screened.frame.columns:
+        kept = with_person(kept)
     frame = clean_rows.joined(screened, kept, first_row)
     return Loaded(ds.key, file_label, frame, rest.rejects, rest.problems, warnings + rest.warnings, usable)
+
+
+def with_person(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` (a loaded frame: id_number, id_valid) with ids.PERSON, its valid IDs' codes."""
+    return frame.with_columns(pl.when(pl.col("id_valid")).then(ids.code_expr(pl.col("id_number"))).alias(ids.PERSON))
 
 
 def of_people(frame: pl.DataFrame, people: pl.Series) -> pl.DataFrame:

@@ -34,7 +34,7 @@ import polars as pl
 
 from schemas import dataset
 
-from . import files, loaders
+from . import files, ids, loaders
 from .errors import FileUnreadable, Problem, SchemaError
 from .headers import header_test
 from .loaders import PROBLEM_CAP, Loaded, of_people
@@ -72,7 +72,10 @@ def load_joined(path: Path, key: str, as_of: date | None = None, piece_bytes: in
     warnings: list[list[Problem]] = []
     usable = 0
     for loaded in load_pieces(path, key, as_of, piece_bytes, people, columns):
-        frame = loaded.frame if columns is None else loaded.frame.select(columns)
+        frame = loaded.frame
+        if columns is not None and ids.PERSON in columns and ids.PERSON not in frame.columns:
+            frame = loaders.with_person(frame)  # (a large piece's scans gave it already)
+        frame = frame if columns is None else frame.select(columns)
         usable += loaded.usable_rows
         if people is not None and loaded.usable is None:  # (a large piece's is narrowed already)
             frame = of_people(frame, people)

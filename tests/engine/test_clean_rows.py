@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import cells, clean_rows, files, loaders
+from engine import cells, clean_rows, files, ids, loaders
 from schemas import dataset
 
 from .test_canonical import KEYS, tables
@@ -145,6 +145,24 @@ def test_in_some_columns_it_is_those_columns_of_the_usual_reading(keyed, data):
         narrowed = _screened(df, key, 2, people, columns=wanted)
         assert set(narrowed.frame.columns) <= {*wanted, "_row"}
         assert narrowed.frame.equals(loaders.of_people(usual.frame, people).select(narrowed.frame.columns))
+
+
+@SETTINGS
+@given(keyed_tables, st.data())
+def test_the_ids_codes_asked_for_are_those_of_the_valid_ids_of_the_usual_reading(keyed, data):
+    # engine.batch asks hukou for ids.PERSON beside its columns, to resolve and narrow by.
+    key, df = keyed
+    usual = _usual(df, key, 2)
+    if "id_number" not in usual.frame.columns:
+        return
+    wanted = [*data.draw(st.lists(st.sampled_from(usual.frame.columns), unique=True, min_size=1)), ids.PERSON]
+    expected = loaders.with_person(usual.frame)
+    whole = _screened(df, key, 2, columns=wanted)
+    assert whole.frame.columns == [n for n in expected.columns if n in wanted]
+    assert whole.frame.equals(expected.select(whole.frame.columns)), (whole.frame, expected)
+    people = usual.frame.get_column("id_number").head(2)
+    narrowed = _screened(df, key, 2, people, columns=wanted)
+    assert narrowed.frame.equals(loaders.of_people(expected, people).select(narrowed.frame.columns))
 
 
 def test_a_table_mostly_in_other_spellings_is_read_the_usual_way_whole():

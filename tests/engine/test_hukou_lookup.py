@@ -6,7 +6,7 @@ from datetime import date
 
 import polars as pl
 
-from engine import names
+from engine import ids, names
 from engine.hukou_lookup import SPELLED_NAME, ScanLookup, blocks, collect
 from engine.scores import reading
 
@@ -44,6 +44,24 @@ def test_a_scan_finds_by_id_by_birth_and_by_name_in_the_township_including_names
     nowhere = pl.DataFrame({"name_key": ["李娜"], "town": ["320311002"]})  # another township
     empty = collect(lookup.near(pl.Series([], dtype=pl.String), pl.Series([], dtype=pl.String), nowhere), 0)
     assert empty.height == 0
+
+
+def test_a_frame_with_the_ids_codes_is_searched_by_them_and_answers_alike():
+    # engine.batch's hukou carries ids.PERSON: holders and the ID and birth blocks test codes
+    # (an ID with no code, 17 characters here, by its text).
+    hukou = pl.concat([HUKOU, pl.DataFrame({"id_number": [P[:17]], "name": ["赵六"], "region_code": ["320303001001"]})])
+    coded = hukou.with_columns(ids.code_expr(pl.col("id_number")).alias(ids.PERSON))
+    assert ScanLookup(coded).coded and not ScanLookup(hukou).coded
+    wanted = [pl.Series([P, "nobody", P[:17] + "0"]), pl.Series([person(124, born="19800101")])]
+    born14 = [pl.Series([HUKOU["id_number"][2][:14]]), pl.Series([P[:14]]), pl.Series(["19800101", "x"]),
+              pl.Series([], dtype=pl.String)]
+    named = pl.DataFrame({"name_key": ["李娜"], "town": ["320303001"]})
+    for ids_ in wanted:
+        expected = collect(ScanLookup(hukou).holders(ids_), 3).sort(pl.all())
+        assert collect(ScanLookup(coded).holders(ids_), 3).sort(pl.all()).equals(expected)
+        for born in born14:
+            expected = collect(ScanLookup(hukou).near(ids_, born, named), 3).sort(pl.all())
+            assert expected.height and collect(ScanLookup(coded).near(ids_, born, named), 3).sort(pl.all()).equals(expected)
 
 
 def test_collect_takes_a_frame_as_it_is():
