@@ -23,10 +23,11 @@ rows of the roll's people are kept: the rules join a source to the roll's rows o
 on nothing else, so no other row can be flagged or shown (engine.indexed narrows keyed sources
 the same way). Hukou is kept whole until the roll's IDs are resolved against it; then the
 people are the roll's IDs as given and as resolved. The other sources are read meanwhile, on a
-second thread, each piece narrowed as it is validated to the roll's IDs and those resolution
-could accept (engine.resolve.reachable: ~44k at city scale), then to the people. At city scale
-(27.75M source rows) that keeps ~0.5M rows: the run's peak fell from 3.6 to 1.9 GiB
-(benchmarks/HISTORY.md, the narrowing round), and reading beside resolving saved ~1 s of 8.
+second thread (and on this one too once hukou is narrowed), each piece narrowed as it is
+validated to the roll's IDs and those resolution could accept (engine.resolve.reachable: ~44k
+at city scale), then to the people. At city scale (27.75M source rows) that keeps ~0.5M rows:
+the run's peak fell from 3.6 to 1.9 GiB (benchmarks/HISTORY.md, the narrowing round), and
+reading beside resolving saved ~1 s of 8 (the overlap round).
 """
 
 from __future__ import annotations
@@ -199,12 +200,24 @@ def run_files(
     resolving = resolve_ids and "hukou" in keys and roll_frame is not None
     given = _people(roll_frame, None)
     # The other sources are read beside hukou and the resolution (~3 s at city scale, on a
-    # second thread: polars, pyarrow and the kernels release the GIL), narrowed to the IDs
-    # the resolved roll can hold: its own and those resolution could accept (a superset).
+    # second thread: polars, pyarrow and the kernels release the GIL; then on both threads),
+    # narrowed to the IDs the resolved roll can hold: its own and those resolution could
+    # accept (a superset).
     reach = reachable(roll_frame, as_of) if resolving else None
     early = pl.concat([given, reach]).unique() if reach is not None else None if resolving else given
+    waiting = list(others) if early is not None else []  # taken in order by whichever thread is free
+    taking = threading.Lock()
+
+    def read_waiting() -> None:
+        while True:
+            with taking:
+                if not waiting:
+                    return
+                key = waiting.pop(0)
+            read(key, early)
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sources") as pool:
-        pending = pool.submit(lambda: [read(key, early) for key in others]) if early is not None else None
+        pending = pool.submit(read_waiting)
         if "hukou" in keys:  # whole: the roll's IDs are resolved against all of it
             read("hukou", None, coded=True)
         resolved = None
@@ -212,10 +225,10 @@ def run_files(
             step("核对身份证号 resolving roll IDs against hukou")
             resolved = resolve(roll_frame, loaded["hukou"].frame.lazy(), as_of)
         people = _people(roll_frame, resolved)
-        if pending is not None:
-            pending.result()
-    if "hukou" in loaded:
-        loaded["hukou"] = _narrowed(loaded["hukou"], people)
+        if "hukou" in loaded:  # (its 10M rows let go before this thread reads sources too)
+            loaded["hukou"] = _narrowed(loaded["hukou"], people)
+        read_waiting()
+        pending.result()
     if early is None or not people.is_in(early.implode()).all():
         # Read now, narrowed to the people themselves (no reach known, or a resolution outside
         # it, which `reachable` rules out: this keeps the result right regardless).
