@@ -7,7 +7,7 @@ and what is it worth then. For engine.clean_rows (the canonical rows of a large 
     ok = digits(column, 6, 12)                  # 6-12 ASCII digits (region codes)
     ok = decimal(column)                        # 1-15 digits, then maybe '.' and 1-15 digits
     index = code(column, ["normal", "正常"])    # int8 ndarray: which spelling, -1 for none
-    days = iso_date(column, 10)                 # int32 ndarray: days since 1970-01-01, or NO_DATE
+    days = plain_date(column, 10)               # int32 ndarray: days since 1970-01-01, or NO_DATE
 
 Why compiled (numba): each is one pass over bytes, per cell a few nanoseconds, where the same
 checks as polars expressions cost ~10-25 ns a cell and operation (a regex, a lookup, a date
@@ -34,9 +34,10 @@ import numpy as np
 import polars as pl
 from numba import njit
 
-__all__ = ["NO_DATE", "code", "decimal", "digits", "id_codes", "id_valid", "iso_date", "trimmed"]
+__all__ = ["LEGACY_BIT", "NO_DATE", "code", "decimal", "digits", "id_codes", "id_valid", "plain_date", "spelled_id_codes", "trimmed"]
 
 NO_DATE = np.iinfo(np.int32).min
+LEGACY_BIT = np.int64(1) << 61  # set in spelled_id_codes' code of a legacy 15-digit ID (codes are < 2^61)
 _WEIGHTS = np.array((7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2), dtype=np.int64)  # engine.ids.WEIGHTS
 _CHECK = np.frombuffer(b"10X98765432", dtype=np.uint8).copy()  # engine.ids.CHECK_CHARS
 _MONTH_DAYS = np.array([0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
@@ -96,6 +97,78 @@ def _id_codes(views32, data, which, nulls, latest, out):
         day = (np.int64(data[at + 12]) - 48) * 10 + np.int64(data[at + 13]) - 48
         if year >= 1 and _real_date(year, month, day) and (latest < 0 or year * 10000 + month * 100 + day <= latest):
             out[i] = number * 11 + (10 if check == 88 else check - 48)  # engine.ids.code
+
+
+@njit(cache=True, nogil=True)
+def _spelled_id_codes(views32, data, which, nulls, latest, out):
+    # An ID as people type it, within what engine.ids.clean undoes: ASCII spaces and hyphens
+    # anywhere, full-width digits, x and full-width Ｘ/ｘ for X; 18 characters, or 15 digits
+    # (a legacy ID, converted with the century 19). The code, with LEGACY_BIT for a legacy ID.
+    got = np.zeros(18, dtype=np.int64)
+    for i in range(len(out)):
+        if which < 0:
+            out[i] = -1
+        if nulls[i]:
+            continue
+        mine, at = _cell(views32, which, i)
+        if not mine:
+            continue
+        length = np.int64(views32[i, 0])
+        k = 0
+        count = 0
+        ok = True
+        while k < length:
+            byte = np.int64(data[at + k])
+            k += 1
+            if byte == 32 or byte == 45:
+                continue
+            if 48 <= byte <= 57:
+                value = byte - 48
+            elif byte == 88 or byte == 120:
+                value = 10
+            elif byte == 0xEF and k + 1 < length:
+                second, third = np.int64(data[at + k]), np.int64(data[at + k + 1])
+                k += 2
+                if second == 0xBC and 0x90 <= third <= 0x99:
+                    value = third - 0x90
+                elif (second == 0xBC and third == 0xB8) or (second == 0xBD and third == 0x98):
+                    value = 10
+                else:
+                    ok = False
+                    break
+            else:
+                ok = False
+                break
+            if count == 18:
+                ok = False
+                break
+            got[count] = value
+            count += 1
+        if not ok or (count != 18 and count != 15):
+            continue
+        legacy = count == 15
+        if legacy:  # 6 digits of region, then 19, then the other 9
+            for k in range(16, 7, -1):
+                got[k] = got[k - 2]
+            got[6], got[7] = 1, 9
+        total = 0
+        number = 0
+        for k in range(17):
+            if got[k] > 9:
+                ok = False
+                break
+            total += got[k] * _WEIGHTS[k]
+            number = number * 10 + got[k]
+        if not ok:
+            continue
+        check = np.int64(_CHECK[total % 11])
+        check = 10 if check == 88 else check - 48
+        if not legacy and got[17] != check:
+            continue
+        year = got[6] * 1000 + got[7] * 100 + got[8] * 10 + got[9]
+        month, day = got[10] * 10 + got[11], got[12] * 10 + got[13]
+        if year >= 1 and _real_date(year, month, day) and (latest < 0 or year * 10000 + month * 100 + day <= latest):
+            out[i] = number * 11 + check + (LEGACY_BIT if legacy else 0)
 
 
 @njit(nogil=True, inline="always")
@@ -230,19 +303,27 @@ def _days(year, month, day):
 
 
 @njit(cache=True, nogil=True)
-def _iso_date(views32, data, which, nulls, width, out):
+def _plain_date(views32, data, which, nulls, width, out):
+    # width 10: YYYY-MM-DD, YYYY/MM/DD (one separator twice) or YYYYMMDD; width 7, a month:
+    # YYYY-MM, YYYY/MM or YYYYMM. (engine.cells' first three parsers take each of these alike.)
+    compact = 8 if width == 10 else 6
     for i in range(len(out)):
         if which < 0:
             out[i] = NO_DATE
-        if nulls[i] or views32[i, 0] != width:
+        length = views32[i, 0]
+        if nulls[i] or (length != width and length != compact):
             continue
         mine, at = _cell(views32, which, i)
         if not mine:
             continue
+        separated = length == width
+        ok = True
+        if separated:
+            separator = np.int64(data[at + 4])
+            ok = (separator == 45 or separator == 47) and (width == 7 or np.int64(data[at + 7]) == separator)
         number = 0
-        ok = np.int64(data[at + 4]) == 45 and (width == 7 or np.int64(data[at + 7]) == 45)
-        for k in range(width):
-            if k == 4 or k == 7:
+        for k in range(length):
+            if separated and (k == 4 or k == 7):
                 continue
             digit = np.int64(data[at + k]) - 48
             if digit < 0 or digit > 9:
@@ -322,6 +403,15 @@ def id_codes(column: pl.Series, as_of: date | None = None) -> np.ndarray:
     return _scan(column, np.int64, _id_codes, latest)
 
 
+def spelled_id_codes(column: pl.Series, as_of: date | None = None) -> np.ndarray:
+    """engine.ids.code of each cell's engine.ids.normalize, where that is valid and the cell is
+    spelt within a part of what engine.ids.clean undoes: ASCII spaces and hyphens, full-width
+    digits, x, Ｘ or ｘ for X; a legacy 15-digit ID converted (its code | LEGACY_BIT). -1 for any
+    other cell (the usual reading's): engine.clean_rows reads the cells id_codes does not take."""
+    latest = -1 if as_of is None else as_of.year * 10000 + as_of.month * 100 + as_of.day
+    return _scan(column, np.int64, _spelled_id_codes, latest)
+
+
 def id_valid(column: pl.Series, as_of: date | None = None) -> np.ndarray:
     """engine.ids.is_valid of each cell (False for null)."""
     return id_codes(column, as_of) >= 0
@@ -350,7 +440,8 @@ def code(column: pl.Series, spellings: list[str]) -> np.ndarray:
     return _scan(column, np.int8, _code, data, ends)
 
 
-def iso_date(column: pl.Series, width: int = 10) -> np.ndarray:
-    """Each cell as a date written YYYY-MM-DD (`width` 10) or a month YYYY-MM (7, its first day)
-    of the years engine.cells takes (1900-2199): days since 1970-01-01, else NO_DATE."""
-    return _scan(column, np.int32, _iso_date, width)
+def plain_date(column: pl.Series, width: int = 10) -> np.ndarray:
+    """Each cell as a date written YYYY-MM-DD, YYYY/MM/DD or YYYYMMDD (`width` 10), or a month
+    YYYY-MM, YYYY/MM or YYYYMM (7, its first day), of the years engine.cells takes (1900-2199):
+    days since 1970-01-01, else NO_DATE."""
+    return _scan(column, np.int32, _plain_date, width)

@@ -49,7 +49,8 @@ def _other_cell(kind: str, codes: dict[str, str] | None) -> st.SearchStrategy[st
         return st.one_of(common, st.sampled_from([*(codes or {}).values(), "DIBAO", "Dibao ", "unknown"]))
     if kind == "date":
         return st.one_of(common, st.sampled_from(["2026/1/5", "20260105", "2026-13-01", "1899-12-31", "2026-1-5",
-                                                  "2026年1月5日", "0226-03-01", "2026-02-30"]))
+                                                  "2026年1月5日", "0226-03-01", "2026-02-30", "2026/01/05",
+                                                  "2026/02/30", "20260230", "2026/01-05", "18991231", "202601"]))
     if kind in ("money", "number"):
         return st.one_of(common, st.sampled_from(["1,234.5", "-1", "-0", "1e-05", ".5", "5.", "+3", "1" * 20]))
     return st.one_of(common, st.sampled_from([" 张伟", "张伟 ", "\u00a0a", "a\u2028"]))

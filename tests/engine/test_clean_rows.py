@@ -99,8 +99,14 @@ ROW = {"program": "dibao", "household_id": "H1", "id_number": "11010519491231002
     ("a label for a code (one of its usual spellings)", {"program": "低保"}, []),
     ("a code spelt otherwise", {"program": "Di Bao"}, [1]),
     ("an invalid ID (kept, with a warning)", {"id_number": "320303198001011230"}, [1]),
-    ("a legacy 15-digit ID", {"id_number": "110105491231002"}, [1]),
-    ("a date written with slashes", {"enrolled_on": "2020/01/05"}, [1]),
+    ("a legacy 15-digit ID", {"id_number": "110105491231002"}, []),
+    ("an ID typed with spaces, a hyphen, full-width digits and x", {"id_number": "１１０１０５ 19491231-002x"}, []),
+    ("an ID with an ideographic space", {"id_number": "110105\u300019491231002X"}, [1]),
+    ("a legacy ID of an impossible date", {"id_number": "110105491331002"}, [1]),
+    ("a date written with slashes", {"enrolled_on": "2020/01/05"}, []),
+    ("a date written without separators", {"enrolled_on": "20200105"}, []),
+    ("a date with one-digit month and day", {"enrolled_on": "2020/1/5"}, [1]),
+    ("a date with two separators", {"enrolled_on": "2020/01-05"}, [1]),
     ("an amount with a thousands separator", {"benefit_monthly": "1,200"}, [1]),
     ("a name with a space after it", {"name": "张伟 "}, [1]),
     ("a name with an ideographic space before it", {"name": "\u3000张伟"}, [1]),
@@ -168,7 +174,7 @@ def test_the_ids_codes_asked_for_are_those_of_the_valid_ids_of_the_usual_reading
 def test_a_table_mostly_in_other_spellings_is_read_the_usual_way_whole():
     """Past half its rows, gathering the other rows to read them apart costs more than reading
     the table the usual way: clean_rows declines it, and load_frame's reading is the usual one."""
-    dated = {**ROW, "enrolled_on": "2020/01/05"}
+    dated = {**ROW, "enrolled_on": "2020/1/5"}
     df = pl.DataFrame([ROW, dated, dated], schema=dict.fromkeys(ROW, pl.String))
     assert clean_rows.read(df, dataset("roll"), AS_OF, 2) is None
     assert clean_rows.read(df.head(2), dataset("roll"), AS_OF, 2) is not None  # half: read in two

@@ -8,7 +8,7 @@ import os
 import re
 import select
 import signal
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import polars as pl
@@ -79,11 +79,15 @@ def test_code_finds_the_exact_spelling(cells, layout):
     assert got.tolist() == [SPELLINGS.index(c) if c in SPELLINGS else -1 for c in cells]
 
 
-def _iso(cell: str | None, width: int) -> int:
-    if cell is None or len(cell.encode()) != width or not re.fullmatch(r"[0-9]{4}-[0-9]{2}(-[0-9]{2})?", cell):
+_PLAIN = {10: r"[0-9]{4}([-/])[0-9]{2}\1[0-9]{2}|[0-9]{8}", 7: r"[0-9]{4}[-/][0-9]{2}|[0-9]{6}"}
+
+
+def _plain(cell: str | None, width: int) -> int:
+    if cell is None or not re.fullmatch(_PLAIN[width], cell):
         return kernels.NO_DATE
+    digits = re.sub("[-/]", "", cell) + ("01" if width == 7 else "")
     try:
-        day = date.fromisoformat(cell if width == 10 else cell + "-01")
+        day = date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
     except ValueError:
         return kernels.NO_DATE
     if not date(1900, 1, 1) <= day <= date(2199, 12, 31):
@@ -92,15 +96,30 @@ def _iso(cell: str | None, width: int) -> int:
 
 
 dates = st.dates(min_value=date(1, 1, 1)).map(date.isoformat)
-near_dates = st.from_regex(r"[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{4}-[0-9]{2}", fullmatch=True)
+# ISO, with slashes, without separators, and near misses of each
+near_dates = st.from_regex(r"[0-9]{4}[-/.][0-9]{2}[-/.][0-9]{2}|[0-9]{4}[-/.][0-9]{2}|[0-9]{5,9}", fullmatch=True)
+spelled = dates.map(lambda d: d.replace("-", "/")) | dates.map(lambda d: d.replace("-", ""))
+
+
+@pytest.mark.parametrize("width, cells, expected", [
+    (10, ["2024-02-01", "2024/02/01", "20240201"], [date(2024, 2, 1)] * 3),
+    (10, ["2024/02-01", "2024.02.01", "2024/2/1", "2024-02-30", "20240230", "18991231", "202402011"], [None] * 7),
+    (7, ["2024-02", "2024/02", "202402"], [date(2024, 2, 1)] * 3),
+    (7, ["2024.02", "2024/2", "20242", "202413", "2024-02-01"], [None] * 5),
+])
+def test_plain_date_reads_these_spellings_and_no_other(width, cells, expected):
+    days = [None if d == kernels.NO_DATE else date(1970, 1, 1) + timedelta(days=int(d))
+            for d in kernels.plain_date(pl.Series(cells, dtype=pl.String), width)]
+    assert days == expected
 
 
 @SETTINGS
-@given(st.lists(st.one_of(texts, dates, dates.map(lambda d: d[:7]), near_dates), max_size=30), layouts,
+@given(st.lists(st.one_of(texts, dates, spelled, dates.map(lambda d: d[:7]), spelled.map(lambda d: d[:7]),
+                          spelled.map(lambda d: d[:6]), near_dates), max_size=30), layouts,
        st.sampled_from([10, 7]))
-def test_iso_date_reads_a_real_date_of_the_years_taken(cells, layout, width):
-    got = kernels.iso_date(column(cells, *layout), width)
-    assert got.tolist() == [_iso(c, width) for c in cells]
+def test_plain_date_reads_a_real_date_of_the_years_taken(cells, layout, width):
+    got = kernels.plain_date(column(cells, *layout), width)
+    assert got.tolist() == [_plain(c, width) for c in cells]
 
 
 id_cells = st.one_of(texts, valid_ids(), valid_ids(first=date(2026, 6, 1), last=date(2026, 12, 31)),
@@ -119,6 +138,32 @@ def test_id_valid_is_ids_is_valid(cells, layout, as_of):
     assert codes.tolist() == [ids.code(c) if ok else -1 for c, ok in zip(cells, got, strict=True)]
 
 
+_TYPED = re.compile(r"[0-9 \-\uff10-\uff19xX\uff38\uff58]*")  # what spelled_id_codes reads
+
+
+def _spelled(cell: str | None, as_of: date | None) -> int:
+    """spelled_id_codes by its definition: ids.normalize_legacy of the cells in its alphabet."""
+    if cell is None or not _TYPED.fullmatch(cell):
+        return -1
+    normalized, legacy = ids.normalize_legacy(cell)
+    if not ids.is_valid(normalized, as_of) or len(ids.clean(cell) or "") not in (15, 18):
+        return -1
+    return ids.code(normalized) | (int(kernels.LEGACY_BIT) if legacy else 0)
+
+
+legacy_ids = valid_ids(last=date(1999, 12, 31)).map(lambda i: i[:6] + i[8:17])
+typed_ids = st.one_of(valid_ids().flatmap(dirty), legacy_ids.flatmap(dirty), legacy_ids,
+                      valid_ids().map(lambda i: i.replace("X", "x")), id_cells,
+                      st.from_regex(r"[0-9 \-]{14,20}[xX]?", fullmatch=True))
+
+
+@SETTINGS
+@given(st.lists(typed_ids, max_size=30), layouts, st.sampled_from([AS_OF, None]))
+def test_spelled_id_codes_reads_what_normalize_reads_in_its_alphabet(cells, layout, as_of):
+    got = kernels.spelled_id_codes(column(cells, *layout), as_of)
+    assert got.tolist() == [_spelled(c, as_of) for c in cells]
+
+
 def test_a_column_of_nulls_and_an_empty_column():
     assert kernels.trimmed(pl.Series([None, None], dtype=pl.String)).tolist() == [False, False]
     assert kernels.id_valid(pl.Series([], dtype=pl.String)).tolist() == []
@@ -129,8 +174,8 @@ def test_a_column_of_nulls_and_an_empty_column():
 @given(st.lists(id_cells, min_size=2, max_size=30), layouts)
 def test_a_large_column_scanned_in_two_halves_is_scanned_as_a_whole(cells, layout):
     whole = column(cells, *layout)
-    scans = [lambda c: kernels.id_codes(c, AS_OF), kernels.trimmed, lambda c: kernels.digits(c, 6, 12),
-             kernels.decimal, lambda c: kernels.code(c, SPELLINGS), kernels.iso_date]
+    scans = [lambda c: kernels.id_codes(c, AS_OF), lambda c: kernels.spelled_id_codes(c, AS_OF), kernels.trimmed, lambda c: kernels.digits(c, 6, 12),
+             kernels.decimal, lambda c: kernels.code(c, SPELLINGS), kernels.plain_date]
     expected = [scan(whole).tolist() for scan in scans]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(kernels, "_HALVED_ROWS", 2)
