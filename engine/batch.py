@@ -239,6 +239,7 @@ def run_files(
         for key in others:
             if key in loaded:
                 loaded[key] = _narrowed(loaded[key], people)
+    loaded = {key: loaded[key] for key in ("roll", *keys) if key in loaded}  # in contract order, however read
     unusable = [key for key in keys if key in source_problems]
     if file_problems:
         file_problems += [p for key in unusable for p in source_problems[key]]

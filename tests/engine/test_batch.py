@@ -105,3 +105,34 @@ def test_without_a_usable_roll_the_sources_are_still_checked(tmp_path: Path) -> 
     with pytest.raises(InputError) as raised:
         run_files(paths["roll"], paths["sources"], generated.as_of, policy=paths["policy"])
     assert {problem.file for problem in raised.value.problems} == {paths["roll"].name, deaths.name}
+
+
+def test_problems_and_sources_come_in_the_contracts_order_however_the_threads_read_them(tmp_path: Path,
+                                                                                       monkeypatch) -> None:
+    """Two threads read the sources: whichever finishes first, the problems are listed (and the
+    sources kept) in the contract's order, so that a report reads the same on every run."""
+    import time
+
+    import engine.batch
+
+    generated = generate(60, seed=5)
+    paths = write(generated, tmp_path)
+    for name in ("deaths.csv", "medical.csv"):  # a row of each rejected
+        path = paths["sources"] / name
+        lines = path.read_text(encoding="utf-8").splitlines()
+        lines[1] = "," + lines[1].split(",", 1)[1]  # its ID emptied
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    load_joined = engine.batch.pieces.load_joined
+
+    def slow_deaths(path, key, *args, **kwargs):
+        if key == "deaths":
+            time.sleep(0.5)  # read last, though taken first
+        return load_joined(path, key, *args, **kwargs)
+
+    monkeypatch.setattr(engine.batch.pieces, "load_joined", slow_deaths)
+    from_files = run_files(paths["roll"], paths["sources"], generated.as_of, policy=paths["policy"],
+                           resolve_ids=False)
+
+    assert list(from_files.loaded) == ["roll", *(key for key in SOURCES if key in from_files.loaded)]
+    files_in_order = [p.file for p in from_files.problems]
+    assert files_in_order.index("deaths.csv") < files_in_order.index("medical.csv")
