@@ -33,8 +33,8 @@ reading beside resolving saved ~1 s of 8 (the overlap round).
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -117,8 +117,9 @@ def _people(roll: pl.DataFrame | None, resolved: pl.DataFrame | None) -> pl.Seri
 
 
 def _narrowed(item: Loaded, people: pl.Series) -> Loaded:
-    """`item` with only the rows of `people`, counting all its usable rows; by its codes where
-    it has them (hukou's 10M rows: 0.44 s by the IDs' text, 0.12 s by their codes), which go."""
+    """`item` with only the rows of `people`, counting all its usable rows; by its IDs' codes
+    where it has them (hukou's 10M rows: 0.44 s by the IDs' text, 0.12 s by their codes), which
+    are then dropped (the rules read the contract's columns)."""
     frame = item.frame
     if ids.PERSON in frame.columns:
         codes = people.to_frame("id").select(ids.code_expr(pl.col("id"))).to_series().drop_nulls()
@@ -201,10 +202,12 @@ def run_files(
     given = _people(roll_frame, None)
     # The other sources are read beside hukou and the resolution (~3 s at city scale, on a
     # second thread: polars, pyarrow and the kernels release the GIL; then on both threads),
-    # narrowed to the IDs the resolved roll can hold: its own and those resolution could
-    # accept (a superset).
-    reach = reachable(roll_frame, as_of) if resolving else None
-    early = pl.concat([given, reach]).unique() if reach is not None else None if resolving else given
+    # narrowed to `early`, the IDs the resolved roll can hold: its own and those resolution
+    # could accept (a superset). None: not known, the sources wait for the people.
+    early: pl.Series | None = given
+    if resolving:
+        reach = reachable(roll_frame, as_of)
+        early = None if reach is None else pl.concat([given, reach]).unique()
     waiting = list(others) if early is not None else []  # taken in order by whichever thread is free
     taking = threading.Lock()
 

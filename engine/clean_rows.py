@@ -95,7 +95,7 @@ def _column(c: Column, cell: pl.Series | None, height: int, as_of: date | None, 
         # The few typed otherwise (spaces, full-width digits, a legacy 15-digit ID: ~1.4 % of a
         # city's delivery) by a second scan of those cells alone; written over as normalized.
         typed = np.flatnonzero(~valid & ~cell.is_null().to_numpy())
-        spelled = kernels.spelled_id_codes(cell.gather(typed), as_of) if typed.size else typed
+        spelled = kernels.spelled_id_codes(cell.gather(typed), as_of) if typed.size else np.zeros(0, np.int64)
         rewritten = typed[spelled >= 0]
         spelled = spelled[spelled >= 0]
         legacy = rewritten[spelled >= kernels.LEGACY_BIT]
