@@ -122,7 +122,7 @@ def _narrowed(item: Loaded, people: pl.Series) -> Loaded:
     are then dropped (the rules read the contract's columns)."""
     frame = item.frame
     if ids.PERSON in frame.columns:
-        codes = people.to_frame("id").select(ids.code_expr(pl.col("id"))).to_series().drop_nulls()
+        codes = ids.codes_of_ids(people)
         # (Series.is_in: in a query the same test took 3x as long, 0.34 s.)
         frame = frame.filter(frame.get_column(ids.PERSON).is_in(codes.implode())).drop(ids.PERSON)
     else:

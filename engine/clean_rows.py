@@ -205,7 +205,7 @@ def _codes(people: pl.Series) -> pl.Series:
     global _known
     known = _known
     if known is None or known[0] is not people:
-        codes = people.to_frame("id").select(ids.code_expr(pl.col("id"))).to_series().drop_nulls()
+        codes = ids.codes_of_ids(people)
         _known = known = (people, codes)
     return known[1]
 

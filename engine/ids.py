@@ -22,6 +22,7 @@ import polars as pl
 __all__ = [
     "WEIGHTS",
     "PERSON",
+    "codes_of_ids",
     "CHECK_CHARS",
     "check_char",
     "clean",
@@ -216,6 +217,11 @@ def code_expr(id_number: pl.Expr) -> pl.Expr:
     return pl.when(id_number.str.contains(f"^{_ID18.pattern}$")).then(
         id_number.str.slice(0, 17).cast(pl.Int64, strict=False) * 11 + check
     )
+
+
+def codes_of_ids(id_numbers: pl.Series) -> pl.Series:
+    """The codes of a column of IDs (Int64; the IDs with none left out)."""
+    return id_numbers.to_frame("id").select(code_expr(pl.col("id"))).to_series().drop_nulls()
 
 
 def from_code(value: int) -> str:

@@ -18,7 +18,7 @@ import polars as pl
 
 from engine.ids import CHECK_CHARS, WEIGHTS, birth_of, check_char, code, is_valid, normalize
 
-__all__ = ["neighbours", "neighbour_codes"]
+__all__ = ["agreeing_codes", "neighbours", "neighbour_codes"]
 
 
 @lru_cache(maxsize=1 << 16)
@@ -168,6 +168,20 @@ _POW = 10 ** np.arange(16, -1, -1, dtype=np.int64)  # the place values of 17 dig
 _WANTED = np.full(256, -1, dtype=np.int64)  # a check character's byte -> its index in CHECK_CHARS
 _WANTED[np.frombuffer(CHECK_CHARS.encode(), dtype=np.uint8)] = np.arange(11)
 _VALUE_OF = np.array([10 if c == "X" else int(c) for c in CHECK_CHARS], dtype=np.int64)  # index -> code's check
+
+
+def agreeing_codes(kept: str, rounded: bool) -> np.ndarray:
+    """The codes (ids.code) of the 18-digit IDs with a right check character that
+    scores.Reading(kept=kept, rounded=rounded).agrees with: those whose number, cut (or
+    rounded) to len(kept) digits, is `kept` (engine.resolve.reachable: Excel's damage)."""
+    scale = 10 ** (18 - len(kept))
+    low = int(kept) * scale - (scale // 2 if rounded else 0)
+    high = low + scale  # the numbers that agree: low <= number < high
+    first17 = np.arange(low // 10, (high - 1) // 10 + 1, dtype=np.int64)
+    check = _VALUE_OF[((first17[:, None] // _POW) % 10 @ _W) % 11]
+    number = first17 * 10 + check
+    agrees = (check < 10) & (number >= low) & (number < high)  # an ID ending in X stays text in Excel
+    return (first17 * 11 + check)[agrees]
 
 
 def _repairs18_codes(chars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

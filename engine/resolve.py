@@ -356,6 +356,13 @@ def _applied() -> list[pl.Expr]:
 
 
 _APPLIED = _applied()
+# What _APPLIED sets where no row was looked for (resolution null), in the same column order.
+_UNCHANGED = [
+    pl.lit(None, RESOLUTION).alias("resolution"),
+    pl.col("id_valid").alias("roll_id_valid"),
+    pl.col("id_method").alias("match_method"),
+    pl.lit(100.0).alias("match_score"),
+]
 
 
 # ---- what resolution can reach, known before hukou is read -------------------------------------
@@ -386,32 +393,6 @@ def reachable(roll: pl.DataFrame, as_of: date | None = None) -> pl.Series | None
     raw = "id_number_raw" if "id_number_raw" in roll.columns else "id_number"
     spellings = [reading(text) for text in roll.filter(~valid).get_column(raw).to_list()]
     found = [keying.neighbour_codes([spelling.text for spelling in spellings], as_of)[1]]
-    found += [_agreeing(s.kept, s.rounded) for s in spellings if len(s.kept) >= _DIGITS_ACCEPTED]
+    found += [keying.agreeing_codes(s.kept, s.rounded) for s in spellings if len(s.kept) >= _DIGITS_ACCEPTED]
     codes = pl.Series("code", np.concatenate(found), pl.Int64).unique()
     return codes.to_frame().select(ids.from_code_expr(pl.col("code")).alias("id_number")).to_series()
-
-
-_WEIGHTS17 = np.array(ids.WEIGHTS, dtype=np.int64)
-_PLACES17 = 10 ** np.arange(16, -1, -1, dtype=np.int64)
-_CHECK_VALUES = np.array([10 if c == "X" else int(c) for c in ids.CHECK_CHARS], dtype=np.int64)
-
-
-def _agreeing(kept: str, rounded: bool) -> np.ndarray:
-    """The codes (ids.code) of the valid-shaped 18-digit IDs that Reading(kept=kept,
-    rounded=rounded).agrees with: those whose number, cut (or rounded) to len(kept) digits,
-    is `kept`."""
-    scale = 10 ** (18 - len(kept))
-    low = int(kept) * scale - (scale // 2 if rounded else 0)
-    high = low + scale  # the numbers that agree: low <= number < high
-    first17 = np.arange(low // 10, (high - 1) // 10 + 1, dtype=np.int64)
-    check = _CHECK_VALUES[((first17[:, None] // _PLACES17) % 10 @ _WEIGHTS17) % 11]
-    number = first17 * 10 + check
-    agrees = (check < 10) & (number >= low) & (number < high)  # an ID ending in X stays text in Excel
-    return (first17 * 11 + check)[agrees]
-# What _APPLIED sets where no row was looked for (resolution null), in the same column order.
-_UNCHANGED = [
-    pl.lit(None, RESOLUTION).alias("resolution"),
-    pl.col("id_valid").alias("roll_id_valid"),
-    pl.col("id_method").alias("match_method"),
-    pl.lit(100.0).alias("match_score"),
-]

@@ -11,6 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from engine import ids, keying
+from engine.scores import Reading
 
 from .test_ids import AS_OF, near_ids, valid_ids
 
@@ -83,3 +84,16 @@ def test_birth_dates_over_columns_are_read_as_one_by_one(digits8: str) -> None:
 @given(valid_ids())
 def test_a_valid_id_has_no_valid_neighbour_of_one_substitution_or_swap(id_number: str) -> None:
     assert keying._repairs18(id_number) == set()
+
+
+@pytest.mark.parametrize("kept, rounded", [("320303198001011", False), ("32030319800102", True),
+                                           ("3203031980010", True), ("320303198001011235", True)])
+def test_agreeing_codes_are_every_id_excels_damage_could_have_left_as_kept(kept, rounded):
+    # Every 18-digit number around kept's range, tried one by one (an ID ending in X is text to
+    # Excel: it is never damaged).
+    reading = Reading("", kept, rounded)
+    scale = 10 ** (18 - len(kept))
+    around = range(int(kept) * scale - scale, int(kept) * scale + scale)
+    expected = {ids.code(str(n)) for n in around
+                if ids.check_char(str(n)[:17]) == str(n)[17] and reading.agrees(str(n))}
+    assert expected and set(keying.agreeing_codes(kept, rounded).tolist()) == expected
