@@ -121,6 +121,30 @@ def test_which_rows_are_left_to_the_usual_reading(description, change, others):
     _same(_screened(changed, "roll", 2), _usual(changed, "roll", 2))
 
 
+def test_ids_typed_otherwise_are_normalized_in_their_own_rows_when_narrowed_to_people():
+    """The typed spellings (spaces, full-width digits, legacy IDs) are written over as normalized
+    in the rows kept, each in its own row, when only some people's rows are kept."""
+    def valid_id(serial: int) -> str:
+        first17 = f"11010519491231{serial:03d}"
+        return first17 + ids.check_char(first17)
+
+    spelled = [valid_id(n) for n in range(10, 20)]
+    cells = [
+        valid_id(1), f"{spelled[0][:6]} {spelled[0][6:]}", valid_id(2), f"{spelled[1][:6]}-{spelled[1][6:]}",
+        spelled[2][:6].translate(str.maketrans("0123456789", "０１２３４５６７８９")) + spelled[2][6:],
+        "110105491231003", f"{spelled[3][:10]} {spelled[3][10:]}", valid_id(3), f"{spelled[4][:3]} {spelled[4][3:]}",
+    ]
+    df = pl.DataFrame({"id_number": cells, "name": [f"人{n}" for n in range(len(cells))],
+                       "death_date": ["2026-01-02"] * len(cells)})
+    usual = _usual(df, "deaths", 2)
+    assert usual.frame.get_column("id_method").to_list().count("legacy15") == 1
+    for chosen in ([0, 1, 3, 4, 5, 6], [1, 4, 5, 8], [3, 6, 7], [5]):
+        people = usual.frame.get_column("id_number").gather(chosen).sort()
+        screened = _screened(df, "deaths", 2, people)
+        assert screened.frame.equals(loaders.of_people(usual.frame, people)), (chosen, screened.frame)
+        assert screened.frame.get_column("id_number").is_in(people.implode()).all()
+
+
 def test_a_large_table_is_read_in_two_by_load_frame():
     """From clean_rows.ROWS rows, load_frame reads a table in two, the same as the usual reading."""
     rows = [ROW, {**ROW, "id_number": " 110105 19491231 002x"}, {**ROW, "name": None}, {**ROW, "program": "低保"}]
