@@ -101,9 +101,13 @@ class ScanLookup:
             edit_codes = ids.codes_of_ids(edit_ids)
             born_codes = born14.cast(pl.Int64, strict=False).drop_nulls()
             code = pl.col(ids.PERSON)
+            # An ID with no code (none in a loaded hukou) by its text, those rows taken first: in
+            # one query the two filters became one, whose text tests ran over every row (0.2 s
+            # of the 0.6 s these blocks took over a city's hukou).
+            uncoded = records.filter(code.is_null()).collect().lazy()
             by_id = pl.concat([
                 records.filter(code.is_in(edit_codes.implode()) | (code // 11_000).is_in(born_codes.implode())),
-                records.filter(code.is_null()).filter(by_text),  # an ID with no code (none in a loaded hukou)
+                uncoded.filter(by_text),
             ]).drop(ids.PERSON)
             records = records.drop(ids.PERSON)
         else:
