@@ -42,6 +42,9 @@ _WEIGHTS = np.array((7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2), dtype
 _CHECK = np.frombuffer(b"10X98765432", dtype=np.uint8).copy()  # engine.ids.CHECK_CHARS
 _MONTH_DAYS = np.array([0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 _HALVED_ROWS = 1 << 18  # a column of at least this many rows is scanned in two halves at once
+_GROUP = 4  # data buffers an _id_codes call reads (a tuple of this many: one compiled signature)
+_NO_BYTES = np.zeros(1, dtype=np.uint8)
+_NO_BYTES.setflags(write=False)  # (as np.frombuffer's arrays are: one type for numba)
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 _FIRST_YEAR, _LAST_YEAR = 1900, 2199  # engine.cells.FIRST_DATE, LAST_DATE
@@ -69,28 +72,43 @@ def _real_date(year, month, day):
 
 
 @njit(cache=True, nogil=True)
-def _id_codes(views32, data, which, nulls, latest, out):
+def _id_codes(views32, buffers, first_buffer, nulls, latest, out):
+    # An ID is never in its view (18 bytes): read in its data buffer, `_GROUP` buffers a call
+    # (engine.kernels._scan_into): one pass over a decoded Parquet chunk, not one per buffer
+    # (2-4), 0.27 -> 0.16 s over a city's hukou.
     for i in range(len(out)):
-        if which < 0:
+        if first_buffer == 0:
             out[i] = -1
-        if nulls[i] or views32[i, 0] != 18:  # (never in its view: read in a buffer's call)
+        if nulls[i] or views32[i, 0] != 18:
             continue
-        mine, at = _cell(views32, which, i)
-        if not mine:
+        slot = views32[i, 2] - first_buffer
+        if slot < 0 or slot >= _GROUP:
             continue
+        data = buffers[slot]
+        at = np.int64(views32[i, 3])
+        # The 17 digits' number in three parts, each its own chain of multiply-adds, which the
+        # processor then runs side by side (one chain of 17 was most of this kernel's time).
         total = 0
-        number = 0
-        ok = True
-        for k in range(17):
+        head = 0
+        middle = 0
+        tail = 0
+        bad = 0  # negative when a byte is not a digit
+        for k in range(6):
+            one = np.int64(data[at + k]) - 48
+            other = np.int64(data[at + 6 + k]) - 48
+            bad |= one | other | (9 - one) | (9 - other)
+            total += one * _WEIGHTS[k] + other * _WEIGHTS[6 + k]
+            head = head * 10 + one
+            middle = middle * 10 + other
+        for k in range(12, 17):
             digit = np.int64(data[at + k]) - 48
-            if digit < 0 or digit > 9:
-                ok = False
-                break
+            bad |= digit | (9 - digit)
             total += digit * _WEIGHTS[k]
-            number = number * 10 + digit
+            tail = tail * 10 + digit
         check = np.int64(data[at + 17])
-        if not ok or check != _CHECK[total % 11]:
+        if bad < 0 or check != _CHECK[total % 11]:
             continue
+        number = (head * 1_000_000 + middle) * 100_000 + tail
         year = ((np.int64(data[at + 6]) - 48) * 1000 + (np.int64(data[at + 7]) - 48) * 100
                 + (np.int64(data[at + 8]) - 48) * 10 + np.int64(data[at + 9]) - 48)
         month = (np.int64(data[at + 10]) - 48) * 10 + np.int64(data[at + 11]) - 48
@@ -388,11 +406,21 @@ def _scan_into(column: pl.Series, out: np.ndarray, kernel: Callable[..., None], 
         else:
             views = np.frombuffer(found[1], dtype=np.uint8)[arrow.offset * 16:(arrow.offset + len(arrow)) * 16]
         views32 = views.view(np.int32).reshape(-1, 4)
-        kernel(views32, views, -1, nulls, *args, out[at:at + len(chunk)])
-        for which, buffer in enumerate(found[2:]):
-            if buffer is not None and buffer.size:
-                kernel(views32, np.frombuffer(buffer, dtype=np.uint8), which, nulls, *args, out[at:at + len(chunk)])
+        if kernel in _BY_GROUPS:
+            # In their places (a view names its buffer by position), an absent one as no bytes.
+            buffers = [_NO_BYTES if b is None or not b.size else np.frombuffer(b, dtype=np.uint8) for b in found[2:]]
+            for first in range(0, max(len(buffers), 1), _GROUP):
+                group = (*buffers[first:first + _GROUP], *[_NO_BYTES] * _GROUP)[:_GROUP]
+                kernel(views32, group, first, nulls, *args, out[at:at + len(chunk)])
+        else:
+            kernel(views32, views, -1, nulls, *args, out[at:at + len(chunk)])
+            for which, buffer in enumerate(found[2:]):
+                if buffer is not None and buffer.size:
+                    kernel(views32, np.frombuffer(buffer, dtype=np.uint8), which, nulls, *args, out[at:at + len(chunk)])
         at += len(chunk)
+
+
+_BY_GROUPS = (_id_codes,)  # kernels of cells that are never in their views, called with a group of buffers
 
 
 def id_codes(column: pl.Series, as_of: date | None = None) -> np.ndarray:

@@ -30,16 +30,29 @@ characters = st.one_of(st.sampled_from(WHITE + NOT_WHITE + "张伟ａ0-X.é"),
 texts = st.one_of(st.none(), st.text(characters, max_size=16), valid_ids(), valid_ids().flatmap(dirty))
 
 
-def column(cells: list[str | None], pieces: int, offset: int) -> pl.Series:
+def column(cells: list[str | None], pieces: int, offset: int, buffers: int = 1) -> pl.Series:
     """`cells` as a String column of `pieces` chunks, the first `offset` rows sliced away (Arrow
-    arrays with an offset)."""
-    whole = pl.Series("c", ["pad"] * offset + cells, pl.String)
+    arrays with an offset), its longer cells in `buffers` data buffers, which each chunk holds
+    all of (as a decoded Parquet chunk holds several)."""
+    padded = ["pad"] * offset + cells
+    if buffers > 1:  # each part made on its own has its own buffer; joined, the chunk has all
+        cut = np.linspace(0, len(padded), buffers + 1).astype(int)
+        whole = pl.concat([pl.Series("c", padded[a:b], pl.String) for a, b in zip(cut[:-1], cut[1:], strict=True)],
+                          rechunk=True)
+    else:
+        whole = pl.Series("c", padded, pl.String)
     cut = np.linspace(0, len(whole), pieces + 1).astype(int)
     chunked = pl.concat([whole.slice(a, b - a) for a, b in zip(cut[:-1], cut[1:], strict=True)], rechunk=False)
     return chunked.slice(offset)
 
 
-layouts = st.tuples(st.integers(1, 3), st.integers(0, 3))
+def test_columns_are_made_with_chunks_of_more_data_buffers_than_an_id_scan_reads_a_call():
+    made = column([f"a cell longer than twelve bytes {n}" for n in range(12)], 2, 1, 2 * kernels._GROUP + 1)
+    counts = [len(chunk.to_arrow(compat_level=pl.CompatLevel.newest()).buffers()) - 2 for chunk in made.get_chunks()]
+    assert min(counts) > kernels._GROUP, counts
+
+
+layouts = st.tuples(st.integers(1, 3), st.integers(0, 3), st.sampled_from([1, 1, 2, 3, 9]))
 
 
 @SETTINGS
@@ -136,6 +149,20 @@ def test_id_valid_is_ids_is_valid(cells, layout, as_of):
     assert got.tolist() == ids.valid(pl.Series(cells, dtype=pl.String), as_of).to_list()
     codes = kernels.id_codes(column(cells, *layout), as_of)
     assert codes.tolist() == [ids.code(c) if ok else -1 for c, ok in zip(cells, got, strict=True)]
+
+
+@pytest.mark.parametrize("position", range(17))
+@pytest.mark.parametrize("byte", ["/", ":", "A"])
+def test_a_character_just_outside_the_digits_is_no_digit_wherever_it_is(position, byte):
+    """A character next to the digits (or a letter) in any of the first 17 places, with the check
+    character its byte value would give and a real birth date: not an ID (the kernel takes
+    digits by their byte values, so only its digit test keeps them out)."""
+    first17 = list("11010519491201002")
+    first17[position] = byte
+    values = [ord(c) - 48 for c in first17]
+    cell = "".join(first17) + ids.CHECK_CHARS[sum(v * w for v, w in zip(values, ids.WEIGHTS, strict=True)) % 11]
+    assert not ids.is_valid(cell, AS_OF)
+    assert kernels.id_codes(column([cell, "11010519491231002X"], 1, 0), AS_OF).tolist() == [-1, ids.code("11010519491231002X")]
 
 
 _TYPED = re.compile(r"[0-9 \-\uff10-\uff19xX\uff38\uff58]*")  # what spelled_id_codes reads
