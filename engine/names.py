@@ -19,11 +19,19 @@ name that is neither equal nor a homophone never reaches 90 (`COMPATIBLE`).
 
 from __future__ import annotations
 
+import os
 import re
 from functools import lru_cache
 
 import polars as pl
 from rapidfuzz import fuzz
+
+# pypinyin is asked about one character at a time (`readings`, `_syllable`), which its phrase
+# table (47,000 words) never answers: without it pypinyin loads in 0.04 s, not 0.19 s, and
+# answers the same for every one of its 41,923 characters (tests/engine/test_names.py). Its own
+# switch, read when pypinyin is first imported; a process that imported it before keeps its
+# phrases.
+os.environ.setdefault("PYPINYIN_NO_PHRASES", "1")
 
 __all__ = ["DOTS", "SPACE", "FULL_WIDTH", "HALF_WIDTH", "KEY_VERSION", "COMPATIBLE", "key", "key_expr", "load", "readings", "homophones", "similarity", "key_similarity"]
 
@@ -65,7 +73,7 @@ def key_expr(name: pl.Expr) -> pl.Expr:
 
 
 def load() -> None:
-    """Load pypinyin's tables now (~0.25 s, ~200,000 objects), not at the first name compared:
+    """Load pypinyin's tables now (~0.04 s, ~100,000 objects), not at the first name compared:
     a long-running process does it before gc.freeze(), so that the check that first compares
     names does not wait for it, and no full collection scans the tables afterwards."""
     readings("张")
@@ -75,7 +83,7 @@ def load() -> None:
 @lru_cache(maxsize=8192)
 def readings(char: str) -> frozenset[str]:
     """Toneless pinyin readings of one character (all of a heteronym's); itself if not Han."""
-    from pypinyin import Style, pinyin  # imported on first use: loading it takes ~0.25 s
+    from pypinyin import Style, pinyin  # imported on first use: loading it takes ~0.04 s
 
     found = pinyin(char, style=Style.NORMAL, heteronym=True, errors=lambda c: [c])
     return frozenset(r for group in found for r in group) or frozenset({char})

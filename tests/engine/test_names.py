@@ -68,3 +68,21 @@ def test_load_imports_the_pinyin_tables_before_any_name_is_compared():
     code = ("import sys; from engine import names; assert 'pypinyin' not in sys.modules; "
             "names.load(); assert 'pypinyin' in sys.modules; assert names.readings.cache_info().currsize")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_without_pypinyins_phrases_every_character_reads_as_with_them():
+    """names asks pypinyin about single characters only, so it loads pypinyin without its phrase
+    table: each of pypinyin's characters reads the same as in a process that has the phrases."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, sys, json; from engine import names; from pypinyin import constants; "
+            "assert bool(constants.PHRASES_DICT) == (os.environ.get('PYPINYIN_NO_PHRASES') == ''); "
+            "from pypinyin.pinyin_dict import pinyin_dict; "
+            "json.dump([[sorted(names.readings(chr(c))), names._syllable(chr(c))] for c in sorted(pinyin_dict)], sys.stdout)")
+    with_phrases = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                                  env={**os.environ, "PYPINYIN_NO_PHRASES": ""}).stdout
+    without = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                             env={k: v for k, v in os.environ.items() if k != "PYPINYIN_NO_PHRASES"}).stdout
+    assert len(with_phrases) > 400_000 and with_phrases == without
