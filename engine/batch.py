@@ -132,7 +132,7 @@ def _narrowed(item: Loaded, people: pl.Series) -> Loaded:
 def _coded(frame: pl.DataFrame) -> pl.DataFrame:
     """`frame` (a source's kept rows) with its IDs' codes, ids.PERSON, which the rules then join
     on: 0.18 s less of the city's 0.85 s of rules than on the IDs' text (benchmarks/HISTORY.md,
-    the coded-rules round). Hukou has them already; the others' few kept rows are coded here."""
+    the passes round). Hukou has them already; the others' few kept rows are coded here."""
     if ids.PERSON in frame.columns:
         return frame
     return frame.with_columns(ids.code_expr(pl.col("id_number")).alias(ids.PERSON))
