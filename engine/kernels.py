@@ -76,7 +76,7 @@ def _real_date(year, month, day):
 def _id_codes(views32, buffers, first_buffer, nulls, latest, out):
     # An ID is never in its view (18 bytes): read in its data buffer, `_GROUP` buffers a call
     # (engine.kernels._scan_into): one pass over a decoded Parquet chunk, not one per buffer
-    # (2-4), 0.27 -> 0.16 s over a city's hukou.
+    # (2-4): 0.20 -> 0.14 s over a city's hukou, with the three chains below.
     for i in range(len(out)):
         if first_buffer == 0:
             out[i] = -1
