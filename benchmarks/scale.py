@@ -29,7 +29,8 @@ the table saying so, not a crash. Steps:
                 before the clock);
 * run all     — engine.batch.run_files on the Parquet files: load + validate every file, resolve
                 roll IDs against hukou, all rules: `crosscheck run` on delivered files, ingest's
-                validation on every run, then the run (writing flags aside);
+                validation on every run, then the run (writing flags aside), in a child with the
+                allocator setting `crosscheck run` makes (engine.allocator);
 * run <cadence> — the same with `cadences=[<cadence>]` (only the sources those rules use);
 * snapshots   — the roll and every source validated once through engine.loaders and kept as
                 Parquet (what store.snapshots.ingest does per delivery; not a run cost), in
@@ -95,7 +96,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scale_data import (  # noqa: E402  (after the path set-up, as a script)
+from engine import allocator  # noqa: E402  (after the path set-up, as a script)
+from scale_data import (  # noqa: E402
     CITY_HOUSEHOLDS,
     CITY_ROWS,
     INGEST_SOURCE,
@@ -468,10 +470,13 @@ def measure(step: str, directory: Path, parts: int = DEFAULT_PARTS, max_rss_gib:
     """Run `step` in a fresh child process; its result and its own peak resident memory (the
     child reports its ru_maxrss: imports included, nothing of this parent or the generator).
     A child over `max_rss_gib`, out of memory or killed is a result with `failed` saying so."""
+    env = None
+    if step == "run" or step.removeprefix("run:") in CADENCES:  # `crosscheck run`: its allocator setting
+        env = {**os.environ, allocator.VARIABLE: os.environ.get(allocator.VARIABLE, allocator.BATCH)}
     with tempfile.TemporaryFile("w+") as err:
         process = subprocess.Popen(
             [sys.executable, __file__, "--child", step, str(directory), "--parts", str(parts)],
-            stdout=subprocess.PIPE, stderr=err, text=True,
+            stdout=subprocess.PIPE, stderr=err, text=True, env=env,
         )
         limit_kib, high, started, busy = max_rss_gib * 1024**2, 0, time.perf_counter(), _busy_seconds()
         killed = None

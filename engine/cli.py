@@ -43,6 +43,7 @@ from rich.table import Table
 
 from schemas import CADENCES, SOURCES
 
+from . import allocator
 from .params import ISO_DATE
 from .errors import CrosscheckError, InputError, Problem
 
@@ -186,6 +187,7 @@ def run_command(ctx: click.Context, roll: Path, sources_dir: Path, as_of: date, 
     skipped, the others run) or rows were rejected (the rest is run, the flags written, the
     rejected rows written beside them).
     """
+    allocator.for_batch()  # before polars loads (engine.allocator says why)
     from .batch import run_files
     from .output import check_format
 
