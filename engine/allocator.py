@@ -7,10 +7,10 @@ polars' allocator (jemalloc) hands freed pages back to the system after 0.5 s (p
 run from files validates 28M rows a piece at a time: each piece's buffers are freed and the
 next piece's allocated, and at 0.5 s most of them come back as fresh pages that the kernel
 zeroes on first touch (~0.77M page faults, ~2 s of system time in a city's run). Kept for 5 s,
-they are used again (~0.65M faults): the city's run from files, in process, 6.5-7.2 -> 6.2-6.4 s, ~0.5 s
-less CPU; through the CLI faster in four of five pairs (mean 6.92 -> 6.72 s); the peak ~80 MB
-higher (benchmarks/HISTORY.md, the passes round; kept for ever, the peak rose by ~0.6 GB). A
-server keeps polars' own setting.
+they are used again (~0.65M faults): the city's run from files, in process, 6.5-7.2 -> 6.2-6.4
+s, ~0.5 s less CPU; through the CLI faster in four of five pairs (mean 6.92 -> 6.72 s); the
+peak ~80 MB higher (benchmarks/HISTORY.md, the passes round; kept for ever, the peak rose by
+~0.6 GB). A server keeps polars' own setting.
 
 polars reads `_RJEM_MALLOC_CONF` when it is first imported, adding its value after its own (a
 later setting wins), and writes the result back: so this must run before that import, and once
