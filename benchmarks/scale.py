@@ -113,6 +113,9 @@ from scale_data import (  # noqa: E402
 __all__ = ["CITY_HOUSEHOLDS", "CITY_ROWS", "SCALES", "background_ids", "parse_scale", "prepare", "main"]
 
 CADENCES = ("monthly", "quarterly", "semiannual", "annual")
+# The allocator setting the user gave, if any, read before anything here loads polars (which
+# writes its own into the variable).
+_USER_ALLOCATOR = os.environ.get(allocator.VARIABLE)
 DEFAULT_PARTS = 1
 MAX_RSS_GIB = 14.5  # GiB: 15.6 GB, under the 16 GB the machine allows one process
 
@@ -472,7 +475,7 @@ def measure(step: str, directory: Path, parts: int = DEFAULT_PARTS, max_rss_gib:
     A child over `max_rss_gib`, out of memory or killed is a result with `failed` saying so."""
     env = None
     if step == "run" or step.removeprefix("run:") in CADENCES:  # `crosscheck run`: its allocator setting
-        env = {**os.environ, allocator.VARIABLE: os.environ.get(allocator.VARIABLE, allocator.BATCH)}
+        env = {**os.environ, allocator.VARIABLE: _USER_ALLOCATOR or allocator.BATCH}
     with tempfile.TemporaryFile("w+") as err:
         process = subprocess.Popen(
             [sys.executable, __file__, "--child", step, str(directory), "--parts", str(parts)],

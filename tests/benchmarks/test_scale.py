@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "scale.py"
 
@@ -225,3 +226,31 @@ def test_the_api_pool_is_handed_to_bench_api(tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stderr
     argv = json.loads(seen.read_text(encoding="utf-8"))
     assert argv[argv.index("--pool") + 1] == "77"
+
+
+def test_the_runs_from_files_get_the_allocator_setting_crosscheck_run_makes(monkeypatch, tmp_path: Path) -> None:
+    """`crosscheck run` keeps polars' freed pages 5 s (engine.allocator); its steps here are
+    measured with the same setting, the other steps with polars' own."""
+    from engine import allocator
+
+    scale = _scale()
+    monkeypatch.setattr(scale, "_USER_ALLOCATOR", None)
+    given: dict[str, object] = {}
+
+    class Stopped(Exception):
+        pass
+
+    def popen(command, **kwargs):
+        given[command[3]] = kwargs.get("env")
+        raise Stopped
+
+    monkeypatch.setattr(scale.subprocess, "Popen", popen)
+    for step in ["run", "run:monthly", "run:indexed", "run:snapshots", "ingest"]:
+        with pytest.raises(Stopped):
+            scale.measure(step, tmp_path)
+    assert {step: env[allocator.VARIABLE] for step, env in given.items() if env} == {
+        "run": allocator.BATCH, "run:monthly": allocator.BATCH}
+    monkeypatch.setattr(scale, "_USER_ALLOCATOR", "dirty_decay_ms:0")
+    with pytest.raises(Stopped):
+        scale.measure("run", tmp_path)
+    assert given["run"][allocator.VARIABLE] == "dirty_decay_ms:0"
