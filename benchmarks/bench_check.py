@@ -124,8 +124,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import polars as pl
-    import psutil
     import pypinyin  # noqa: F401  # loaded before the clock, as a server would have it
+    from bench_api import rss_mib
     from bench_run import prepare
 
     from engine.check import CheckIndex
@@ -136,15 +136,14 @@ def main() -> None:
     as_of = DEFAULT_AS_OF
     directory = prepare(args.households, args.seed, args.data)
     frames_dir = loaded_frames(directory, as_of)
-    process = psutil.Process()
     roll = pl.read_parquet(frames_dir / "roll.parquet")
     sources = {p.stem: pl.read_parquet(p) for p in sorted(frames_dir.glob("*.parquet")) if p.stem != "roll"}
     policy = load_policy(directory / "policy.toml")
-    rss_frames = process.memory_info().rss / 2**20
+    rss_frames = rss_mib(os.getpid())
     started = time.perf_counter()
     index = CheckIndex(roll, sources, policy)
     build_s = time.perf_counter() - started
-    rss_index = process.memory_info().rss / 2**20
+    rss_index = rss_mib(os.getpid())
 
     rng = random.Random(args.seed)
     households = roll.get_column("household_id").unique().sort().to_list()

@@ -48,3 +48,21 @@ def test_a_selection_that_flags_otherwise_is_an_error(town, monkeypatch):
     monkeypatch.setattr(index, "check", dropping)
     with pytest.raises(AssertionError, match="otherwise than every rule"):
         _bench().screen_bound(index, batches, as_of)
+
+
+def test_the_command_runs_from_a_fresh_install(tmp_path):
+    """End to end, as RESULTS.md tells a reader to run it: with the project's own requirements
+    only (it once imported psutil, which none of them provides)."""
+    import subprocess
+    import sys
+
+    from . import SCRIPTS
+
+    completed = subprocess.run([sys.executable, str(SCRIPTS / "bench_check.py"), "--households", "120", "--data",
+                                str(tmp_path), "--checks", "5", "--batches", "2", "--batch-size", "3"],
+                               capture_output=True, text=True, timeout=300, check=False)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    rows = [line for line in completed.stdout.splitlines() if line.startswith("check, ")]
+    assert [row.split(",")[1].split(" x")[0].strip() for row in rows] == [
+        "1 household", "1 household", "batch of 3", "batch of 3"]
+    assert "MiB" in completed.stdout
