@@ -32,6 +32,7 @@ reading beside resolving saved ~1 s of 8 (the overlap round).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -46,14 +47,15 @@ from schemas import SOURCES
 from . import clean_rows, files, ids, loaders, names, pieces
 from .errors import InputError, Problem, SelectionError
 from .loaders import Loaded
-from .policy import load_policy
+from .policy import Policy, load_policy
 from .resolve import reachable, resolve
-from .rules import RULES, select_rules
+from .rules import RULES, Rule, select_rules
 from .run import RunResult, run
 
 __all__ = ["FileRun", "RUN_PIECE_BYTES", "run_files"]
 
 RUN_PIECE_BYTES = 128 << 20  # a source file's bytes validated at a time (engine.pieces; ~1 GB of working memory)
+_KERNEL_FILE_BYTES = 1 << 20  # a file of 500k rows (clean_rows.ROWS) is ~10 MB at the least
 
 
 @dataclass
@@ -138,13 +140,24 @@ def _coded(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(ids.code_expr(pl.col("id_number")).alias(ids.PERSON))
 
 
-def _load_ahead(resolving: bool) -> None:
+def _load_ahead(kernels: bool, resolving: bool) -> None:
     """What the run will need and would load on first use, loaded while the roll and hukou are
     read (polars and the kernels release the GIL): the kernels (~0.5 s) and, when roll IDs are
     resolved, pypinyin's tables (~0.05 s without its phrases: engine.names)."""
-    clean_rows.load_kernels()
+    if kernels:
+        clean_rows.load_kernels()
     if resolving:
         names.load()
+
+
+def _large(roll: Path, sources_dir: Path) -> bool:
+    """Whether an input file may hold a table the kernels read (clean_rows.ROWS rows: tens of MB
+    in any format); a small run does not start numba at all."""
+    try:
+        sizes = [Path(roll).stat().st_size, *(entry.stat().st_size for entry in os.scandir(sources_dir))]
+    except OSError:  # told apart by the loaders, with their own messages
+        return True
+    return max(sizes) >= _KERNEL_FILE_BYTES
 
 
 def run_files(
@@ -171,7 +184,22 @@ def run_files(
             f"and of cadence {','.join(cadences or [])})"
         )
     settings = load_policy(policy)
-    threading.Thread(target=_load_ahead, args=(resolve_ids,), name="load-ahead", daemon=True).start()
+    # Joined before the run returns, not left to the interpreter's exit: a thread still starting
+    # numba (LLVM's C++) when the process ends is stopped inside it and aborts the process
+    # ("FATAL: exception not rethrown", SIGABRT after the flags were written), as a small run
+    # that finished first once did.
+    loading = threading.Thread(target=_load_ahead, args=(_large(roll, sources_dir), resolve_ids), name="load-ahead")
+    loading.start()
+    try:
+        return _run_files(roll, sources_dir, as_of, settings, selected, rules, cadences, step, resolve_ids)
+    finally:
+        loading.join()
+
+
+def _run_files(roll: Path, sources_dir: Path, as_of: date, settings: Policy, selected: list[Rule],
+               rules: list[str] | None, cadences: list[str] | None, step: Callable[[str], None],
+               resolve_ids: bool) -> FileRun:
+    """run_files' work, once the rule selection and the policy are known to be good."""
     used = {s for r in selected for s in (*r.sources, *r.optional_sources)}
     needed = used | ({"hukou"} if resolve_ids else set())
 

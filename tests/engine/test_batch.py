@@ -3,6 +3,8 @@ flags what a run over the whole sources flags."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -136,3 +138,44 @@ def test_problems_and_sources_come_in_the_contracts_order_however_the_threads_re
     assert list(from_files.loaded) == ["roll", *(key for key in SOURCES if key in from_files.loaded)]
     files_in_order = [p.file for p in from_files.problems]
     assert files_in_order.index("deaths.csv") < files_in_order.index("medical.csv")
+
+
+@pytest.mark.parametrize("outcome", ["run", "input error"])
+def test_the_loading_ahead_is_over_when_a_run_returns(tmp_path: Path, monkeypatch, outcome: str) -> None:
+    """Whatever the run's end: a thread still loading numba when the process exits aborts it
+    (SIGABRT, "FATAL: exception not rethrown"), after the flags were written."""
+    import threading
+    import time
+
+    from engine import batch
+    from engine.errors import InputError
+
+    finished = []
+
+    def slow(kernels: bool, resolving: bool) -> None:  # as numba's start is beside a small run
+        time.sleep(0.5)
+        finished.append((kernels, resolving))
+
+    monkeypatch.setattr(batch, "_load_ahead", slow)
+    generated = generate(30, seed=4)
+    paths = write(generated, tmp_path)
+    if outcome == "input error":
+        paths["roll"].write_text("", encoding="utf-8")
+        with pytest.raises(InputError):
+            run_files(paths["roll"], paths["sources"], generated.as_of, policy=paths["policy"])
+    else:
+        run_files(paths["roll"], paths["sources"], generated.as_of, policy=paths["policy"])
+    assert finished == [(False, True)]  # small files: no kernels; the roll's IDs resolved: pypinyin
+    assert not any(thread.name == "load-ahead" for thread in threading.enumerate())
+
+
+def test_numba_starts_only_for_files_large_enough_for_the_kernels(tmp_path: Path) -> None:
+    generated = generate(30, seed=4)
+    paths = write(generated, tmp_path)
+    script = ("import sys\nfrom datetime import date\nfrom engine.batch import run_files\n"
+              f"run_files({str(paths['roll'])!r}, {str(paths['sources'])!r}, date.fromisoformat({generated.as_of.isoformat()!r}))\n"
+              "print('numba' in sys.modules)\n")
+    small = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=300)
+    (paths["sources"] / "notes.bin").write_bytes(b"\0" * (1 << 20))  # not a source: only its size counts
+    large = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=300)
+    assert (small.stdout.split()[-1], large.stdout.split()[-1]) == ("False", "True")
