@@ -151,8 +151,9 @@ def _load_ahead(kernels: bool, resolving: bool) -> None:
 
 
 def _large(roll: Path, sources_dir: Path) -> bool:
-    """Whether an input file may hold a table the kernels read (clean_rows.ROWS rows: tens of MB
-    in any format); a small run does not start numba at all."""
+    """Whether an input file may hold a table the kernels read (clean_rows.ROWS rows: its IDs
+    alone are megabytes in any format, compressed or not); a small run does not start numba at
+    all. Only a matter of time: a large table met without it loads the kernels on first use."""
     try:
         sizes = [Path(roll).stat().st_size, *(entry.stat().st_size for entry in os.scandir(sources_dir))]
     except OSError:  # told apart by the loaders, with their own messages
