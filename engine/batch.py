@@ -55,7 +55,7 @@ from .run import RunResult, run
 __all__ = ["FileRun", "RUN_PIECE_BYTES", "run_files"]
 
 RUN_PIECE_BYTES = 128 << 20  # a source file's bytes validated at a time (engine.pieces; ~1 GB of working memory)
-_KERNEL_FILE_BYTES = 1 << 20  # a file of 500k rows (clean_rows.ROWS) is ~10 MB at the least
+_KERNEL_FILE_BYTES = 1 << 20  # smaller than any file of 500k rows (clean_rows.ROWS): see _large
 
 
 @dataclass
