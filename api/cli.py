@@ -39,13 +39,10 @@ def serve_command(host: str | None, port: int | None, data_dir: Path | None, dat
 
     Store.open(settings).close()  # migrate and report a bad database before uvicorn starts
     click.echo(f"crosscheck API on http://{settings.host}:{settings.port}/api/v1 (docs: /docs)", err=True)
-    from .joined_writes import JoinedWritesProtocol
-
     # No access log: the audit log already records every request with its user, and a line
     # printed per request costs the one event loop more than a cached check of a household.
-    # Each response's head and body in one write (api.joined_writes says why).
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
-                access_log=False, proxy_headers=False, server_header=False, http=JoinedWritesProtocol)
+                access_log=False, proxy_headers=False, server_header=False)
 
 
 @click.group("users")
