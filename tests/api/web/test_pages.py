@@ -23,6 +23,9 @@ BATCH_SECONDS = 120_000  # ms: a batch of 200 households finishes well within th
 
 
 def flag_rows(page: Any) -> list[dict[str, str]]:
+    """The list's rows once the page has loaded: call it after the navigation has begun (a
+    click that submits a form only starts one; expect the new URL first)."""
+    page.wait_for_load_state("load")
     return page.locator("table.flags tbody tr").evaluate_all(
         "rows => rows.map(r => ({flag: r.dataset.flag, region: r.dataset.region}))")
 
@@ -80,6 +83,7 @@ def test_caseworker_uploads_reviews_and_sees_the_status_change(browse: Any, serv
     expect(found.first).to_be_visible()
     assert int(page.locator("[data-batch-flags]").inner_text()) == found.count() > 0
     page.get_by_role("link", name="在预警列表中查看").click()
+    expect(page).to_have_url(re.compile(r"/flags\?status=all"))
     rows = flag_rows(page)
     assert rows and all(r["region"].startswith(a) for r in rows)
 
@@ -122,6 +126,7 @@ def test_caseworker_uploads_reviews_and_sees_the_status_change(browse: Any, serv
     assert flag_id not in {r["flag"] for r in flag_rows(page)}
     page.get_by_label("处理状态").select_option("dismissed")
     page.get_by_role("button", name="筛选").click()
+    expect(page).to_have_url(re.compile(r"[?&]status=dismissed(&|$)"))
     assert flag_id in {r["flag"] for r in flag_rows(page)}
 
     # the old tab's visit form: the store refuses, the page says why (no traceback)
