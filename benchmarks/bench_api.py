@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import random
 import shutil
@@ -262,17 +263,51 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def tree_rss_mib(pid: int) -> float:
-    """The resident memory of the server and its children (the check process)."""
-    pids = [pid]
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (the server's: its check process)."""
+    found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         if int(fields[1]) == pid:
-            pids.append(int(stat.parent.name))
-    return sum(rss_mib(p) for p in pids)
+            found.append(int(stat.parent.name))
+    return found
+
+
+def tree_rss_mib(pid: int) -> float:
+    """The resident memory of the server and its children (the check process)."""
+    return sum(rss_mib(p) for p in [pid, *children_of(pid)])
+
+
+def cpu_s(pid: int) -> float:
+    """The CPU time (user and system, every thread) a process has used so far; NaN once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_times(server_pid: int) -> tuple[float, float, float]:
+    """CPU seconds so far of (the server process, its children: the check process, this process:
+    the load generator). Differences between two readings give a level's CPU per request: at
+    concurrency 32 the two cores are shared by the three, and what they spend on a request
+    bounds how many requests a second they can answer, hence the latency of a closed loop."""
+    return cpu_s(server_pid), sum(cpu_s(child) for child in children_of(server_pid)), time.process_time()
+
+
+def cpu_bound(server_us: float, checker_us: float, client_us: float, cores: int | None = None) -> str:
+    """What the CPU a request cost allows: the machine's cores answer at most cores ÷ (the three
+    processes' CPU a request) requests a second, and a closed loop of N clients then waits at
+    least N ÷ that for each answer (its mean latency is N ÷ its throughput)."""
+    cores = cores or os.cpu_count() or 1
+    total = server_us + checker_us + client_us
+    if math.isnan(total) or total <= 0:  # NaN: a process was gone before the reading
+        return "CPU a request not measured"
+    return (f"CPU a request {total:.0f} µs (server {server_us:.0f}, check process {checker_us:.0f}, load generator "
+            f"{client_us:.0f}): {cores} cores could answer at most {cores / total * 1e6:,.0f} a second")
 
 
 def main() -> None:
@@ -350,8 +385,11 @@ def main() -> None:
                                        stdout=subprocess.DEVNULL)
                 time.sleep(1)
             generator = load_raw if args.client == "raw" else load
-            before = engine_totals(url)
+            before, cpu_before = engine_totals(url), cpu_times(server.pid)
             latencies, failures, elapsed = asyncio.run(generator(url, token, bodies, as_of, level, args.requests))
+            # CPU µs a request of the server, its check process and the load generator (this one).
+            cpu_us = [(b - a) / max(len(latencies), 1) * 1e6
+                      for a, b in zip(cpu_before, cpu_times(server.pid), strict=True)]
             checks, together, engine_s = (b - a for a, b in zip(before, engine_totals(url), strict=True))
             if spy is not None:
                 spy.send_signal(2)  # py-spy writes its flame graph on SIGINT
@@ -359,20 +397,27 @@ def main() -> None:
             rows.append((level, len(latencies), failures, percentile(latencies, 0.5) * 1000,
                          percentile(latencies, 0.9) * 1000, percentile(latencies, 0.99) * 1000,
                          max(latencies) * 1000, statistics.fmean(latencies) * 1000, len(latencies) / elapsed,
-                         together / checks if checks else 0.0, engine_s / checks * 1000 if checks else 0.0))
+                         together / checks if checks else 0.0, engine_s / checks * 1000 if checks else 0.0,
+                         *cpu_us))
         print(f"\nPOST /api/v1/checks, {args.households:,}-household city, {args.client} client, "
               f"server RSS {tree_rss_mib(server.pid):,.0f} MiB (with its check process)")
-        # The last two, per check (the server's /metrics): how many requests its engine call took
-        # together, and how long that call took. At concurrency 32 a check waits for about two.
+        # Then, per check (the server's /metrics): how many requests its engine call took together,
+        # and how long that call took (at concurrency 32 a check waits for about two); and the
+        # CPU a request cost the server, its check process and the load generator.
         print("| concurrency | requests | non-200 | p50 ms | p90 ms | p99 ms | max ms | mean ms | requests/s "
-              "| gathered | engine ms |")
-        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+              "| gathered | engine ms | server µs | checker µs | client µs |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for row in rows:
-            print("| {} | {} | {} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | {:.0f} | {:.1f} | {:.1f} |".format(*row))
+            print("| {} | {} | {} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | {:.0f} | {:.1f} | {:.1f} "
+                  "| {:.0f} | {:.0f} | {:.0f} |".format(*row))
+        for level, *_, server_us, checker_us, client_us in rows:
+            if level > 1:
+                print(f"concurrency {level}: {cpu_bound(server_us, checker_us, client_us)}")
         batch = xlsx_batch(url, token, city / "roll.parquet", args.xlsx_rows, workdir, as_of) if args.xlsx_rows else None
         if args.json:
             names = ("concurrency", "requests", "failures", "p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms",
-                     "requests_per_s", "gathered_mean", "engine_ms_mean")
+                     "requests_per_s", "gathered_mean", "engine_ms_mean", "server_cpu_us", "checker_cpu_us",
+                     "client_cpu_us")
             args.json.write_text(json.dumps({
                 "households": args.households, "first_check_s": index_s, "server_rss_mib": tree_rss_mib(server.pid),
                 "client": args.client, "checks": [dict(zip(names, row, strict=True)) for row in rows],

@@ -598,6 +598,15 @@ def _engine_note(check: dict) -> str:
             f"(means per check)")
 
 
+def _cpu_note(check: dict) -> str:
+    """The CPU a request cost each process at this concurrency, and the throughput it allows."""
+    if "checker_cpu_us" not in check or int(check["concurrency"]) == 1:
+        return ""
+    from bench_api import cpu_bound
+
+    return "; " + cpu_bound(check["server_cpu_us"], check["checker_cpu_us"], check["client_cpu_us"])
+
+
 def api_rows(found: dict, data_note: str, server_peak_mib: float) -> dict[str, dict]:
     """bench_api's --json figures as rows of the table (keys api:c<level>, api:xlsx)."""
     rows: dict[str, dict] = {}
@@ -608,7 +617,7 @@ def api_rows(found: dict, data_note: str, server_peak_mib: float) -> dict[str, d
             "peak_mib": server_peak_mib,
             "note": (f"**p50 {check['p50_ms']:.1f} ms, p99 {check['p99_ms']:.1f} ms** (p90 {check['p90_ms']:.1f}, "
                      f"max {check['max_ms']:.1f}); {check['requests']:,} requests, {check['failures']} non-200, "
-                     f"{check['requests_per_s']:.0f}/s{_engine_note(check)}; {data_note}"),
+                     f"{check['requests_per_s']:.0f}/s{_engine_note(check)}{_cpu_note(check)}; {data_note}"),
         }
         if check["failures"]:
             rows[f"api:c{level}"]["failed_requests"] = check["failures"]

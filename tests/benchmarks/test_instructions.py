@@ -3,8 +3,11 @@ bench_api.py send: what it refuses, and households as the roll wrote them."""
 
 from __future__ import annotations
 
+import math
+import os
 import subprocess
 import sys
+import time
 from argparse import Namespace
 from pathlib import Path
 
@@ -76,3 +79,29 @@ def test_a_directory_without_a_database_is_refused(tmp_path: Path):
     shown = subprocess.run([sys.executable, str(SCRIPTS / "instructions.py"), "--data-dir", str(tmp_path)],
                            capture_output=True, text=True)
     assert shown.returncode != 0 and "no crosscheck.db" in shown.stderr
+
+
+def test_the_cpu_of_a_process_and_its_children_is_read_from_proc():
+    bench_api = script("bench_api")
+    busy_then_idle = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\ntime.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", busy_then_idle])
+    try:
+        parent = os.getpid()
+        assert child.pid in bench_api.children_of(parent)
+        deadline = time.monotonic() + 20
+        while bench_api.cpu_s(child.pid) < 0.25 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert 0.25 <= bench_api.cpu_s(child.pid) < 5
+        server, children, client = bench_api.cpu_times(parent)
+        assert children >= 0.25 and server > 0 and client > 0
+    finally:
+        child.kill()
+        child.wait()
+    assert math.isnan(bench_api.cpu_s(child.pid))  # gone (reaped)
+
+
+def test_the_cpu_bound_is_the_cores_over_the_cpu_a_request():
+    bound = script("bench_api").cpu_bound(300.0, 400.0, 100.0, cores=2)
+    assert bound == ("CPU a request 800 µs (server 300, check process 400, load generator 100): "
+                     "2 cores could answer at most 2,500 a second")
+    assert script("bench_api").cpu_bound(float("nan"), 1.0, 1.0, cores=2) == "CPU a request not measured"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -117,6 +118,20 @@ def test_bench_api_figures_become_rows_and_targets() -> None:
     assert "p50 15.2 ms, p99 24.9 ms" in text and "| 1.25 |" in text
     assert "engine calls of 14.5 requests, 9.2 ms (means per check)" in rows["api:c32"]["note"]
     assert "engine calls" not in rows["api:c1"]["note"]  # figures from before the server reported them
+    assert "CPU a request" not in rows["api:c32"]["note"]  # nor the processes' CPU
+
+
+def test_the_cpu_a_request_cost_each_process_is_in_the_note_with_the_throughput_it_allows() -> None:
+    scale = _scale()
+    found = json.loads(json.dumps(_API_JSON))
+    for check in found["checks"]:
+        check |= {"server_cpu_us": 330.0, "checker_cpu_us": 410.0, "client_cpu_us": 60.0}
+    rows = scale.api_rows(found, "this scale's data", 512.0)
+    assert "CPU a request" not in rows["api:c1"]["note"]  # one client: nothing shares the cores
+    note = rows["api:c32"]["note"]
+    assert "CPU a request 800 µs (server 330, check process 410, load generator 60)" in note
+    cores = os.cpu_count()
+    assert f"{cores} cores could answer at most {cores / 800e-6:,.0f} a second" in note
     lines = "\n".join(scale.targets("city", rows))
     assert "p99 ≤ 20 ms at concurrency 32: NOT met" in lines
     assert "XLSX batch, upload to flags, ≤ 3 s: met" in lines
