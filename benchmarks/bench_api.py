@@ -298,16 +298,36 @@ def cpu_times(server_pid: int) -> tuple[float, float, float]:
     return cpu_s(server_pid), sum(cpu_s(child) for child in children_of(server_pid)), time.process_time()
 
 
-def cpu_bound(server_us: float, checker_us: float, client_us: float, cores: int | None = None) -> str:
-    """What the CPU a request cost allows: the machine's cores answer at most cores ÷ (the three
-    processes' CPU a request) requests a second, and a closed loop of N clients then waits at
-    least N ÷ that for each answer (its mean latency is N ÷ its throughput)."""
+def checker_cores(server_pid: int) -> int | None:
+    """How many CPUs the server's check process may run on (1: it keeps to one, the default on two
+    or more cores); None when there is no check process or it cannot be told."""
+    for child in children_of(server_pid):
+        try:
+            return len(os.sched_getaffinity(child))
+        except OSError:
+            return None
+    return None
+
+
+def cpu_bound(server_us: float, checker_us: float, client_us: float, cores: int | None = None,
+              checker_cores: int | None = None) -> str:
+    """What the CPU a request cost allows. A closed loop of N clients waits N ÷ its throughput for
+    each answer on average, and the throughput is at most what the busiest core allows: with the
+    check process kept to one core (checker_cores 1), that core answers at most 1 ÷ its CPU a
+    request, the others 1 ÷ (the server's and the load generator's); otherwise the cores answer at
+    most cores ÷ (the three processes' CPU a request)."""
     cores = cores or os.cpu_count() or 1
     total = server_us + checker_us + client_us
     if math.isnan(total) or total <= 0:  # NaN: a process was gone before the reading
         return "CPU a request not measured"
-    return (f"CPU a request {total:.0f} µs (server {server_us:.0f}, check process {checker_us:.0f}, load generator "
-            f"{client_us:.0f}): {cores} cores could answer at most {cores / total * 1e6:,.0f} a second")
+    spent = (f"CPU a request {total:.0f} µs (server {server_us:.0f}, check process {checker_us:.0f}, load generator "
+             f"{client_us:.0f})")
+    if checker_cores == 1 and cores > 1:
+        checking, serving = 1e6 / checker_us, (cores - 1) * 1e6 / (server_us + client_us)
+        busiest = "the check process's" if checking <= serving else "the server's and load generator's"
+        return (f"{spent}: the check process's core could answer at most {checking:,.0f} a second, the other "
+                f"{cores - 1} at most {serving:,.0f}; {busiest} bind{'s' if checking <= serving else ''}")
+    return f"{spent}: {cores} core{'s' if cores > 1 else ''} could answer at most {cores / total * 1e6:,.0f} a second"
 
 
 def main() -> None:
@@ -390,6 +410,7 @@ def main() -> None:
             # CPU µs a request of the server, its check process and the load generator (this one).
             cpu_us = [(b - a) / max(len(latencies), 1) * 1e6
                       for a, b in zip(cpu_before, cpu_times(server.pid), strict=True)]
+            kept_to = checker_cores(server.pid)
             checks, together, engine_s = (b - a for a, b in zip(before, engine_totals(url), strict=True))
             if spy is not None:
                 spy.send_signal(2)  # py-spy writes its flame graph on SIGINT
@@ -398,7 +419,7 @@ def main() -> None:
                          percentile(latencies, 0.9) * 1000, percentile(latencies, 0.99) * 1000,
                          max(latencies) * 1000, statistics.fmean(latencies) * 1000, len(latencies) / elapsed,
                          together / checks if checks else 0.0, engine_s / checks * 1000 if checks else 0.0,
-                         *cpu_us))
+                         *cpu_us, kept_to))
         print(f"\nPOST /api/v1/checks, {args.households:,}-household city, {args.client} client, "
               f"server RSS {tree_rss_mib(server.pid):,.0f} MiB (with its check process)")
         # Then, per check (the server's /metrics): how many requests its engine call took together,
@@ -409,15 +430,15 @@ def main() -> None:
         print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for row in rows:
             print("| {} | {} | {} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | {:.0f} | {:.1f} | {:.1f} "
-                  "| {:.0f} | {:.0f} | {:.0f} |".format(*row))
-        for level, *_, server_us, checker_us, client_us in rows:
+                  "| {:.0f} | {:.0f} | {:.0f} |".format(*row[:-1]))
+        for level, *_, server_us, checker_us, client_us, kept_to in rows:
             if level > 1:
-                print(f"concurrency {level}: {cpu_bound(server_us, checker_us, client_us)}")
+                print(f"concurrency {level}: {cpu_bound(server_us, checker_us, client_us, checker_cores=kept_to)}")
         batch = xlsx_batch(url, token, city / "roll.parquet", args.xlsx_rows, workdir, as_of) if args.xlsx_rows else None
         if args.json:
             names = ("concurrency", "requests", "failures", "p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms",
                      "requests_per_s", "gathered_mean", "engine_ms_mean", "server_cpu_us", "checker_cpu_us",
-                     "client_cpu_us")
+                     "client_cpu_us", "checker_cores")
             args.json.write_text(json.dumps({
                 "households": args.households, "first_check_s": index_s, "server_rss_mib": tree_rss_mib(server.pid),
                 "client": args.client, "checks": [dict(zip(names, row, strict=True)) for row in rows],

@@ -604,7 +604,8 @@ def _cpu_note(check: dict) -> str:
         return ""
     from bench_api import cpu_bound
 
-    return "; " + cpu_bound(check["server_cpu_us"], check["checker_cpu_us"], check["client_cpu_us"])
+    return "; " + cpu_bound(check["server_cpu_us"], check["checker_cpu_us"], check["client_cpu_us"],
+                            checker_cores=check.get("checker_cores"))
 
 
 def api_rows(found: dict, data_note: str, server_peak_mib: float) -> dict[str, dict]:

@@ -105,3 +105,29 @@ def test_the_cpu_bound_is_the_cores_over_the_cpu_a_request():
     assert bound == ("CPU a request 800 µs (server 300, check process 400, load generator 100): "
                      "2 cores could answer at most 2,500 a second")
     assert script("bench_api").cpu_bound(float("nan"), 1.0, 1.0, cores=2) == "CPU a request not measured"
+
+
+def test_with_the_check_process_on_one_core_the_busiest_core_bounds_the_throughput():
+    bound = script("bench_api").cpu_bound
+    assert bound(300.0, 400.0, 100.0, cores=2, checker_cores=1) == (
+        "CPU a request 800 µs (server 300, check process 400, load generator 100): the check process's core "
+        "could answer at most 2,500 a second, the other 1 at most 2,500; the check process's binds")
+    assert bound(400.0, 250.0, 100.0, cores=2, checker_cores=1).endswith(
+        "the check process's core could answer at most 4,000 a second, the other 1 at most 2,000; "
+        "the server's and load generator's bind")
+    assert bound(300.0, 400.0, 100.0, cores=1, checker_cores=1).endswith("1 core could answer at most 1,250 a second")
+
+
+def test_the_cores_the_check_process_keeps_to_are_read_from_its_affinity(monkeypatch):
+    bench_api = script("bench_api")
+    one_cpu = "import os, time; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); print(flush=True); time.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", one_cpu], stdout=subprocess.PIPE)
+    try:
+        child.stdout.readline()  # it has kept to one CPU
+        monkeypatch.setattr(bench_api, "children_of", lambda pid: [child.pid] if pid == 1234 else [])
+        assert bench_api.checker_cores(1234) == 1
+        assert bench_api.checker_cores(5678) is None  # no check process
+    finally:
+        child.kill()
+        child.wait()
+    assert bench_api.checker_cores(1234) is None  # gone

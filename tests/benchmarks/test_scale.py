@@ -125,13 +125,17 @@ def test_the_cpu_a_request_cost_each_process_is_in_the_note_with_the_throughput_
     scale = _scale()
     found = json.loads(json.dumps(_API_JSON))
     for check in found["checks"]:
-        check |= {"server_cpu_us": 330.0, "checker_cpu_us": 410.0, "client_cpu_us": 60.0}
+        check |= {"server_cpu_us": 330.0, "checker_cpu_us": 410.0, "client_cpu_us": 60.0, "checker_cores": None}
     rows = scale.api_rows(found, "this scale's data", 512.0)
     assert "CPU a request" not in rows["api:c1"]["note"]  # one client: nothing shares the cores
     note = rows["api:c32"]["note"]
     assert "CPU a request 800 µs (server 330, check process 410, load generator 60)" in note
     cores = os.cpu_count()
     assert f"{cores} cores could answer at most {cores / 800e-6:,.0f} a second" in note
+    found["checks"][1]["checker_cores"] = 1  # the check process kept to one core
+    note = scale.api_rows(found, "this scale's data", 512.0)["api:c32"]["note"]
+    if cores > 1:
+        assert "the check process's core could answer at most 2,439 a second" in note
     lines = "\n".join(scale.targets("city", rows))
     assert "p99 ≤ 20 ms at concurrency 32: NOT met" in lines
     assert "XLSX batch, upload to flags, ≤ 3 s: met" in lines
