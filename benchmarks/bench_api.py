@@ -300,13 +300,16 @@ def cpu_times(server_pid: int) -> tuple[float, float, float]:
 
 def checker_cores(server_pid: int) -> int | None:
     """How many CPUs the server's check process may run on (1: it keeps to one, the default on two
-    or more cores); None when there is no check process or it cannot be told."""
-    for child in children_of(server_pid):
-        try:
-            return len(os.sched_getaffinity(child))
-        except OSError:
-            return None
-    return None
+    or more cores); None when there is no check process or it cannot be told. The check process
+    is the server's busiest child (multiprocessing's resource tracker is another, idle one)."""
+    children = [(cpu_s(child), child) for child in children_of(server_pid)]
+    children = [(cpu, child) for cpu, child in children if not math.isnan(cpu)]
+    if not children:
+        return None
+    try:
+        return len(os.sched_getaffinity(max(children)[1]))
+    except OSError:
+        return None
 
 
 def cpu_bound(server_us: float, checker_us: float, client_us: float, cores: int | None = None,
@@ -322,7 +325,7 @@ def cpu_bound(server_us: float, checker_us: float, client_us: float, cores: int 
         return "CPU a request not measured"
     spent = (f"CPU a request {total:.0f} µs (server {server_us:.0f}, check process {checker_us:.0f}, load generator "
              f"{client_us:.0f})")
-    if checker_cores == 1 and cores > 1:
+    if checker_cores == 1 and cores > 1 and checker_us > 0 and server_us + client_us > 0:
         checking, serving = 1e6 / checker_us, (cores - 1) * 1e6 / (server_us + client_us)
         busiest = "the check process's" if checking <= serving else "the server's and load generator's"
         return (f"{spent}: the check process's core could answer at most {checking:,.0f} a second, the other "

@@ -116,18 +116,27 @@ def test_with_the_check_process_on_one_core_the_busiest_core_bounds_the_throughp
         "the check process's core could answer at most 4,000 a second, the other 1 at most 2,000; "
         "the server's and load generator's bind")
     assert bound(300.0, 400.0, 100.0, cores=1, checker_cores=1).endswith("1 core could answer at most 1,250 a second")
+    assert bound(300.0, 0.0, 100.0, cores=2, checker_cores=1).endswith("2 cores could answer at most 5,000 a second")
 
 
 def test_the_cores_the_check_process_keeps_to_are_read_from_its_affinity(monkeypatch):
+    """The check process is the server's busiest child: another (multiprocessing's resource
+    tracker) idles on every CPU."""
     bench_api = script("bench_api")
-    one_cpu = "import os, time; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); print(flush=True); time.sleep(30)"
-    child = subprocess.Popen([sys.executable, "-c", one_cpu], stdout=subprocess.PIPE)
+    one_cpu = ("import os, time; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); t = time.process_time()\n"
+               "while time.process_time() - t < 0.3: pass\nprint(flush=True); time.sleep(30)")
+    busy = subprocess.Popen([sys.executable, "-c", one_cpu], stdout=subprocess.PIPE)
+    idle = subprocess.Popen([sys.executable, "-c", "print(flush=True); import time; time.sleep(30)"],
+                            stdout=subprocess.PIPE)
     try:
-        child.stdout.readline()  # it has kept to one CPU
-        monkeypatch.setattr(bench_api, "children_of", lambda pid: [child.pid] if pid == 1234 else [])
-        assert bench_api.checker_cores(1234) == 1
+        busy.stdout.readline()  # it has kept to one CPU and used 0.3 s of it
+        idle.stdout.readline()
+        children = {1234: [idle.pid, busy.pid], 4321: [busy.pid, idle.pid]}
+        monkeypatch.setattr(bench_api, "children_of", lambda pid: children.get(pid, []))
+        assert bench_api.checker_cores(1234) == bench_api.checker_cores(4321) == 1
         assert bench_api.checker_cores(5678) is None  # no check process
     finally:
-        child.kill()
-        child.wait()
+        for child in (busy, idle):
+            child.kill()
+            child.wait()
     assert bench_api.checker_cores(1234) is None  # gone
