@@ -328,8 +328,9 @@ def cpu_bound(server_us: float, checker_us: float, client_us: float, cores: int 
     if checker_cores == 1 and cores > 1 and checker_us > 0 and server_us + client_us > 0:
         checking, serving = 1e6 / checker_us, (cores - 1) * 1e6 / (server_us + client_us)
         busiest = "the check process's" if checking <= serving else "the server's and load generator's"
-        return (f"{spent}: the check process's core could answer at most {checking:,.0f} a second, the other "
-                f"{cores - 1} at most {serving:,.0f}; {busiest} bind{'s' if checking <= serving else ''}")
+        others = "the other core" if cores == 2 else f"the other {cores - 1} cores"
+        return (f"{spent}: the check process's core could answer at most {checking:,.0f} a second, {others} at "
+                f"most {serving:,.0f}; {busiest} bind{'s' if checking <= serving else ''}")
     return f"{spent}: {cores} core{'s' if cores > 1 else ''} could answer at most {cores / total * 1e6:,.0f} a second"
 
 

@@ -111,10 +111,12 @@ def test_with_the_check_process_on_one_core_the_busiest_core_bounds_the_throughp
     bound = script("bench_api").cpu_bound
     assert bound(300.0, 400.0, 100.0, cores=2, checker_cores=1) == (
         "CPU a request 800 µs (server 300, check process 400, load generator 100): the check process's core "
-        "could answer at most 2,500 a second, the other 1 at most 2,500; the check process's binds")
+        "could answer at most 2,500 a second, the other core at most 2,500; the check process's binds")
     assert bound(400.0, 250.0, 100.0, cores=2, checker_cores=1).endswith(
-        "the check process's core could answer at most 4,000 a second, the other 1 at most 2,000; "
+        "the check process's core could answer at most 4,000 a second, the other core at most 2,000; "
         "the server's and load generator's bind")
+    assert bound(1400.0, 250.0, 100.0, cores=4, checker_cores=1).endswith(
+        "the other 3 cores at most 2,000; the server's and load generator's bind")
     assert bound(300.0, 400.0, 100.0, cores=1, checker_cores=1).endswith("1 core could answer at most 1,250 a second")
     assert bound(300.0, 0.0, 100.0, cores=2, checker_cores=1).endswith("2 cores could answer at most 5,000 a second")
 
