@@ -124,21 +124,21 @@ def test_bench_api_figures_become_rows_and_targets() -> None:
     assert "XLSX batch, upload to flags, ≤ 3 s: met" in lines
 
 
-def test_the_cpu_a_request_cost_each_process_is_in_the_note_with_the_throughput_it_allows() -> None:
+def test_the_cpu_a_request_cost_each_process_is_in_the_note_with_the_throughput_it_allows(monkeypatch) -> None:
     scale = _scale()
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
     found = json.loads(json.dumps(_API_JSON))
     for check in found["checks"]:
         check |= {"server_cpu_us": 330.0, "checker_cpu_us": 410.0, "client_cpu_us": 60.0, "checker_cores": None}
     rows = scale.api_rows(found, "this scale's data", 512.0)
     assert "CPU a request" not in rows["api:c1"]["note"]  # one client: nothing shares the cores
     note = rows["api:c32"]["note"]
-    assert "CPU a request 800 µs (server 330, check process 410, load generator 60)" in note
-    cores = os.cpu_count()
-    assert f"{cores} cores could answer at most {cores / 800e-6:,.0f} a second" in note
+    assert "CPU a request 800 µs (server 330, check process 410, load generator 60): 2 cores could answer at most " \
+           "2,500 a second" in note
     found["checks"][1]["checker_cores"] = 1  # the check process kept to one core
     note = scale.api_rows(found, "this scale's data", 512.0)["api:c32"]["note"]
-    if cores > 1:
-        assert "the check process's core could answer at most 2,439 a second" in note
+    assert "the check process's core could answer at most 2,439 a second, the other core at most 2,564; " \
+           "the check process's binds" in note
 
 
 def test_a_failing_api_benchmark_is_a_row_not_a_crash(tmp_path: Path) -> None:
