@@ -326,6 +326,8 @@ def step_run_spark(directory: Path) -> dict:
     from engine.spark import run_spark
     from fixtures.generator import DEFAULT_AS_OF
 
+    from bench_api import cpu_s
+
     held = directory / "snapshots"
     if not (held / "done.json").exists():
         raise SystemExit("the run:spark step needs the snapshots step first (--steps snapshots,run:spark)")
@@ -348,11 +350,11 @@ def step_run_spark(directory: Path) -> dict:
     phases = {_phase(text): end - t for (text, t), end in zip(steps, ends, strict=True)}
     jvm = spark.sparkContext._gateway.proc.pid  # the JVM Spark runs in
     jvm_kib = _status_kib(jvm).get("VmHWM", 0)
-    jvm_cpu = sum(int(v) for v in Path(f"/proc/{jvm}/stat").read_text().rsplit(")", 1)[1].split()[11:13])
+    jvm_cpu = cpu_s(jvm)
     spark.stop()
     note = (f"{result.flags.height:,} flags; Spark's session {session_s:.1f} s, "
             + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items()) + "; the JVM: "
-            f"{jvm_cpu / os.sysconf('SC_CLK_TCK'):.1f} s CPU, peak {jvm_kib / 1024:,.0f} MiB; "
+            f"{jvm_cpu:.1f} s CPU, peak {jvm_kib / 1024:,.0f} MiB; "
             + _truth_note(result.flags, directory))
     return {"wall": wall, "cpu": cpu, "note": note, "phases": phases}
 
